@@ -1,0 +1,201 @@
+import type { Clock } from "../clock.ts";
+import { CommitBatcher } from "./commit_batcher.ts";
+
+/** How long a reference number is cached by `set_cached_reference` and after a matched CV: 72 hours. */
+export const LONG_LIFETIME_MS = 72 * 60 * 60 * 1000;
+/** How long a reference number is cached by `set_short_cached_reference`: 12 hours. */
+export const SHORT_LIFETIME_MS = 12 * 60 * 60 * 1000;
+
+/** Reference numbers longer than this (UTF-8 bytes) are stored under their SHA-256 digest (keys ≤ 2 KiB). */
+const MAX_PLAIN_KEY_BYTES = 1024;
+/** How many reference numbers this process remembers as cached, to answer without reading the store. */
+const MAX_REMEMBERED = 250_000;
+/** `getMany` takes at most this many keys. */
+const MAX_KEYS_PER_READ = 10;
+
+interface Remembered {
+  expiresAt: number;
+  /** Settles when the write that set `expiresAt` is committed; null once it is. */
+  commit: Promise<void> | null;
+}
+
+interface PendingRead {
+  readonly key: Deno.KvKey;
+  readonly resolve: (expiresAt: number) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * The cache of reference numbers already scraped or sent, on Deno.Kv.
+ *
+ * Each entry is `["ref", <reference number>] → Deno.KvU64(expiry time in ms)`, written with `expireIn` so the
+ * store sweeps it later. Lifetimes are checked on read against the injected clock, because Deno.Kv keeps
+ * expired keys readable until a sweep. A set never shortens a lifetime. Writes are group-committed and
+ * resolve only once durable. Entries this process wrote or read as cached are remembered, so asking again
+ * costs no store read; "not cached" is never remembered, since other processes may share the store.
+ */
+export class ReferenceCache {
+  readonly #kv: Deno.Kv;
+  readonly #clock: Clock;
+  readonly #batcher: CommitBatcher;
+  readonly #remembered = new Map<string, Remembered>();
+  #pendingReads: PendingRead[] = [];
+  #readScheduled = false;
+
+  /** Creates a cache over an open store; `clock` decides what has expired. */
+  constructor(kv: Deno.Kv, clock: Clock) {
+    this.#kv = kv;
+    this.#clock = clock;
+    this.#batcher = new CommitBatcher(kv);
+  }
+
+  /** Caches `reference` for 72 hours; resolves once the entry is committed. */
+  setLong(reference: string): Promise<void> {
+    // 72 h is the longest lifetime, so a blind write can never shorten an entry.
+    const expiresAt = this.#clock.now() + LONG_LIFETIME_MS;
+    const key = storeKey(reference);
+    const write = (key: Deno.KvKey) =>
+      this.#batcher.write([{ type: "set", key, value: expiryValue(expiresAt), expireIn: LONG_LIFETIME_MS }]);
+    return this.#track(reference, expiresAt, key instanceof Promise ? key.then(write) : write(key));
+  }
+
+  /** Caches many references for 72 hours in batched commits (the warm-up from RT-CV). */
+  async setManyLong(references: Iterable<string>): Promise<number> {
+    const writes: Promise<void>[] = [];
+    for (const reference of references) writes.push(this.setLong(reference));
+    await Promise.all(writes);
+    return writes.length;
+  }
+
+  /** Caches `reference` for 12 hours, unless it is already cached for longer. */
+  setShort(reference: string): Promise<void> {
+    const expiresAt = this.#clock.now() + SHORT_LIFETIME_MS;
+    const remembered = this.#remembered.get(reference);
+    if (remembered && remembered.expiresAt >= expiresAt) return remembered.commit ?? Promise.resolve();
+    return this.#track(reference, expiresAt, this.#extendTo(reference, expiresAt));
+  }
+
+  /** Writes `expiresAt` for a reference unless the store holds a later expiry (checked and set atomically). */
+  async #extendTo(reference: string, expiresAt: number): Promise<void> {
+    const key = await storeKey(reference);
+    for (;;) {
+      const current = await this.#kv.get<Deno.KvU64>(key);
+      if (current.value instanceof Deno.KvU64 && Number(current.value.value) >= expiresAt) return;
+      const result = await this.#kv.atomic()
+        .check(current)
+        .set(key, expiryValue(expiresAt), { expireIn: SHORT_LIFETIME_MS })
+        .commit();
+      if (result.ok) return;
+    }
+  }
+
+  /**
+   * Remembers a write in flight at once, so a lookup issued after it waits for its commit instead of
+   * reading the store before the write lands.
+   */
+  #track(reference: string, expiresAt: number, commit: Promise<void>): Promise<void> {
+    const entry: Remembered = { expiresAt, commit };
+    this.#remember(reference, entry);
+    return commit.then(
+      () => {
+        if (entry.commit === commit) entry.commit = null;
+      },
+      (error: unknown) => {
+        if (this.#remembered.get(reference) === entry) this.#remembered.delete(reference);
+        throw error;
+      },
+    );
+  }
+
+  /** True when `reference` is cached and its lifetime has not run out by the clock. */
+  async has(reference: string): Promise<boolean> {
+    const now = this.#clock.now();
+    const remembered = this.#remembered.get(reference);
+    if (remembered && remembered.expiresAt > now) {
+      if (remembered.commit === null) return true;
+      try {
+        await remembered.commit;
+        return true;
+      } catch {
+        // The write failed: fall through and ask the store.
+      }
+    }
+    const expiresAt = await this.#read(await storeKey(reference));
+    if (expiresAt > now) {
+      this.#remember(reference, { expiresAt, commit: null });
+      return true;
+    }
+    return false;
+  }
+
+  /** Resolves once every write so far is committed. */
+  drained(): Promise<void> {
+    return this.#batcher.drained();
+  }
+
+  /** How many references this process currently remembers (for metrics). */
+  get rememberedCount(): number {
+    return this.#remembered.size;
+  }
+
+  #remember(reference: string, entry: Remembered): void {
+    const existing = this.#remembered.get(reference);
+    if (existing && existing.expiresAt > entry.expiresAt && existing.commit === null) return;
+    if (!existing && this.#remembered.size >= MAX_REMEMBERED) {
+      const oldest = this.#remembered.keys().next().value;
+      if (oldest !== undefined) this.#remembered.delete(oldest);
+    }
+    this.#remembered.set(reference, entry);
+  }
+
+  /** Reads one key's expiry; reads issued in the same turn share `getMany` calls. */
+  #read(key: Deno.KvKey): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#pendingReads.push({ key, resolve, reject });
+      if (this.#readScheduled) return;
+      this.#readScheduled = true;
+      queueMicrotask(() => this.#issueReads());
+    });
+  }
+
+  #issueReads(): void {
+    this.#readScheduled = false;
+    const reads = this.#pendingReads;
+    this.#pendingReads = [];
+    for (let start = 0; start < reads.length; start += MAX_KEYS_PER_READ) {
+      const group = reads.slice(start, start + MAX_KEYS_PER_READ);
+      this.#kv.getMany<Deno.KvU64[]>(group.map((read) => read.key)).then(
+        (entries) => {
+          entries.forEach((entry, index) => {
+            group[index].resolve(entry.value instanceof Deno.KvU64 ? Number(entry.value.value) : 0);
+          });
+        },
+        (error) => {
+          const failure = error instanceof Error ? error : new Error(String(error));
+          for (const read of group) read.reject(failure);
+        },
+      );
+    }
+  }
+}
+
+const encoder = new TextEncoder();
+
+function expiryValue(expiresAt: number): Deno.KvU64 {
+  return new Deno.KvU64(BigInt(Math.max(0, Math.floor(expiresAt))));
+}
+
+/** The store key of a reference; long ones are digested, which is asynchronous. */
+function storeKey(reference: string): Deno.KvKey | Promise<Deno.KvKey> {
+  if (
+    reference.length * 3 <= MAX_PLAIN_KEY_BYTES || encoder.encode(reference).length <= MAX_PLAIN_KEY_BYTES
+  ) {
+    return ["ref", reference];
+  }
+  return digestKey(reference);
+}
+
+async function digestKey(reference: string): Promise<Deno.KvKey> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(reference)));
+  return ["ref_sha256", Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("")];
+}

@@ -1,0 +1,81 @@
+import { ReferenceCache } from "./cache/reference_cache.ts";
+import { LazyStore } from "./cache/lazy_store.ts";
+import type { Clock } from "./clock.ts";
+import { cacheCommands } from "./commands/cache_commands.ts";
+import { cvCommands } from "./commands/cv_commands.ts";
+import { CommandRegistry } from "./commands/registry.ts";
+import { secretCommands } from "./commands/secret_commands.ts";
+import { liveModeUnavailable, type ServerCredentials, sessionCommands } from "./commands/session_commands.ts";
+import type { RtcvBackend } from "./session/backend.ts";
+import { MockBackend } from "./session/mock_backend.ts";
+import { Session } from "./session/session.ts";
+
+/** Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. */
+export type LiveConnector = (servers: ServerCredentials[], core: ClientCore) => Promise<RtcvBackend>;
+
+/** What the core of the client is built from. */
+export interface ClientCoreOptions {
+  /** Where the persistent store lives: a path, `:memory:` or a KV Connect URL. */
+  readonly kvLocation: string;
+  /** Decides what has expired. */
+  readonly clock: Clock;
+  /** Prints a warning for a person (stderr in the program). */
+  readonly warn: (message: string) => void;
+  /** Connects to live servers; without it, credential lines answer that live mode is unavailable. */
+  readonly connectLive?: LiveConnector;
+}
+
+/**
+ * The client without its stdio: the command registry, the session state and the store. The line server
+ * and replay both drive it, so replayed commands go through the same handlers as live ones.
+ */
+export class ClientCore {
+  /** Routes parsed lines to handlers. */
+  readonly registry: CommandRegistry;
+  /** Mode, backend and caches of this session. */
+  readonly session: Session;
+  /** The persistent store (reference cache and outboxes), opened on first use. */
+  readonly store: LazyStore;
+  /** The clock every lifetime is measured with. */
+  readonly clock: Clock;
+  #mockCache: Promise<ReferenceCache> | null = null;
+  #mockKv: Deno.Kv | null = null;
+
+  /** Wires the registry, the session and the store. */
+  constructor(options: ClientCoreOptions) {
+    this.clock = options.clock;
+    this.store = new LazyStore(options.kvLocation, { warn: options.warn });
+    this.session = new Session(async () => new ReferenceCache(await this.store.open(), options.clock));
+    this.registry = new CommandRegistry((type, error) => {
+      options.warn(`unexpected error in ${type}: ${error instanceof Error ? error.stack : String(error)}`);
+    });
+    const connectLive = options.connectLive;
+    this.registry
+      .registerAll(sessionCommands({
+        session: this.session,
+        connectLive: connectLive ? (servers) => connectLive(servers, this) : liveModeUnavailable,
+        createMock: (secrets) => this.createMock(secrets),
+      }))
+      .registerAll(cacheCommands(this.session))
+      .registerAll(cvCommands(this.session))
+      .registerAll(secretCommands(this.session));
+  }
+
+  /** Builds the mock backend; its in-memory cache lives as long as the process. */
+  async createMock(secrets: Record<string, unknown>): Promise<RtcvBackend> {
+    if (this.#mockCache === null) {
+      this.#mockCache = Deno.openKv(":memory:").then((kv) => {
+        this.#mockKv = kv;
+        return new ReferenceCache(kv, this.clock);
+      });
+    }
+    return new MockBackend(await this.#mockCache, secrets);
+  }
+
+  /** Finishes background work, waits for every write, and closes the stores. */
+  async close(): Promise<void> {
+    await this.session.close();
+    await this.store.close();
+    this.#mockKv?.close();
+  }
+}

@@ -1,0 +1,57 @@
+import type { z } from "zod";
+
+/**
+ * Turns zod issues into one sentence naming the field and what was expected, e.g.
+ * `content.referenceNumber must be a non-empty string, got a number`. Values are never quoted,
+ * since content can hold secrets.
+ */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], content: unknown): string {
+  return issues.slice(0, 3).map((issue) => describeIssue(issue, content)).join("; ") +
+    (issues.length > 3 ? ` (and ${issues.length - 3} more problems)` : "");
+}
+
+function describeIssue(issue: z.core.$ZodIssue, content: unknown): string {
+  const path = fieldPath(issue.path);
+  const actual = valueAt(content, issue.path);
+  if (issue.code === "invalid_type") {
+    const expected = expectedFromMessage(issue.message) ?? article(String(issue.expected));
+    return actual === undefined
+      ? `${path} is missing; expected ${expected}`
+      : `${path} must be ${expected}, got ${describeValue(actual)}`;
+  }
+  if (issue.code === "unrecognized_keys") return `${path} has unknown fields`;
+  if (issue.code === "invalid_union") return `${path} ${issue.message}`;
+  return `${path} ${issue.message}`;
+}
+
+/** Lets a schema say `{ error: "must be ..." }`; that wording wins over the generic one. */
+function expectedFromMessage(message: string): string | null {
+  return message.startsWith("must be ") ? message.slice("must be ".length) : null;
+}
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  let text = "content";
+  for (const part of path) text += typeof part === "number" ? `[${part}]` : `.${String(part)}`;
+  return text;
+}
+
+function valueAt(content: unknown, path: readonly PropertyKey[]): unknown {
+  let value = content;
+  for (const part of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return value;
+}
+
+/** Describes a value's kind without quoting it: `a number`, `null`, `an empty string`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return value.length === 0 ? "an empty array" : "an array";
+  if (typeof value === "string") return value === "" ? "an empty string" : "a string";
+  return article(typeof value);
+}
+
+function article(noun: string): string {
+  return /^[aeiou]/.test(noun) ? `an ${noun}` : `a ${noun}`;
+}

@@ -1,0 +1,45 @@
+import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { Cv, RtcvBackend, SecretSource } from "./backend.ts";
+
+/**
+ * Mock mode: no server is contacted. Every new CV "matches" (so it is cached like a matched CV in live
+ * mode), and secrets come from what `set_mock` or the config gave.
+ */
+export class MockBackend implements RtcvBackend {
+  /** Always `mock`. */
+  readonly kind = "mock";
+  /** The in-memory cache of mock mode (never the persistent store). */
+  readonly references: ReferenceCache;
+  readonly #secrets: ReadonlyMap<string, unknown>;
+
+  /** Creates a mock over its own cache with the given secrets. */
+  constructor(references: ReferenceCache, secrets: Record<string, unknown>) {
+    this.references = references;
+    this.#secrets = new Map(Object.entries(secrets));
+  }
+
+  /** Answers true: in mock mode every CV not yet cached counts as matched. */
+  sendCv(_cv: Cv): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** The mock secret named `key`, or null. */
+  getSecret(key: string, _encryptionKey: string): Promise<unknown> {
+    return Promise.resolve(this.#secrets.has(key) ? this.#secrets.get(key) : null);
+  }
+
+  /** Tells how to provide a mock secret. */
+  describeSecretSource(key: string): SecretSource {
+    const name = JSON.stringify(key);
+    return {
+      source: `the mock secret ${name}`,
+      hint: `provide it with {"type":"set_mock","content":{"secrets":{${name}:...}}} ` +
+        "or with mock_secrets / mock_users in the config",
+    };
+  }
+
+  /** Nothing runs in the background in mock mode. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

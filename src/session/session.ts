@@ -1,0 +1,101 @@
+import type { ReferenceCache } from "../cache/reference_cache.ts";
+import { CommandError } from "../commands/command_error.ts";
+import type { RtcvBackend } from "./backend.ts";
+
+/** Opens a reference cache on first use. */
+export type CacheOpener = () => Promise<ReferenceCache>;
+
+/**
+ * The state one scraper session builds up: which backend (live servers or mock) is active, and the
+ * persistent reference cache, opened on first use so a mock session never touches the store.
+ */
+export class Session {
+  #backend: RtcvBackend | null = null;
+  readonly #openPersistent: CacheOpener;
+  #persistent: Promise<ReferenceCache> | null = null;
+  readonly #listeners: ((backend: RtcvBackend) => void)[] = [];
+  readonly #sending = new Map<string, Promise<unknown>>();
+
+  /** `openPersistent` opens the store named by `RTCV_SCRAPER_CLIENT_KV` (or the default file). */
+  constructor(openPersistent: CacheOpener) {
+    this.#openPersistent = openPersistent;
+  }
+
+  /** The active backend, or a {@link CommandError} telling the scraper to set credentials first. */
+  get backend(): RtcvBackend {
+    if (this.#backend === null) {
+      throw new CommandError(
+        "no RT-CV server is set: call set_credentials first (or set_mock to try things out without a server)",
+      );
+    }
+    return this.#backend;
+  }
+
+  /** The active backend, or null before credentials or mock mode are set. */
+  get currentBackend(): RtcvBackend | null {
+    return this.#backend;
+  }
+
+  /** Installs a new backend; the previous one is closed in the background. */
+  async replaceBackend(backend: RtcvBackend): Promise<void> {
+    const previous = this.#backend;
+    this.#backend = backend;
+    for (const listener of this.#listeners) listener(backend);
+    if (previous && previous !== backend) await previous.close();
+  }
+
+  /** Calls `listener` whenever a new backend is installed (health, metrics). */
+  onBackendChange(listener: (backend: RtcvBackend) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** The persistent reference cache (opened on first call). */
+  persistentCache(): Promise<ReferenceCache> {
+    if (this.#persistent === null) {
+      this.#persistent = this.#openPersistent();
+      this.#persistent.catch(() => {
+        this.#persistent = null; // let a later command try again
+      });
+    }
+    return this.#persistent;
+  }
+
+  /** The cache that the cache commands use now: the mock's in mock mode, else the persistent one. */
+  cacheForCommands(): Promise<ReferenceCache> {
+    if (this.#backend?.kind === "mock") return Promise.resolve(this.#backend.references);
+    return this.persistentCache();
+  }
+
+  /**
+   * Runs `send` for a reference number once no other send of it is in flight, so a CV pipelined twice
+   * is sent once, and cache questions about it wait for the answer (see {@link sendSettled}).
+   */
+  async sendOnce<T>(reference: string, send: () => Promise<T>): Promise<T> {
+    while (this.#sending.has(reference)) await this.sendSettled(reference);
+    const attempt = send();
+    this.#sending.set(reference, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (this.#sending.get(reference) === attempt) this.#sending.delete(reference);
+    }
+  }
+
+  /** Resolves once no send of `reference` is in flight (at once when none is). */
+  async sendSettled(reference: string): Promise<void> {
+    const inFlight = this.#sending.get(reference);
+    if (inFlight) await inFlight.catch(() => {});
+  }
+
+  /** True while a CV with this reference number is being sent. */
+  isSending(reference: string): boolean {
+    return this.#sending.has(reference);
+  }
+
+  /** Closes the backend (draining what it must) and waits for cache writes to finish. */
+  async close(): Promise<void> {
+    await this.#backend?.close();
+    const persistent = await this.#persistent?.catch(() => null);
+    await persistent?.drained();
+  }
+}
