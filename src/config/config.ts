@@ -1,0 +1,420 @@
+/**
+ * Start-up configuration of the client: the JSONC document from `RTCV_SCRAPER_CLIENT_ENV` /
+ * `RTCV_SCRAPER_CLIENT_ENV_FILE` combined with the client's own environment variables.
+ *
+ * Precedence, from strongest to weakest:
+ * 1. the client's own environment variables (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`, `RTCV_SCRAPER_CLIENT_KV`,
+ *    `RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT`, `RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST`,
+ *    `RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES`, `LOG_SCRAPER_CLIENT_INPUT`, `ENABLE_SCRAPER_CLIENT_LOG`);
+ * 2. the same setting in the JSONC document (`timeout_ms`, `kv`, `health_check_port`, `health_check_host`,
+ *    `max_line_bytes`, `log_input`, `debug_log`);
+ * 3. the built-in default.
+ *
+ * When both `RTCV_SCRAPER_CLIENT_ENV` (JSONC text) and `RTCV_SCRAPER_CLIENT_ENV_FILE` (a path) are set, the
+ * text in `RTCV_SCRAPER_CLIENT_ENV` wins and the file is not read. An environment variable set to the empty
+ * string counts as not set.
+ *
+ * @module
+ */
+
+import { parse as parseJsonc, type ParseError, printParseErrorCode, stripComments } from "jsonc-parser";
+import { z } from "zod";
+
+/** Name of the environment variable holding the configuration document as JSONC text. */
+export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
+/** Name of the environment variable holding the path of a JSONC configuration file. */
+export const CONFIG_FILE_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV_FILE";
+
+/** Default per-attempt request timeout in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 20_000;
+/** Default host the health check server binds to. */
+export const DEFAULT_HEALTH_CHECK_HOST = "127.0.0.1";
+/** Default longest accepted input line, in bytes (16 MiB). */
+export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** One RT-CV server and the API key the client uses for it. */
+export interface ServerConfig {
+  /** Origin of the server, starting with `http://` or `https://`. */
+  serverLocation: string;
+  /** Id of the API key. */
+  apiKeyId: string;
+  /** The API key itself (a secret: never log it). */
+  apiKey: string;
+}
+
+/** Everything the client reads at start-up. */
+export interface ClientConfig {
+  /** The server whose answers count; `null` when the config names no server. */
+  primaryServer: ServerConfig | null;
+  /** Further servers that receive every CV too. */
+  alternativeServers: ServerConfig[];
+  /** Start in mock mode (no network). */
+  mockMode: boolean;
+  /** Mock answer for `get_users_secret` (its first entry for `get_user_secret`), or `null`. */
+  mockUsers: { username: string; password: string }[] | null;
+  /** Mock secrets by key; they win over `mockUsers`. */
+  mockSecrets: Record<string, unknown>;
+  /** The job-data ingestion server, or `null`. `token` is a secret. */
+  ingest: { baseUrl: string; token: string } | null;
+  /** Per-attempt request timeout (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`), default 20000. */
+  timeoutMs: number;
+  /** Location of the store (`RTCV_SCRAPER_CLIENT_KV`); `null` means the default location. */
+  kvPath: string | null;
+  /** Port of the health check server (`RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT`); `null` means none. */
+  healthCheckPort: number | null;
+  /** Host the health check server binds to (`RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST`), default 127.0.0.1. */
+  healthCheckHost: string;
+  /** Longest accepted input line in bytes (`RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES`), default 16 MiB. */
+  maxLineBytes: number;
+  /** Append every input line to `scraper_client_input.log` (`LOG_SCRAPER_CLIENT_INPUT`). */
+  logInput: boolean;
+  /** Write debug log lines to `scraper_client.log` (`ENABLE_SCRAPER_CLIENT_LOG`). */
+  debugLog: boolean;
+}
+
+/**
+ * The configuration could not be read or is invalid. The program should print the message to stderr and exit
+ * with code 2 before writing the ready line. Messages never contain secret values nor excerpts of the
+ * document.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, loadConfig } from "./config.ts";
+ * const env = new Map([["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "soon"]]);
+ * try {
+ *   loadConfig(env);
+ * } catch (err) {
+ *   if (!(err instanceof ConfigError)) throw err;
+ *   // err.source === "RTCV_SCRAPER_CLIENT_TIMEOUT_MS", err.field === "timeout_ms"
+ * }
+ * ```
+ */
+export class ConfigError extends Error {
+  /**
+   * Where the bad value came from, as it is named at the start of the message: an environment variable name
+   * (`RTCV_SCRAPER_CLIENT_ENV`, `RTCV_SCRAPER_CLIENT_TIMEOUT_MS`, ...) or `RTCV_SCRAPER_CLIENT_ENV_FILE <path>`.
+   */
+  readonly source: string;
+  /**
+   * Path of the offending field in the document (`alternative_servers[1].api_key`), the config field an
+   * environment variable sets (`timeout_ms`), or `""` when the problem concerns the whole document.
+   */
+  readonly field: string;
+
+  /** Builds the message `<source>: <field> <problem>` (or `<source>: <problem>` without a field). */
+  constructor(source: string, field: string, problem: string, options?: ErrorOptions) {
+    super(field === "" ? `${source}: ${problem}` : `${source}: ${field} ${problem}`, options);
+    this.name = "ConfigError";
+    this.source = source;
+    this.field = field;
+  }
+}
+
+/** Read access to environment variables; `Deno.env` and a `Map` both fit. */
+export interface EnvReader {
+  /** The variable's value, or `undefined` when it is not set. */
+  get(name: string): string | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The document schema (snake_case, as the later Go client names the fields). Unknown fields are ignored.
+
+const nonEmptyString = z.string().min(1);
+const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
+
+const serverSchema = z.object({
+  server_location: httpUrl,
+  api_key_id: nonEmptyString,
+  api_key: nonEmptyString,
+});
+
+const documentSchema = z.object({
+  primary_server: serverSchema.nullish(),
+  alternative_servers: z.array(serverSchema).nullish(),
+  mock_mode: z.boolean().nullish(),
+  mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
+  mock_secrets: z.record(z.string(), z.unknown()).nullish(),
+  ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
+  timeout_ms: z.number().int().min(1).nullish(),
+  kv: nonEmptyString.nullish(),
+  health_check_port: z.number().int().min(0).max(65535).nullish(),
+  health_check_host: nonEmptyString.nullish(),
+  max_line_bytes: z.number().int().min(1).nullish(),
+  log_input: z.boolean().nullish(),
+  debug_log: z.boolean().nullish(),
+});
+
+type ConfigDocument = z.infer<typeof documentSchema>;
+
+const TYPE_NAMES: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  int: "an integer",
+  boolean: "true or false",
+  object: "an object",
+  record: "an object",
+  array: "an array",
+};
+
+/** Describes a value's JSON type without ever showing the value. */
+function jsonTypeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  switch (typeof value) {
+    case "string":
+      return "a string";
+    case "number":
+      return Number.isInteger(value) ? "an integer" : "a number";
+    case "boolean":
+      return "a boolean";
+    case "object":
+      return "an object";
+    default:
+      return typeof value;
+  }
+}
+
+/**
+ * Error map for zod: turns an issue into "must be ..." text. It looks at the type of the input only, never at
+ * its value, so secrets cannot leak into messages.
+ */
+function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case "invalid_type": {
+      const expected = TYPE_NAMES[issue.expected] ?? issue.expected;
+      if (issue.input === undefined) return `is missing: expected ${expected}`;
+      if (issue.expected === "int") return "must be an integer";
+      return `must be ${expected}, not ${jsonTypeOf(issue.input)}`;
+    }
+    case "too_small":
+      if (issue.origin === "string") return "must not be empty";
+      if (issue.origin === "number") {
+        return issue.minimum === 1 ? "must be a positive integer" : `must be at least ${issue.minimum}`;
+      }
+      return `must have at least ${issue.minimum} entries`;
+    case "too_big":
+      return `must be at most ${issue.maximum}`;
+    default:
+      return undefined; // keep the schema's own message (e.g. the http:// rule)
+  }
+}
+
+/** `["alternative_servers", 1, "api_key"]` → `alternative_servers[1].api_key`. */
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out === "" ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}
+
+const PARSE_ERROR_TEXT: Record<string, string> = {
+  InvalidSymbol: "unexpected character",
+  InvalidNumberFormat: "invalid number",
+  PropertyNameExpected: "expected a property name in double quotes",
+  ValueExpected: "expected a value",
+  ColonExpected: "expected ':' after the property name",
+  CommaExpected: "expected ',' between entries",
+  CloseBraceExpected: "expected '}' to close the object",
+  CloseBracketExpected: "expected ']' to close the array",
+  EndOfFileExpected: "unexpected text after the end of the document",
+  InvalidCommentToken: "invalid comment",
+  UnexpectedEndOfComment: "unterminated comment",
+  UnexpectedEndOfString: "unterminated string",
+  UnexpectedEndOfNumber: "unterminated number",
+  InvalidUnicode: "invalid unicode escape",
+  InvalidEscapeCharacter: "invalid escape character",
+  InvalidCharacter: "invalid character in string",
+};
+
+/** 1-based line and column of a character offset (`\r\n`, `\r` and `\n` end lines). */
+function lineColumn(text: string, offset: number): string {
+  let line = 1;
+  let lineStart = 0;
+  const end = Math.min(offset, text.length);
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a || (c === 0x0d && text.charCodeAt(i + 1) !== 0x0a)) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return `${line}:${end - lineStart + 1}`;
+}
+
+/** Parses and validates the JSONC text; `source` names it in errors. */
+function parseDocument(text: string, source: string): ConfigDocument {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // byte order mark
+  const errors: ParseError[] = [];
+  const value: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) {
+    const first = errors[0];
+    const code = printParseErrorCode(first.error);
+    if (
+      value === undefined && errors.length === 1 && code === "ValueExpected" &&
+      stripComments(text).trim() === ""
+    ) {
+      // Only comments and whitespace (e.g. a template with everything commented out): an empty configuration.
+      return {};
+    }
+    const more = errors.length > 1 ? ` (and ${errors.length - 1} more syntax errors)` : "";
+    throw new ConfigError(
+      source,
+      "",
+      `cannot parse JSONC at ${lineColumn(text, first.offset)}: ${PARSE_ERROR_TEXT[code] ?? code}${more}`,
+    );
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigError(source, "", `must be a JSON object, not ${jsonTypeOf(value)}`);
+  }
+  const result = documentSchema.safeParse(value, { error: describeIssue });
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const more = result.error.issues.length > 1
+      ? ` (and ${result.error.issues.length - 1} more problems)`
+      : "";
+    throw new ConfigError(source, formatPath(issue.path), `${issue.message}${more}`);
+  }
+  const doc = result.data;
+  if ((doc.alternative_servers?.length ?? 0) > 0 && !doc.primary_server) {
+    throw new ConfigError(
+      source,
+      "alternative_servers",
+      "needs primary_server: set primary_server to the server whose answers count",
+    );
+  }
+  return doc;
+}
+
+/** Reads the document named by the environment, or `{}` when none is configured. */
+function readDocument(env: EnvReader, readTextFile: (path: string) => string): ConfigDocument {
+  const text = nonEmpty(env.get(CONFIG_ENV_VAR));
+  if (text !== undefined) return parseDocument(text, CONFIG_ENV_VAR);
+  const path = nonEmpty(env.get(CONFIG_FILE_ENV_VAR));
+  if (path === undefined) return {};
+  const source = `${CONFIG_FILE_ENV_VAR} ${path}`;
+  let content: string;
+  try {
+    content = readTextFile(path);
+  } catch (err) {
+    throw new ConfigError(source, "", `cannot read the file: ${describeReadError(err)}`, { cause: err });
+  }
+  return parseDocument(content, source);
+}
+
+function describeReadError(err: unknown): string {
+  if (err instanceof Deno.errors.NotFound) return "it does not exist";
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.IsADirectory) return "it is a directory";
+  if (err instanceof Error) return err.name;
+  return "unknown error";
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** Parses a whole-number environment variable; `field` is the document field it overrides. */
+function envInteger(
+  env: EnvReader,
+  name: string,
+  field: string,
+  min: number,
+  max: number,
+  what: string,
+): number | undefined {
+  const raw = nonEmpty(env.get(name));
+  if (raw === undefined) return undefined;
+  const trimmed = raw.trim();
+  const value = /^[0-9]+$/.test(trimmed) ? Number(trimmed) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    const shown = raw.length > 40 ? `${raw.slice(0, 40)}...` : raw;
+    throw new ConfigError(name, field, `must be ${what}, got ${JSON.stringify(shown)}`);
+  }
+  return value;
+}
+
+/** `true`, `1` and `t` (any case) mean on, anything else off; unset means "not given". */
+function envFlag(env: EnvReader, name: string): boolean | undefined {
+  const raw = nonEmpty(env.get(name));
+  if (raw === undefined) return undefined;
+  return ["true", "1", "t"].includes(raw.trim().toLowerCase());
+}
+
+function toServer(s: z.infer<typeof serverSchema>): ServerConfig {
+  return { serverLocation: s.server_location, apiKeyId: s.api_key_id, apiKey: s.api_key };
+}
+
+function defaultReadTextFile(path: string): string {
+  return Deno.readTextFileSync(path);
+}
+
+/**
+ * Reads the start-up configuration from the environment (and the file `RTCV_SCRAPER_CLIENT_ENV_FILE` names).
+ * See the module documentation for the precedence rules.
+ *
+ * @param env where environment variables are read, e.g. `Deno.env`.
+ * @param readTextFile reads the config file; defaults to `Deno.readTextFileSync`. Tests inject a fake.
+ * @throws {ConfigError} when the document cannot be read, is not valid JSONC, has a field of the wrong type or
+ * value, or when a numeric environment variable is not a valid number.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * const config = loadConfig(new Map([
+ *   ["RTCV_SCRAPER_CLIENT_ENV", '{\n  // comments and trailing commas are fine\n  "mock_mode": true,\n  "timeout_ms": 5000,\n}'],
+ * ]));
+ * // config.mockMode === true, config.timeoutMs === 5000
+ * ```
+ */
+export function loadConfig(
+  env: EnvReader,
+  readTextFile: (path: string) => string = defaultReadTextFile,
+): ClientConfig {
+  const doc = readDocument(env, readTextFile);
+
+  const timeoutMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_TIMEOUT_MS",
+    "timeout_ms",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of milliseconds",
+  );
+  const healthCheckPort = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT",
+    "health_check_port",
+    0,
+    65535,
+    "a port number from 0 to 65535",
+  );
+  const maxLineBytes = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES",
+    "max_line_bytes",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of bytes",
+  );
+
+  return {
+    primaryServer: doc.primary_server ? toServer(doc.primary_server) : null,
+    alternativeServers: (doc.alternative_servers ?? []).map(toServer),
+    mockMode: doc.mock_mode ?? false,
+    mockUsers: doc.mock_users
+      ? doc.mock_users.map((u) => ({ username: u.username, password: u.password }))
+      : null,
+    mockSecrets: doc.mock_secrets ?? {},
+    ingest: doc.ingest ? { baseUrl: doc.ingest.base_url, token: doc.ingest.token } : null,
+    timeoutMs: timeoutMs ?? doc.timeout_ms ?? DEFAULT_TIMEOUT_MS,
+    kvPath: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV")) ?? doc.kv ?? null,
+    healthCheckPort: healthCheckPort ?? doc.health_check_port ?? null,
+    healthCheckHost: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST")) ?? doc.health_check_host ??
+      DEFAULT_HEALTH_CHECK_HOST,
+    maxLineBytes: maxLineBytes ?? doc.max_line_bytes ?? DEFAULT_MAX_LINE_BYTES,
+    logInput: envFlag(env, "LOG_SCRAPER_CLIENT_INPUT") ?? doc.log_input ?? false,
+    debugLog: envFlag(env, "ENABLE_SCRAPER_CLIENT_LOG") ?? doc.debug_log ?? false,
+  };
+}
