@@ -1,0 +1,385 @@
+/**
+ * The HTTP client for one RT-CV server: authentication, the endpoints the scraper client uses, and one typed
+ * error ({@linkcode RtcvApiError}) carrying the server's origin, status and message.
+ *
+ * @module
+ */
+
+import { fetchWithRetries, type RequestOutcome, type RequestPolicy } from "./request_policy.ts";
+
+/** Where an RT-CV server is and the api key to use with it. */
+export interface RtcvCredentials {
+  /** Base URL of the server, `http://` or `https://`; may end with `/` or carry a path prefix. */
+  serverLocation: string;
+  /** The api key's id (24 hex characters on a real RT-CV). */
+  apiKeyId: string;
+  /** The api key itself. Never sent as is: only its SHA-512 goes on the wire. */
+  apiKey: string;
+}
+
+/** The part of `GET /api/v1/auth/keyinfo` the scraper client needs. */
+export interface RtcvKeyInfo {
+  /** The key's roles; role 1 is "scraper". Entries may carry more fields (`slug`, `description`). */
+  roles: { role: number }[];
+}
+
+/** What {@linkcode RtcvApiError} is built from, apart from the origin and the message detail. */
+export interface RtcvApiErrorDetails {
+  /** The HTTP status of the answer, or null when no answer came. */
+  status?: number | null;
+  /** The `error` field of the server's JSON error body, when there was one. */
+  serverMessage?: string | null;
+  /** Whether a later attempt may succeed (no answer, timeout, 408, 429 or 5xx). */
+  retryable?: boolean;
+  /** How many attempts were made (default 1). */
+  attempts?: number;
+}
+
+/**
+ * A request to an RT-CV server failed. The message is `<origin> <what happened>`, for example
+ * `https://rtcv.example.com answered 400: invalid referenceNumber` or
+ * `http://127.0.0.1:1234 did not answer within 20000 ms (4 attempts)`.
+ * It never contains the api key, its hash or the Authorization header.
+ *
+ * @example
+ * ```ts
+ * import { RtcvApiError } from "./api_client.ts";
+ * const error = new RtcvApiError("https://rtcv.example.com", "answered 400: bad", { status: 400, serverMessage: "bad" });
+ * console.assert(error.message === "https://rtcv.example.com answered 400: bad");
+ * ```
+ */
+export class RtcvApiError extends Error {
+  /** Always `"RtcvApiError"`. */
+  override readonly name = "RtcvApiError";
+  /** The server's URL origin, e.g. `https://rtcv.example.com`. */
+  readonly origin: string;
+  /** The HTTP status of the answer, or null when no (complete) answer came. */
+  readonly status: number | null;
+  /** The message from the server's `{"error": "..."}` body, or null. */
+  readonly serverMessage: string | null;
+  /** Whether trying again later may succeed: no answer, timeout, 408, 429 or any 5xx. */
+  readonly retryable: boolean;
+  /** How many attempts were made before giving up. */
+  readonly attempts: number;
+
+  /** Builds the error; `detail` follows the origin in the message. */
+  constructor(origin: string, detail: string, details: RtcvApiErrorDetails = {}) {
+    super(`${origin} ${detail}`);
+    this.origin = origin;
+    this.status = details.status ?? null;
+    this.serverMessage = details.serverMessage ?? null;
+    this.retryable = details.retryable ?? false;
+    this.attempts = details.attempts ?? 1;
+  }
+}
+
+const REDACTED = "[redacted]";
+/** Shorter api keys are not searched for in messages: replacing every "ab" would mangle them. */
+const MIN_REDACTED_LENGTH = 4;
+const EXCERPT_CHARS = 200;
+
+/**
+ * A client for one RT-CV server. Build it with {@linkcode RtcvApiClient.create}, which computes the
+ * Authorization header once (`Basic <apiKeyId>:<lower-case hex SHA-512 of apiKey>`).
+ *
+ * Every request carries `Authorization` and `Content-Type: application/json`, has a per-attempt timeout and is
+ * retried as the {@linkcode RequestPolicy} says. Failures throw {@linkcode RtcvApiError}; a caller's `signal`
+ * aborting rejects with the signal's reason. The key never shows in `toString`, `JSON.stringify` or
+ * `Deno.inspect` of the client.
+ *
+ * @example
+ * ```ts ignore
+ * import { RtcvApiClient } from "./api_client.ts";
+ * import { defaultRequestPolicy } from "./request_policy.ts";
+ * const client = await RtcvApiClient.create(
+ *   { serverLocation: "http://localhost:4000", apiKeyId: "111111111111111111111111", apiKey: "ddd" },
+ *   defaultRequestPolicy(),
+ * );
+ * await client.health();
+ * const matched = await client.scanCv({ referenceNumber: "abc" });
+ * ```
+ */
+export class RtcvApiClient {
+  #origin: string;
+  #baseUrl: string;
+  #apiKeyId: string;
+  #headers: Record<string, string>;
+  #secrets: string[];
+  #policy: RequestPolicy;
+
+  private constructor(
+    origin: string,
+    baseUrl: string,
+    apiKeyId: string,
+    authorization: string,
+    secrets: string[],
+    policy: RequestPolicy,
+  ) {
+    this.#origin = origin;
+    this.#baseUrl = baseUrl;
+    this.#apiKeyId = apiKeyId;
+    this.#headers = {
+      "Authorization": authorization,
+      "Content-Type": "application/json",
+      "Accept": "application/json",
+    };
+    this.#secrets = secrets;
+    this.#policy = policy;
+  }
+
+  /**
+   * Checks the credentials' form and computes the Authorization header. Throws a `TypeError` when
+   * `serverLocation` is not an `http(s)://` URL or the key id or key is empty; contacts no server.
+   */
+  static async create(credentials: RtcvCredentials, policy: RequestPolicy): Promise<RtcvApiClient> {
+    const { serverLocation, apiKeyId, apiKey } = credentials;
+    let url: URL;
+    try {
+      url = new URL(serverLocation);
+    } catch {
+      throw new TypeError(
+        `server_location ${JSON.stringify(serverLocation)} is not a URL; expected http(s)://host[:port]`,
+      );
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(
+        `server_location must start with http:// or https://, not ${url.protocol}//`,
+      );
+    }
+    if (url.username !== "" || url.password !== "") {
+      throw new TypeError(`server_location of ${url.origin} must not contain a user name or password`);
+    }
+    if (typeof apiKeyId !== "string" || apiKeyId === "") {
+      throw new TypeError(`api_key_id for ${url.origin} must be a non-empty string`);
+    }
+    if (typeof apiKey !== "string" || apiKey === "") {
+      throw new TypeError(`api_key for ${url.origin} must be a non-empty string`);
+    }
+    const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(apiKey));
+    const hash = Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+    const authorization = `Basic ${apiKeyId}:${hash}`;
+    const baseUrl = url.origin + url.pathname.replace(/\/+$/, "");
+    const secrets = [authorization, hash, apiKey].filter((secret) => secret.length >= MIN_REDACTED_LENGTH);
+    return new RtcvApiClient(url.origin, baseUrl, apiKeyId, authorization, secrets, policy);
+  }
+
+  /** The server's URL origin, e.g. `http://127.0.0.1:4000`; never includes the key. */
+  get origin(): string {
+    return this.#origin;
+  }
+
+  /** The server location without a trailing slash (origin plus any path prefix). */
+  get baseUrl(): string {
+    return this.#baseUrl;
+  }
+
+  /** The api key id this client authenticates with (not secret). */
+  get apiKeyId(): string {
+    return this.#apiKeyId;
+  }
+
+  /** `GET /api/v1/health`; resolves when the server answers `{"status": true}`. */
+  async health(signal?: AbortSignal): Promise<void> {
+    const body = await this.#request("GET", "/api/v1/health", { signal });
+    if (!isRecord(body) || body.status !== true) {
+      throw new RtcvApiError(
+        this.#origin,
+        `reports it is not healthy: ${this.#excerpt(JSON.stringify(body))}`,
+        {
+          status: 200,
+          retryable: true,
+        },
+      );
+    }
+  }
+
+  /** `GET /api/v1/auth/keyinfo`: the roles of this client's key (role 1 is "scraper"). */
+  async keyInfo(signal?: AbortSignal): Promise<RtcvKeyInfo> {
+    const body = await this.#request("GET", "/api/v1/auth/keyinfo", { signal });
+    const roles = isRecord(body) ? body.roles : undefined;
+    if (!Array.isArray(roles) || !roles.every((entry) => isRecord(entry) && typeof entry.role === "number")) {
+      throw this.#unexpected("/api/v1/auth/keyinfo", "roles: [{role: <number>}, ...]", body);
+    }
+    return { roles: roles as { role: number }[] };
+  }
+
+  /**
+   * `GET /api/v1/scraper/scannedReferenceNrs/since/days/<days>`: the reference numbers scanned recently.
+   * Resolves null when the server answers 404 (newer RT-CV servers removed the route).
+   */
+  async scannedReferenceNrs(days: number, signal?: AbortSignal): Promise<string[] | null> {
+    if (!Number.isSafeInteger(days) || days < 0) {
+      throw new RangeError(`days must be a whole number >= 0, got ${days}`);
+    }
+    const path = `/api/v1/scraper/scannedReferenceNrs/since/days/${days}`;
+    const body = await this.#request("GET", path, { signal, notFoundAsNull: true });
+    if (body === NOT_FOUND) return null;
+    if (body === null) return []; // Go encodes an empty slice as null
+    if (!Array.isArray(body) || !body.every((entry) => typeof entry === "string")) {
+      throw this.#unexpected(path, "an array of strings", body);
+    }
+    return body;
+  }
+
+  /**
+   * `POST /api/v1/scraper/scanCV` with body `{"cv": cv}`; resolves the server's `hasMatches`
+   * (false when the field is missing, as the Go client read it).
+   */
+  async scanCv(cv: Record<string, unknown>, signal?: AbortSignal): Promise<boolean> {
+    if (!isRecord(cv)) throw new TypeError("cv must be a JSON object");
+    const path = "/api/v1/scraper/scanCV";
+    const body = await this.#request("POST", path, { signal, body: { cv } });
+    const hasMatches = isRecord(body) ? body.hasMatches : undefined;
+    if (hasMatches === undefined && isRecord(body)) return false;
+    if (typeof hasMatches !== "boolean") throw this.#unexpected(path, `{"hasMatches": <boolean>}`, body);
+    return hasMatches;
+  }
+
+  /**
+   * `GET /api/v1/secrets/myKey/<key>/<encryptionKey>` (both percent-encoded): the decrypted secret value.
+   * The hooks of the policy see the path as `/api/v1/secrets/myKey/:key/:encryptionKey`.
+   */
+  async getSecret(key: string, encryptionKey: string, signal?: AbortSignal): Promise<unknown> {
+    const encodedKey = encodeURIComponent(key);
+    const encodedEncryptionKey = encodeURIComponent(encryptionKey);
+    const path = `/api/v1/secrets/myKey/${encodedKey}/${encodedEncryptionKey}`;
+    return await this.#request("GET", path, {
+      signal,
+      label: "/api/v1/secrets/myKey/:key/:encryptionKey",
+      extraSecrets: [encryptionKey, encodedEncryptionKey],
+    });
+  }
+
+  /** A description without secrets: `RtcvApiClient(<origin>, key id <id>)`. */
+  toString(): string {
+    return `RtcvApiClient(${this.#origin}, key id ${this.#apiKeyId})`;
+  }
+
+  /** What `JSON.stringify` shows: the origin and the key id only. */
+  toJSON(): { origin: string; apiKeyId: string } {
+    return { origin: this.#origin, apiKeyId: this.#apiKeyId };
+  }
+
+  /** What `Deno.inspect` and `console.log` show: same as {@linkcode RtcvApiClient.toString}. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
+  }
+
+  async #request(
+    method: "GET" | "POST",
+    path: string,
+    options: {
+      signal?: AbortSignal;
+      body?: unknown;
+      label?: string;
+      notFoundAsNull?: boolean;
+      extraSecrets?: string[];
+    },
+  ): Promise<unknown> {
+    const url = this.#baseUrl + path;
+    const requestBody = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const outcome = await fetchWithRetries(
+      {
+        origin: this.#origin,
+        path: options.label ?? path,
+        send: (signal) => fetch(url, { method, headers: this.#headers, body: requestBody, signal }),
+      },
+      this.#policy,
+      options.signal,
+    );
+    const secrets = [...this.#secrets, ...(options.extraSecrets ?? [])];
+    if (outcome.kind !== "response") throw this.#transportError(outcome, secrets);
+    const { status, body, attempts } = outcome;
+    if (status === 404 && options.notFoundAsNull) return NOT_FOUND;
+    const suffix = attempts > 1 ? ` (${attempts} attempts)` : "";
+    const parsed = parseJson(body);
+    if (status < 200 || status > 299) {
+      const retryable = status === 408 || status === 429 || status >= 500;
+      const error = isRecord(parsed.value) && typeof parsed.value.error === "string"
+        ? parsed.value.error
+        : null;
+      if (error !== null) {
+        const serverMessage = this.#redact(error, secrets);
+        return this.#throw(`answered ${status}: ${serverMessage}${suffix}`, {
+          status,
+          serverMessage,
+          retryable,
+          attempts,
+        });
+      }
+      const what = body.trim() === ""
+        ? "with an empty body"
+        : `with a${parsed.ok ? " JSON body without an error message" : " non-JSON body"}: ${
+          this.#excerpt(body, secrets)
+        }`;
+      return this.#throw(`answered ${status} ${what}${suffix}`, { status, retryable, attempts });
+    }
+    if (!parsed.ok) {
+      const what = body.trim() === "" ? "an empty body" : `a non-JSON body: ${this.#excerpt(body, secrets)}`;
+      return this.#throw(`answered ${status} to ${method} ${options.label ?? path} with ${what}`, {
+        status,
+        attempts,
+      });
+    }
+    return parsed.value;
+  }
+
+  #throw(detail: string, details: RtcvApiErrorDetails): never {
+    throw new RtcvApiError(this.#origin, detail, details);
+  }
+
+  #transportError(outcome: Exclude<RequestOutcome, { kind: "response" }>, secrets: string[]): RtcvApiError {
+    const attempts = `${outcome.attempts} attempt${outcome.attempts === 1 ? "" : "s"}`;
+    const detail = outcome.kind === "timeout"
+      ? `did not answer within ${outcome.timeoutMs} ms (${attempts})`
+      : outcome.status === null
+      ? `could not be reached: ${this.#redact(outcome.reason, secrets)} (${attempts})`
+      : `broke off its answer (status ${outcome.status}): ${
+        this.#redact(outcome.reason, secrets)
+      } (${attempts})`;
+    return new RtcvApiError(this.#origin, detail, {
+      status: null,
+      retryable: true,
+      attempts: outcome.attempts,
+    });
+  }
+
+  #unexpected(path: string, expected: string, body: unknown): RtcvApiError {
+    const shown = this.#excerpt(JSON.stringify(body) ?? String(body));
+    return new RtcvApiError(
+      this.#origin,
+      `gave an unexpected answer to ${path}: expected ${expected}, got ${shown}`,
+      {
+        status: 200,
+      },
+    );
+  }
+
+  #redact(text: string, secrets: string[] = this.#secrets): string {
+    let result = text;
+    for (const secret of secrets) {
+      if (secret.length >= MIN_REDACTED_LENGTH) result = result.replaceAll(secret, REDACTED);
+    }
+    return result;
+  }
+
+  #excerpt(text: string, secrets: string[] = this.#secrets): string {
+    const flat = this.#redact(text, secrets).replace(/\s+/g, " ").trim();
+    return flat.length > EXCERPT_CHARS ? flat.slice(0, EXCERPT_CHARS) + "…" : flat;
+  }
+}
+
+/** Marks a 404 answer that the caller asked to receive as a value. */
+const NOT_FOUND: unique symbol = Symbol("not found");
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false; value: undefined } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false, value: undefined };
+  }
+}
