@@ -40,5 +40,6 @@ const code = await runClient({
   stderr,
   stop: stop.signal,
   cwd: Deno.cwd(),
+  env: Deno.env,
 });
 Deno.exit(code);

@@ -1,6 +1,10 @@
 import { join } from "node:path";
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
-import { ClientCore, type ClientCore as Core, type LiveConnector } from "./client_core.ts";
+import { ClientCore, type ClientCore as Core } from "./client_core.ts";
+import { CommandError } from "./commands/command_error.ts";
+import type { ServerCredentials } from "./commands/session_commands.ts";
+import { connectLive } from "./rtcv/connect_live.ts";
+import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import type { ClientConfig } from "./config/config.ts";
 import { DebugLog } from "./debug/debug_log.ts";
@@ -27,11 +31,14 @@ export interface RunClientOptions {
   readonly stop?: AbortSignal;
   /** The working directory for the logs and the default store. */
   readonly cwd: string;
-  /** Connects to live servers (the RT-CV layer). */
-  readonly connectLive?: LiveConnector;
+  /** Environment variables (tuning knobs that are not part of the config document). */
+  readonly env?: { get(name: string): string | undefined };
   /** Runs after the core is built and before the ready line (start-up config, health server). */
   readonly beforeReady?: (core: Core, debugLog: DebugLog) => Promise<void>;
 }
+
+/** Exit code when configured servers fail their start-up checks (containers restart the client). */
+export const EXIT_STARTUP_FAILED = 1;
 
 /** Where the store lives for this configuration. */
 export function resolveKvLocation(config: ClientConfig, cwd: string): string {
@@ -48,6 +55,15 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE))
     : DebugLog.disabled();
   const inputLog = config.logInput ? await InputLog.open(join(options.cwd, INPUT_LOG_FILE)) : null;
+  const env = options.env ?? new Map<string, string>();
+  const policy: RequestPolicy = {
+    ...defaultRequestPolicy(new Map()),
+    timeoutMs: config.timeoutMs,
+    onRetry: (info) =>
+      debugLog.log(
+        `retry ${info.attempt} of ${info.origin}${info.path} in ${info.delayMs} ms: ${info.reason}`,
+      ),
+  };
   const core = new ClientCore({
     kvLocation: resolveKvLocation(config, options.cwd),
     clock: options.clock,
@@ -55,13 +71,24 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       options.stderr(`rtcv_scraper_client: ${message}`);
       debugLog.log(`warning: ${message}`);
     },
-    connectLive: options.connectLive,
+    connectLive: (servers, core) =>
+      connectLive(servers, core, {
+        policy,
+        log: (message) => debugLog.log(message),
+        outboxRetryMs: positiveNumber(env.get("RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS"), 1000),
+        drainBudgetMs: positiveNumber(env.get("RTCV_SCRAPER_CLIENT_DRAIN_MS"), 5000),
+      }),
   });
   if (debugLog.enabled) {
     core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
   }
   const writer = new AnswerWriter(options.stdout);
   try {
+    const startupError = await applyStartupConfig(core, config);
+    if (startupError !== null) {
+      options.stderr(`rtcv_scraper_client: ${startupError}`);
+      return EXIT_STARTUP_FAILED;
+    }
     await options.beforeReady?.(core, debugLog);
     writer.push(READY_ANSWER);
     writer.flush();
@@ -77,6 +104,38 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     await debugLog.close();
   }
   return 0;
+}
+
+/**
+ * Enters the mode the config names (live servers or mock) before the ready line; returns an error
+ * message when configured servers fail their checks.
+ */
+async function applyStartupConfig(core: Core, config: ClientConfig): Promise<string | null> {
+  if (config.primaryServer !== null) {
+    const servers: ServerCredentials[] = [
+      { ...config.primaryServer, primary: true },
+      ...config.alternativeServers.map((server) => ({ ...server, primary: false })),
+    ];
+    try {
+      await core.session.replaceBackend(await core.connectLive(servers));
+    } catch (error) {
+      if (!(error instanceof CommandError)) throw error;
+      return `the configured servers failed their start-up checks: ${error.message}`;
+    }
+  } else if (config.mockMode) {
+    const secrets: Record<string, unknown> = {};
+    if (config.mockUsers !== null) {
+      secrets.users = config.mockUsers;
+      if (config.mockUsers.length > 0) secrets.user = config.mockUsers[0];
+    }
+    await core.session.replaceBackend(await core.createMock({ ...secrets, ...config.mockSecrets }));
+  }
+  return null;
+}
+
+function positiveNumber(text: string | undefined, fallback: number): number {
+  const value = Number(text);
+  return text !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
 function rawText(line: InputLine): string {

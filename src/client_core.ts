@@ -38,6 +38,7 @@ export class ClientCore {
   readonly store: LazyStore;
   /** The clock every lifetime is measured with. */
   readonly clock: Clock;
+  readonly #connectLive: LiveConnector | undefined;
   #mockCache: Promise<ReferenceCache> | null = null;
   #mockKv: Deno.Kv | null = null;
 
@@ -49,16 +50,21 @@ export class ClientCore {
     this.registry = new CommandRegistry((type, error) => {
       options.warn(`unexpected error in ${type}: ${error instanceof Error ? error.stack : String(error)}`);
     });
-    const connectLive = options.connectLive;
+    this.#connectLive = options.connectLive;
     this.registry
       .registerAll(sessionCommands({
         session: this.session,
-        connectLive: connectLive ? (servers) => connectLive(servers, this) : liveModeUnavailable,
+        connectLive: (servers) => this.connectLive(servers),
         createMock: (secrets) => this.createMock(secrets),
       }))
       .registerAll(cacheCommands(this.session))
       .registerAll(cvCommands(this.session))
       .registerAll(secretCommands(this.session));
+  }
+
+  /** Checks servers and builds a live backend (does not install it). */
+  connectLive(servers: ServerCredentials[]): Promise<RtcvBackend> {
+    return this.#connectLive ? this.#connectLive(servers, this) : liveModeUnavailable();
   }
 
   /** Builds the mock backend; its in-memory cache lives as long as the process. */

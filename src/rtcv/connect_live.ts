@@ -1,0 +1,130 @@
+import { CommitBatcher } from "../cache/commit_batcher.ts";
+import type { ClientCore } from "../client_core.ts";
+import { CommandError } from "../commands/command_error.ts";
+import type { ServerCredentials } from "../commands/session_commands.ts";
+import { DurableQueue } from "../outbox/durable_queue.ts";
+import { RtcvApiClient, RtcvApiError } from "./api_client.ts";
+import { LiveBackend } from "./live_backend.ts";
+import { MirrorDelivery } from "./mirror_delivery.ts";
+import type { RequestPolicy } from "./request_policy.ts";
+
+/** RT-CV's role number for scraper keys. */
+export const SCRAPER_ROLE = 1;
+/** How many days of scanned reference numbers warm the cache. */
+export const WARM_UP_DAYS = 30;
+
+/** What live mode needs besides the credentials. */
+export interface LiveOptions {
+  readonly policy: RequestPolicy;
+  /** Debug log lines. */
+  readonly log: (message: string) => void;
+  /** First wait after a failed background delivery to a mirror (doubles up to a minute). */
+  readonly outboxRetryMs: number;
+  /** How long closing waits for mirrors before leaving CVs in the outbox. */
+  readonly drainBudgetMs: number;
+  /** Told about each CV delivery per server (metrics). */
+  readonly onCvResult?: (origin: string, ok: boolean) => void;
+}
+
+/**
+ * Checks every server in parallel (health, then a key with the scraper role), warms the cache from the
+ * primary, and builds the live backend; resumes outbox delivery to mirrors named again. Any failure is a
+ * {@link CommandError} naming the server's origin and the step; nothing about the session changes then.
+ */
+export async function connectLive(
+  servers: ServerCredentials[],
+  core: ClientCore,
+  options: LiveOptions,
+): Promise<LiveBackend> {
+  const clients = await Promise.all(servers.map(async (server) => {
+    try {
+      return await RtcvApiClient.create(server, options.policy);
+    } catch (error) {
+      throw new CommandError(error instanceof Error ? error.message : String(error));
+    }
+  }));
+  const primaryIndex = servers.findIndex((server) => server.primary);
+  const roleOf = (index: number) => index === primaryIndex ? "primary" : "mirror";
+  const checks = await Promise.allSettled(clients.map((client) => checkServer(client)));
+  const failures = checks.flatMap((check, index) =>
+    check.status === "rejected" ? [`${roleOf(index)} ${describe(check.reason)}`] : []
+  );
+  if (failures.length > 0) throw new CommandError(failures.join("; "));
+
+  const primary = clients[primaryIndex];
+  const references = await core.session.persistentCache();
+  let recent: string[] | null;
+  try {
+    recent = await primary.scannedReferenceNrs(WARM_UP_DAYS);
+  } catch (error) {
+    throw new CommandError(`cache warm-up failed: primary ${describe(error)}`);
+  }
+  if (recent === null) {
+    options.log(`warm-up skipped: primary ${primary.origin} has no scannedReferenceNrs route (404)`);
+  } else {
+    await references.setManyLong(recent);
+    options.log(`warm-up: cached ${recent.length} reference numbers from primary ${primary.origin}`);
+  }
+
+  const kv = await core.store.open();
+  const batcher = new CommitBatcher(kv);
+  const outbox = new DurableQueue(kv, batcher, "cv_outbox");
+  const deadLetters = new DurableQueue(kv, batcher, "cv_dead");
+  const mirrors = clients.filter((_, index) => index !== primaryIndex).map((client) =>
+    new MirrorDelivery(client, {
+      outbox,
+      deadLetters,
+      retryDelayMs: options.outboxRetryMs,
+      maxRetryDelayMs: 60_000,
+      log: options.log,
+      onResult: (ok) => options.onCvResult?.(client.origin, ok),
+    })
+  );
+  for (const mirror of mirrors) mirror.resume(); // CVs left from an earlier run
+  options.log(
+    `live: primary ${primary.origin}, mirrors [${mirrors.map((mirror) => mirror.origin).join(", ")}]`,
+  );
+  return new LiveBackend({
+    primary,
+    mirrors,
+    references,
+    outbox,
+    drainBudgetMs: options.drainBudgetMs,
+    onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
+  });
+}
+
+async function checkServer(client: RtcvApiClient): Promise<void> {
+  try {
+    await client.health();
+  } catch (error) {
+    throw new StepError("health check", error);
+  }
+  let roles: number[];
+  try {
+    roles = (await client.keyInfo()).roles.map((entry) => entry.role);
+  } catch (error) {
+    throw new StepError("key check", error);
+  }
+  if (!roles.includes(SCRAPER_ROLE)) {
+    throw new StepError(
+      "key check",
+      new Error(
+        `${client.origin}: api key ${client.apiKeyId} does not have the scraper role (${SCRAPER_ROLE}); ` +
+          `its roles are [${roles.join(", ")}]`,
+      ),
+    );
+  }
+}
+
+/** A server failed one step of the checks; the message names the step and what the server said. */
+class StepError extends Error {
+  constructor(step: string, cause: unknown) {
+    super(`${step} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof StepError || error instanceof RtcvApiError) return error.message;
+  return error instanceof Error ? error.message : String(error);
+}

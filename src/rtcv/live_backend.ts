@@ -1,0 +1,101 @@
+import type { ReferenceCache } from "../cache/reference_cache.ts";
+import { CommandError } from "../commands/command_error.ts";
+import type { DurableQueue } from "../outbox/durable_queue.ts";
+import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
+import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
+import type { MirrorDelivery } from "./mirror_delivery.ts";
+
+/** What a {@link LiveBackend} is built from (see `connectLive`). */
+export interface LiveBackendParts {
+  readonly primary: RtcvApiClient;
+  readonly mirrors: readonly MirrorDelivery[];
+  readonly references: ReferenceCache;
+  readonly outbox: DurableQueue;
+  /** How long `close` waits for mirrors to catch up before leaving the rest in the outbox. */
+  readonly drainBudgetMs: number;
+  /** Told about each primary scanCV outcome (metrics). */
+  readonly onPrimaryResult?: (ok: boolean) => void;
+}
+
+/**
+ * Live mode: CVs go to every server at once. The primary's answer is the command's answer; mirrors get
+ * the CV through a durable outbox, so a slow or dead mirror neither delays nor changes the answer and
+ * never loses a CV.
+ */
+export class LiveBackend implements RtcvBackend {
+  /** Always `live`. */
+  readonly kind = "live";
+  /** The persistent reference cache. */
+  readonly references: ReferenceCache;
+  readonly #parts: LiveBackendParts;
+
+  /** Creates the backend over checked servers. */
+  constructor(parts: LiveBackendParts) {
+    this.#parts = parts;
+    this.references = parts.references;
+  }
+
+  /** The primary server's origin. */
+  get primaryOrigin(): string {
+    return this.#parts.primary.origin;
+  }
+
+  /** Every server's origin, the primary first. */
+  get origins(): string[] {
+    return [this.#parts.primary.origin, ...this.#parts.mirrors.map((mirror) => mirror.origin)];
+  }
+
+  /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
+  async sendCv(cv: Cv): Promise<boolean> {
+    const { primary, mirrors, outbox } = this.#parts;
+    let queued: Promise<void> = Promise.resolve();
+    if (mirrors.length > 0) {
+      const payload = JSON.stringify(cv);
+      const ids = mirrors.map(() => outbox.newId());
+      queued = outbox.commit(
+        mirrors.flatMap((mirror, index) => outbox.putMutations(mirror.channel, ids[index], payload)),
+      );
+      mirrors.forEach((mirror, index) => mirror.sendNow(ids[index], cv, queued));
+    }
+    const answer = primary.scanCv(cv).then(
+      (matched) => {
+        this.#parts.onPrimaryResult?.(true);
+        return matched;
+      },
+      (error) => {
+        this.#parts.onPrimaryResult?.(false);
+        throw asCommandError("primary", error);
+      },
+    );
+    const [matched] = await Promise.all([answer, queued]);
+    return matched;
+  }
+
+  /** Reads a secret from the primary. */
+  async getSecret(key: string, encryptionKey: string): Promise<unknown> {
+    try {
+      return await this.#parts.primary.getSecret(key, encryptionKey);
+    } catch (error) {
+      throw asCommandError("primary", error);
+    }
+  }
+
+  /** Names the primary as the secret's source. */
+  describeSecretSource(key: string): SecretSource {
+    return {
+      source: `the secret ${JSON.stringify(key)} from primary ${this.#parts.primary.origin}`,
+      hint: "store it in RT-CV in that shape",
+    };
+  }
+
+  /** Gives mirrors a bounded time to catch up; the rest waits in the outbox for the next start. */
+  async close(): Promise<void> {
+    await Promise.all(this.#parts.mirrors.map((mirror) => mirror.close(this.#parts.drainBudgetMs)));
+  }
+}
+
+/** Wraps a server failure as the command's error: `primary <origin> answered 400: ...`. */
+export function asCommandError(role: string, error: unknown): Error {
+  if (error instanceof RtcvApiError) return new CommandError(`${role} ${error.message}`);
+  return error instanceof Error ? error : new Error(String(error));
+}
