@@ -1,5 +1,7 @@
 import { ReferenceCache } from "./cache/reference_cache.ts";
 import { LazyStore } from "./cache/lazy_store.ts";
+import { StoreError } from "./cache/kv_store.ts";
+import { CommandError } from "./commands/command_error.ts";
 import type { Clock } from "./clock.ts";
 import { cacheCommands } from "./commands/cache_commands.ts";
 import { cvCommands } from "./commands/cv_commands.ts";
@@ -46,7 +48,15 @@ export class ClientCore {
   constructor(options: ClientCoreOptions) {
     this.clock = options.clock;
     this.store = new LazyStore(options.kvLocation, { warn: options.warn });
-    this.session = new Session(async () => new ReferenceCache(await this.store.open(), options.clock));
+    this.session = new Session(async () => {
+      try {
+        return new ReferenceCache(await this.store.open(), options.clock);
+      } catch (error) {
+        // A store that cannot be opened is a problem to report to the scraper, not a crash.
+        if (error instanceof StoreError) throw new CommandError(error.message);
+        throw error;
+      }
+    });
     this.registry = new CommandRegistry((type, error) => {
       options.warn(`unexpected error in ${type}: ${error instanceof Error ? error.stack : String(error)}`);
     });

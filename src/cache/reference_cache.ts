@@ -120,7 +120,8 @@ export class ReferenceCache {
         // The write failed: fall through and ask the store.
       }
     }
-    const expiresAt = await this.#read(await storeKey(reference));
+    const key = storeKey(reference); // no await for a plain key: the read is queued before any later write
+    const expiresAt = await this.#read(key instanceof Promise ? await key : key);
     if (expiresAt > now) {
       this.#remember(reference, { expiresAt, commit: null });
       return true;

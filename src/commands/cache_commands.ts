@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { okAnswer } from "../protocol/answers.ts";
+import type { ReferenceCache } from "../cache/reference_cache.ts";
 import type { Session } from "../session/session.ts";
 import { type CommandDefinition, defineCommand } from "./registry.ts";
 
@@ -9,19 +10,24 @@ export const referenceNumberSchema = z.string({ error: "must be a non-empty stri
 
 /** The reference-cache commands; they work at any time, before or after credentials. */
 export function cacheCommands(session: Session): Record<string, CommandDefinition> {
+  // Each handler reaches the cache without waiting when it is open, so pipelined commands touch it in
+  // input order (a write is then seen by every later lookup, which waits for its commit).
+  const withCache = async <T>(use: (cache: ReferenceCache) => Promise<T>): Promise<T> => {
+    const cache = session.cacheForCommands();
+    return await use(cache instanceof Promise ? await cache : cache);
+  };
   const has = defineCommand(referenceNumberSchema, async (reference) => {
     // A CV with this number still being sent decides the answer: wait for it.
     if (session.isSending(reference)) await session.sendSettled(reference);
-    const cache = await session.cacheForCommands();
-    return okAnswer(await cache.has(reference));
+    return okAnswer(await withCache((cache) => cache.has(reference)));
   });
   return {
     set_cached_reference: defineCommand(referenceNumberSchema, async (reference) => {
-      await (await session.cacheForCommands()).setLong(reference);
+      await withCache((cache) => cache.setLong(reference));
       return okAnswer();
     }),
     set_short_cached_reference: defineCommand(referenceNumberSchema, async (reference) => {
-      await (await session.cacheForCommands()).setShort(reference);
+      await withCache((cache) => cache.setShort(reference));
       return okAnswer();
     }),
     has_cached_reference: has,

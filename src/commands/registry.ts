@@ -2,7 +2,7 @@ import type { z } from "zod";
 import { type Answer, errorAnswer } from "../protocol/answers.ts";
 import type { InputLine } from "../protocol/line_splitter.ts";
 import { CommandError } from "./command_error.ts";
-import { describeIssues } from "./validation.ts";
+import { describeIssues, describeValue } from "./validation.ts";
 
 /**
  * One command: how its `content` is checked, and what it does with the checked content. Build it with
@@ -190,7 +190,7 @@ export function parseCommandLine(text: string): CommandLine | string {
   if (typeof type !== "string") {
     return type === undefined
       ? 'input line has no "type" field; expected {"type":"<command>","content":...}'
-      : `input line's "type" must be a string, got ${type === null ? "null" : `a ${typeof type}`}`;
+      : `input line's "type" must be a string, got ${describeValue(type)}`;
   }
   return { type, content: (value as Record<string, unknown>).content };
 }
@@ -201,6 +201,7 @@ function jsonErrorPlace(error: unknown, text: string): string {
   const position = /position (\d+)/.exec(message);
   if (position) {
     const offset = Number(position[1]);
+    if (offset >= text.length) return "the line ends before the JSON value does";
     return `unexpected character at column ${offset + 1} of ${text.length}`;
   }
   if (/end of (JSON )?input|Unterminated/i.test(message)) return "the line ends before the JSON value does";

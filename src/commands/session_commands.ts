@@ -25,9 +25,10 @@ const serverSchema = z.object({
 
 /** The servers of a credentials line: one object or a non-empty array; with several, exactly one primary. */
 export const credentialsSchema = z.union([
-  serverSchema.transform((server) => [server]),
+  serverSchema,
   z.array(serverSchema).min(1, { error: "must name at least one server" }),
 ], { error: "must be a server object {server_location, api_key_id, api_key} or an array of them" })
+  .transform((content) => Array.isArray(content) ? content : [content])
   .superRefine((servers, context) => {
     if (servers.length < 2) return;
     const primaries = servers.filter((server) => server.primary === true).length;
@@ -49,14 +50,11 @@ export const credentialsSchema = z.union([
     }))
   );
 
-const mockSchema = z.union([
-  z.null(),
-  z.undefined(),
-  z.object({
-    secrets: z.record(z.string(), z.unknown(), { error: "must be an object of secret name to value" })
-      .optional(),
-  }, { error: 'must be an object like {"secrets":{"<key>":<value>}}' }),
-]).transform((content) => content?.secrets ?? {});
+const mockSchema = z.object({
+  secrets: z.record(z.string(), z.unknown(), { error: "must be an object of secret name to value" })
+    .optional(),
+}, { error: 'must be an object like {"secrets":{"<key>":<value>}}, or null' }).nullish()
+  .transform((content) => content?.secrets ?? {});
 
 /** What the session commands need: how to reach live servers, and how to build the mock. */
 export interface SessionCommandDeps {

@@ -6,8 +6,25 @@ import type { z } from "zod";
  * since content can hold secrets.
  */
 export function describeIssues(issues: readonly z.core.$ZodIssue[], content: unknown): string {
-  return issues.slice(0, 3).map((issue) => describeIssue(issue, content)).join("; ") +
-    (issues.length > 3 ? ` (and ${issues.length - 3} more problems)` : "");
+  const flat = issues.flatMap((issue) => unionBranchIssues(issue) ?? [issue]);
+  return flat.slice(0, 3).map((issue) => describeIssue(issue, content)).join("; ") +
+    (flat.length > 3 ? ` (and ${flat.length - 3} more problems)` : "");
+}
+
+/**
+ * For a union whose value matched one branch's basic type (an object where the branches are an object and
+ * an array), that branch's issues, with full paths: they name the field. Null when no branch fits.
+ */
+function unionBranchIssues(issue: z.core.$ZodIssue): z.core.$ZodIssue[] | null {
+  if (issue.code !== "invalid_union" || !Array.isArray(issue.errors)) return null;
+  const fitting = issue.errors.filter((branch) =>
+    branch.length > 0 && !branch.some((inner) => inner.code === "invalid_type" && inner.path.length === 0)
+  );
+  if (fitting.length !== 1) return null;
+  return fitting[0].flatMap((inner) => {
+    const absolute = { ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue;
+    return unionBranchIssues(absolute) ?? [absolute];
+  });
 }
 
 function describeIssue(issue: z.core.$ZodIssue, content: unknown): string {
@@ -20,7 +37,6 @@ function describeIssue(issue: z.core.$ZodIssue, content: unknown): string {
       : `${path} must be ${expected}, got ${describeValue(actual)}`;
   }
   if (issue.code === "unrecognized_keys") return `${path} has unknown fields`;
-  if (issue.code === "invalid_union") return `${path} ${issue.message}`;
   return `${path} ${issue.message}`;
 }
 

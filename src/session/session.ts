@@ -13,6 +13,7 @@ export class Session {
   #backend: RtcvBackend | null = null;
   readonly #openPersistent: CacheOpener;
   #persistent: Promise<ReferenceCache> | null = null;
+  #persistentOpened: ReferenceCache | null = null;
   readonly #listeners: ((backend: RtcvBackend) => void)[] = [];
   readonly #sending = new Map<string, Promise<unknown>>();
 
@@ -53,17 +54,22 @@ export class Session {
   persistentCache(): Promise<ReferenceCache> {
     if (this.#persistent === null) {
       this.#persistent = this.#openPersistent();
-      this.#persistent.catch(() => {
+      this.#persistent.then((cache) => {
+        this.#persistentOpened = cache;
+      }, () => {
         this.#persistent = null; // let a later command try again
       });
     }
     return this.#persistent;
   }
 
-  /** The cache that the cache commands use now: the mock's in mock mode, else the persistent one. */
-  cacheForCommands(): Promise<ReferenceCache> {
-    if (this.#backend?.kind === "mock") return Promise.resolve(this.#backend.references);
-    return this.persistentCache();
+  /**
+   * The cache that the cache commands use now: the mock's in mock mode, else the persistent one. It is
+   * returned directly once open, so a pipelined write reaches the cache before the commands after it.
+   */
+  cacheForCommands(): ReferenceCache | Promise<ReferenceCache> {
+    if (this.#backend?.kind === "mock") return this.#backend.references;
+    return this.#persistentOpened ?? this.persistentCache();
   }
 
   /**

@@ -1,0 +1,175 @@
+import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+
+/** What the client is doing now, as the health check reports it. */
+export interface HealthStatus {
+  /** `none` before credentials or mock mode are set, `mock`, or `live`. */
+  readonly mode: "none" | "mock" | "live";
+  /** Origins of the servers in use (primary first); never keys. */
+  readonly servers: readonly string[];
+  /** CVs waiting in the durable outbox. */
+  readonly outbox: number;
+  /**
+   * Set while the primary server has been failing: a short reason without secrets (e.g.
+   * `primary https://rtcv.example.com: 3 sends failed in a row`). `GET /` answers 503 while it is set.
+   */
+  readonly failing?: string | null;
+}
+
+/** What the health server reads the metrics from; {@linkcode ClientMetrics} fits. */
+export interface HealthMetrics {
+  /** The Prometheus text page. */
+  render(): string | Promise<string>;
+  /** Seconds since the client started. */
+  uptimeSeconds(): number;
+}
+
+/** Where the health server listens and what it reports. */
+export interface HealthServerOptions {
+  /** Interface to bind; default `127.0.0.1` (`RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST`). */
+  readonly host?: string;
+  /** Port to bind (`RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT`); 0 picks a free one. */
+  readonly port: number;
+  /** Read at every `GET /`; a throw answers 503. */
+  readonly status: () => HealthStatus | Promise<HealthStatus>;
+  /** Read at every `GET /metrics`. */
+  readonly metrics: HealthMetrics;
+}
+
+/** A running health server. */
+export interface HealthServer {
+  /** The interface it listens on. */
+  readonly host: string;
+  /** The port it listens on (the chosen one when 0 was asked for). */
+  readonly port: number;
+  /** Stops listening and waits for requests in flight. */
+  close(): Promise<void>;
+}
+
+/** The body of `GET /`. */
+export interface HealthBody {
+  /** `ok` (200) or `failing` (503). */
+  status: "ok" | "failing";
+  /** Why it is failing; only when `status` is `failing`. */
+  reason?: string;
+  /** See {@linkcode HealthStatus.mode}. */
+  mode: HealthStatus["mode"];
+  /** See {@linkcode HealthStatus.servers}. */
+  servers: string[];
+  /** See {@linkcode HealthStatus.outbox}. */
+  outbox: number;
+  /** Seconds since the client started. */
+  uptime_seconds: number;
+}
+
+/** The default interface: the health check is for the machine itself unless configured otherwise. */
+export const DEFAULT_HEALTH_HOST = "127.0.0.1";
+
+/**
+ * Starts the health check server of `RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT`:
+ *
+ * - `GET /` → 200 `{"status":"ok","mode":...,"servers":[...],"outbox":n,"uptime_seconds":s}`, or 503 with
+ *   `"status":"failing"` and a `reason` while the primary server has been failing (or the status callback
+ *   throws);
+ * - `GET /metrics` → the Prometheus text page (`text/plain; version=0.0.4`);
+ * - `HEAD` like `GET` without a body; other methods 405; other paths 404.
+ *
+ * It writes nothing to stdout (stdout carries protocol lines only): `Deno.serve`'s "Listening on" line is
+ * silenced and errors become 500 answers.
+ *
+ * @example
+ * ```ts
+ * import { ClientMetrics } from "./client_metrics.ts";
+ * import { startHealthServer } from "./health_server.ts";
+ * const metrics = new ClientMetrics();
+ * const server = await startHealthServer({
+ *   port: 0,
+ *   metrics,
+ *   status: () => ({ mode: "mock", servers: [], outbox: 0 }),
+ * });
+ * const answer = await fetch(`http://127.0.0.1:${server.port}/`);
+ * await answer.json(); // { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: ... }
+ * await server.close();
+ * ```
+ */
+export function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
+  const host = options.host ?? DEFAULT_HEALTH_HOST;
+  return new Promise((resolve, reject) => {
+    let server: Deno.HttpServer<Deno.NetAddr>;
+    try {
+      server = Deno.serve({
+        hostname: host,
+        port: options.port,
+        onListen: (addr) => {
+          resolve({
+            host,
+            port: addr.port,
+            close: async () => {
+              await server.shutdown();
+            },
+          });
+        },
+        onError: () => textResponse(500, "internal error\n"),
+      }, (request) => handle(request, options));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      reject(
+        new Error(`Cannot start the health server on ${host}:${options.port}: ${reason}`, { cause: error }),
+      );
+    }
+  });
+}
+
+async function handle(request: Request, options: HealthServerOptions): Promise<Response> {
+  const { pathname } = new URL(request.url);
+  if (pathname !== "/" && pathname !== "/metrics") return textResponse(404, "not found: try / or /metrics\n");
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return textResponse(405, "method not allowed: use GET\n", { allow: "GET, HEAD" });
+  }
+  const response = pathname === "/" ? await statusResponse(options) : await metricsResponse(options);
+  return request.method === "HEAD" ? new Response(null, response) : response;
+}
+
+async function statusResponse(options: HealthServerOptions): Promise<Response> {
+  const uptime = Math.round(options.metrics.uptimeSeconds() * 1000) / 1000;
+  let body: HealthBody;
+  try {
+    const status = await options.status();
+    body = {
+      status: status.failing ? "failing" : "ok",
+      ...(status.failing ? { reason: status.failing } : {}),
+      mode: status.mode,
+      servers: [...status.servers],
+      outbox: status.outbox,
+      uptime_seconds: uptime,
+    };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    body = {
+      status: "failing",
+      reason: `the status could not be read: ${reason}`,
+      mode: "none",
+      servers: [],
+      outbox: 0,
+      uptime_seconds: uptime,
+    };
+  }
+  return new Response(JSON.stringify(body) + "\n", {
+    status: body.status === "ok" ? 200 : 503,
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
+  });
+}
+
+async function metricsResponse(options: HealthServerOptions): Promise<Response> {
+  const text = await options.metrics.render();
+  return new Response(text, {
+    status: 200,
+    headers: { "content-type": PROMETHEUS_CONTENT_TYPE, "cache-control": "no-store" },
+  });
+}
+
+function textResponse(status: number, text: string, headers: Record<string, string> = {}): Response {
+  return new Response(text, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", ...headers },
+  });
+}

@@ -1,0 +1,214 @@
+/**
+ * Which item ids were stored in the last 72 hours, per stream and id field, so `store_data` with a
+ * `dedupe_key` skips items already sent.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import { INGEST_PREFIX } from "./ingest_outbox.ts";
+import type { StreamId } from "./streams.ts";
+
+/** How long a stored item id keeps later items with the same id out: 72 hours. */
+export const DEDUPE_LIFETIME_MS = 72 * 60 * 60 * 1000;
+/** Ids longer than this (UTF-8 bytes) are kept under their SHA-256 digest (Kv keys are limited to 2 KiB). */
+const MAX_PLAIN_ID_BYTES = 1024;
+/** How many ids this process remembers, to answer without reading the store. */
+const MAX_REMEMBERED = 250_000;
+/** `getMany` takes at most this many keys. */
+const MAX_KEYS_PER_READ = 10;
+
+interface Remembered {
+  /** Until when the id counts as stored (meaningful once `deciding` is null). */
+  expiresAt: number;
+  /** Settles when the line that took this id has committed it or failed; null once it has. */
+  deciding: Promise<void> | null;
+}
+
+/** What {@link DedupeIndex.decide} found for the items of one line. */
+export interface DedupeDecision {
+  /** Per item: true to queue it, false when its id was stored in the last 72 h (or earlier in the line). */
+  readonly accepted: boolean[];
+  /** The mutations that record the accepted ids; commit them with the items. */
+  readonly marks: Deno.KvMutation[];
+  /**
+   * Must be called once the marks are committed (`true`) or could not be (`false`: the ids are forgotten,
+   * so a later line may store them). Lines waiting for these ids go on then.
+   */
+  settle(committed: boolean): void;
+}
+
+/**
+ * An item's id for deduplication: a non-empty string, or a finite number (as its decimal text, so `123`
+ * and `"123"` are the same id). Anything else, and a missing field, means the item has no id: it is
+ * always queued.
+ *
+ * @example
+ * ```ts
+ * import { itemId } from "./dedupe_index.ts";
+ * console.assert(itemId({ job_id: 7 }, "job_id") === "7");
+ * console.assert(itemId({ job_id: "" }, "job_id") === null);
+ * ```
+ */
+export function itemId(item: Record<string, unknown>, field: string): string | null {
+  if (!Object.hasOwn(item, field)) return null;
+  const value = item[field];
+  if (typeof value === "string") return value === "" ? null : value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  return null;
+}
+
+/**
+ * The 72-hour index of stored item ids on Deno.Kv: `["ingest","seen",dataType,platform,field,id]` →
+ * `Deno.KvU64(expiry in ms)`, written with `expireIn` and checked on read against the clock (Deno.Kv
+ * sweeps expired keys only later).
+ *
+ * Ids this process decided about are remembered, so pipelined lines with the same ids read the store
+ * once, and a line that arrives while an earlier one is still deciding about an id waits for it: of two
+ * lines with the same id, the first queues the item and the second skips it. Processes sharing a store
+ * do not coordinate: two of them storing the same new id at the same moment may both queue it.
+ */
+export class DedupeIndex {
+  readonly #kv: Deno.Kv;
+  readonly #clock: Clock;
+  readonly #remembered = new Map<string, Remembered>();
+
+  /** Creates the index over an open store; `clock` decides what has expired. */
+  constructor(kv: Deno.Kv, clock: Clock) {
+    this.#kv = kv;
+    this.#clock = clock;
+  }
+
+  /**
+   * Decides which of `ids` (null: no id) are new in `stream` for `field`. Must be called in line order:
+   * it registers the line's claim on new ids before it first waits.
+   */
+  async decide(stream: StreamId, field: string, ids: readonly (string | null)[]): Promise<DedupeDecision> {
+    const now = this.#clock.now();
+    const expiresAt = now + DEDUPE_LIFETIME_MS;
+    const accepted = ids.map(() => true);
+    const scope = `${stream.dataType}\u0000${stream.platform}\u0000${field}\u0000`;
+    const inLine = new Set<string>();
+    const fresh: { index: number; name: string; id: string; entry: Remembered; done: () => void }[] = [];
+    const waits: { index: number; name: string; id: string }[] = [];
+    // Synchronously, before the first wait: later lines must find this line's claims.
+    ids.forEach((id, index) => {
+      if (id === null) return;
+      const name = scope + id;
+      if (inLine.has(name)) {
+        accepted[index] = false;
+        return;
+      }
+      inLine.add(name);
+      const known = this.#remembered.get(name);
+      if (known?.deciding) {
+        waits.push({ index, name, id });
+      } else if (known && known.expiresAt > now) {
+        accepted[index] = false;
+      } else {
+        let done = () => {};
+        const deciding = new Promise<void>((resolve) => done = resolve);
+        const entry: Remembered = { expiresAt, deciding };
+        this.#remember(name, entry);
+        fresh.push({ index, name, id, entry, done });
+      }
+    });
+
+    const marks: Deno.KvMutation[] = [];
+    const taken: { name: string; entry: Remembered; done: () => void }[] = [];
+    const mark = (key: Deno.KvKey) =>
+      marks.push({
+        type: "set",
+        key,
+        value: new Deno.KvU64(BigInt(Math.floor(expiresAt))),
+        expireIn: DEDUPE_LIFETIME_MS,
+      });
+    try {
+      const keys = await Promise.all(fresh.map((item) => this.#key(stream, field, item.id)));
+      const stored = await this.#readExpiries(keys);
+      fresh.forEach((item, i) => {
+        if (stored[i] > now) {
+          accepted[item.index] = false;
+          item.entry.expiresAt = stored[i];
+          item.entry.deciding = null;
+          item.done();
+        } else {
+          taken.push(item);
+          mark(keys[i]);
+        }
+      });
+    } catch (error) {
+      for (const item of fresh) {
+        if (this.#remembered.get(item.name) === item.entry) this.#remembered.delete(item.name);
+        item.done();
+      }
+      throw error;
+    }
+    const settle = (committed: boolean) => {
+      for (const item of taken) {
+        if (committed) item.entry.deciding = null;
+        else if (this.#remembered.get(item.name) === item.entry) this.#remembered.delete(item.name);
+        item.done();
+      }
+    };
+    try {
+      for (const { index, name, id } of waits) {
+        let known = this.#remembered.get(name);
+        while (known?.deciding) {
+          await known.deciding;
+          known = this.#remembered.get(name);
+        }
+        if (known && known.expiresAt > now) {
+          accepted[index] = false;
+          continue;
+        }
+        // The line that took it failed to store it: this line takes it.
+        let done = () => {};
+        const entry: Remembered = { expiresAt, deciding: new Promise<void>((resolve) => done = resolve) };
+        this.#remember(name, entry);
+        taken.push({ name, entry, done });
+        mark(await this.#key(stream, field, id));
+      }
+    } catch (error) {
+      settle(false);
+      throw error;
+    }
+    return { accepted, marks, settle };
+  }
+
+  #remember(name: string, entry: Remembered): void {
+    if (!this.#remembered.has(name) && this.#remembered.size >= MAX_REMEMBERED) {
+      const oldest = this.#remembered.keys().next().value;
+      if (oldest !== undefined) this.#remembered.delete(oldest);
+    }
+    this.#remembered.delete(name); // re-insert: the map's order is the eviction order
+    this.#remembered.set(name, entry);
+  }
+
+  /** Reads the stored expiry of each key (0: not stored), `getMany` ten at a time, all in parallel. */
+  async #readExpiries(keys: Deno.KvKey[]): Promise<number[]> {
+    const groups: Promise<Deno.KvEntryMaybe<Deno.KvU64>[]>[] = [];
+    for (let start = 0; start < keys.length; start += MAX_KEYS_PER_READ) {
+      groups.push(this.#kv.getMany<Deno.KvU64[]>(keys.slice(start, start + MAX_KEYS_PER_READ)));
+    }
+    const entries = (await Promise.all(groups)).flat();
+    return entries.map((entry) => entry.value instanceof Deno.KvU64 ? Number(entry.value.value) : 0);
+  }
+
+  #key(stream: StreamId, field: string, id: string): Deno.KvKey | Promise<Deno.KvKey> {
+    const base = [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field];
+    if ((id.length + field.length) * 3 <= MAX_PLAIN_ID_BYTES) return [...base, id];
+    const bytes = encoder.encode(id);
+    if (bytes.byteLength + field.length * 3 <= MAX_PLAIN_ID_BYTES) return [...base, id];
+    return crypto.subtle.digest("SHA-256", bytes).then((digest) => [
+      INGEST_PREFIX,
+      "seen_sha256",
+      stream.dataType,
+      stream.platform,
+      field,
+      Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join(""),
+    ]);
+  }
+}
+
+const encoder = new TextEncoder();

@@ -1,0 +1,181 @@
+/**
+ * Group commit for Deno.Kv that respects both limits of an atomic operation: 1000 mutations and
+ * 819,200 bytes of keys and values.
+ *
+ * `CommitBatcher` in `src/cache/` packs writes by mutation count only, which suits the reference cache
+ * (tiny values) but not outbox rows of up to 64 KiB: a dozen of them in one turn of the event loop would
+ * make one atomic operation that Deno.Kv refuses ("Total mutation size too large"), failing every write
+ * in it. This batcher is the same idea with a byte budget.
+ *
+ * @module
+ */
+
+/** The most mutations Deno.Kv accepts in one atomic operation. */
+export const MAX_ATOMIC_MUTATIONS = 1000;
+/** The most bytes of keys and values Deno.Kv accepts in one atomic operation. */
+export const MAX_ATOMIC_BYTES = 819_200;
+/** What one commit is packed up to; the estimate below errs high, this leaves room on top. */
+const BUDGET_BYTES = 760_000;
+/** Bytes counted per mutation besides its key and value (measured: about 30). */
+const MUTATION_OVERHEAD = 64;
+
+/**
+ * A generous estimate of the bytes a mutation counts against {@link MAX_ATOMIC_BYTES}: strings count two
+ * bytes per UTF-16 unit (V8 may store them that way), key strings three (UTF-8).
+ *
+ * @example
+ * ```ts
+ * import { estimateMutationBytes } from "./sized_commit_batcher.ts";
+ * const bytes = estimateMutationBytes({ type: "set", key: ["a"], value: new Uint8Array(1000) });
+ * console.assert(bytes >= 1000 && bytes < 1200);
+ * ```
+ */
+export function estimateMutationBytes(mutation: Deno.KvMutation): number {
+  let bytes = MUTATION_OVERHEAD;
+  for (const part of mutation.key) bytes += keyPartBytes(part);
+  if ("value" in mutation) bytes += valueBytes(mutation.value, 0);
+  return bytes;
+}
+
+function keyPartBytes(part: Deno.KvKeyPart): number {
+  if (typeof part === "string") return part.length * 3 + 4;
+  if (part instanceof Uint8Array) return part.byteLength * 2 + 4;
+  return 12;
+}
+
+function valueBytes(value: unknown, depth: number): number {
+  if (typeof value === "string") return value.length * 2 + 16;
+  if (value instanceof Uint8Array) return value.byteLength + 16;
+  if (value === null || typeof value !== "object") return 16;
+  if (value instanceof Deno.KvU64) return 16;
+  if (depth > 8) return 1024;
+  let bytes = 16;
+  if (Array.isArray(value)) {
+    for (const entry of value) bytes += valueBytes(entry, depth + 1) + 4;
+    return bytes;
+  }
+  for (const [name, entry] of Object.entries(value)) {
+    bytes += name.length * 2 + 8 + valueBytes(entry, depth + 1);
+  }
+  return bytes;
+}
+
+interface PendingWrite {
+  readonly mutations: Deno.KvMutation[];
+  readonly bytes: number[];
+  readonly total: number;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * Commits writes queued in the same turn of the event loop together, in atomic operations within both
+ * Deno.Kv limits, with a few operations in flight. A write's promise resolves once all its mutations are
+ * committed. A write too big for one atomic operation is committed in order, in several (it is then not
+ * atomic: put the mutations that must not land alone last). Writes in flight at the same time may land in
+ * any order: do not queue two writes to the same key without awaiting the first.
+ */
+export class SizedCommitBatcher {
+  readonly #kv: Deno.Kv;
+  readonly #maxInFlight: number;
+  #queue: PendingWrite[] = [];
+  #head = 0;
+  #inFlight = 0;
+  #scheduled = false;
+  #drainWaiters: (() => void)[] = [];
+
+  /** Creates a batcher over `kv` with at most `maxInFlight` atomic operations committing at once. */
+  constructor(kv: Deno.Kv, maxInFlight = 3) {
+    this.#kv = kv;
+    this.#maxInFlight = Math.max(1, maxInFlight);
+  }
+
+  /** Queues mutations; resolves when all of them are committed. */
+  write(mutations: Deno.KvMutation[]): Promise<void> {
+    if (mutations.length === 0) return Promise.resolve();
+    const bytes = mutations.map(estimateMutationBytes);
+    const total = bytes.reduce((sum, size) => sum + size, 0);
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ mutations, bytes, total, resolve, reject });
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#pump();
+      });
+    });
+  }
+
+  /** Resolves once nothing is queued or committing. */
+  drained(): Promise<void> {
+    if (this.#queue.length === this.#head && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#maxInFlight && this.#head < this.#queue.length) this.#commitNext();
+    if (this.#head === this.#queue.length && this.#inFlight === 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  #commitNext(): void {
+    const batch: PendingWrite[] = [];
+    let count = 0;
+    let bytes = 0;
+    while (this.#head < this.#queue.length) {
+      const next = this.#queue[this.#head];
+      const fits = count + next.mutations.length <= MAX_ATOMIC_MUTATIONS && bytes + next.total <= BUDGET_BYTES;
+      if (batch.length > 0 && !fits) break;
+      this.#head++;
+      batch.push(next);
+      count += next.mutations.length;
+      bytes += next.total;
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    }
+    this.#inFlight++;
+    const commit = batch.length === 1 && (count > MAX_ATOMIC_MUTATIONS || bytes > BUDGET_BYTES)
+      ? this.#commitInChunks(batch[0])
+      : this.#commitOnce(batch.flatMap((write) => write.mutations));
+    commit.then(
+      () => {
+        for (const write of batch) write.resolve();
+      },
+      (error) => {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        for (const write of batch) write.reject(failure);
+      },
+    ).finally(() => {
+      this.#inFlight--;
+      this.#pump();
+    });
+  }
+
+  async #commitOnce(mutations: Deno.KvMutation[]): Promise<void> {
+    const result = await this.#kv.atomic().mutate(...mutations).commit();
+    if (!result.ok) throw new Error("the store refused a commit");
+  }
+
+  /** Commits one oversized write in order, in chunks within the limits. */
+  async #commitInChunks(write: PendingWrite): Promise<void> {
+    let start = 0;
+    while (start < write.mutations.length) {
+      let end = start;
+      let bytes = 0;
+      while (
+        end < write.mutations.length && end - start < MAX_ATOMIC_MUTATIONS &&
+        (end === start || bytes + write.bytes[end] <= BUDGET_BYTES)
+      ) {
+        bytes += write.bytes[end];
+        end++;
+      }
+      await this.#commitOnce(write.mutations.slice(start, end));
+      start = end;
+    }
+  }
+}

@@ -1,0 +1,519 @@
+import { fileURLToPath } from "node:url";
+import { ScraperClientError } from "./scraper_client_error.ts";
+import type {
+  Cv,
+  MockOptions,
+  SecretRequest,
+  ServerCredentials,
+  SpawnOptions,
+  UserSecret,
+  UserSecretRequest,
+} from "./types.ts";
+
+/** A command sent and not answered yet. */
+interface Pending {
+  readonly type: string;
+  readonly resolve: (content: unknown) => void;
+  readonly reject: (error: ScraperClientError) => void;
+}
+
+/** The argv that runs this package's `main.ts` under the running Deno. */
+function defaultCommand(): string[] {
+  const main = new URL("../../main.ts", import.meta.url);
+  return [Deno.execPath(), "run", "-A", main.protocol === "file:" ? fileURLToPath(main) : main.href];
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function exitText(status: Deno.CommandStatus): string {
+  return status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
+}
+
+function toWireServer(server: ServerCredentials): Record<string, unknown> {
+  return {
+    server_location: server.serverLocation,
+    api_key_id: server.apiKeyId,
+    api_key: server.apiKey,
+    ...(server.primary === undefined ? {} : { primary: server.primary }),
+  };
+}
+
+function toWireUserSecret(request: UserSecretRequest): Record<string, unknown> {
+  return {
+    ...(request.key === undefined ? {} : { key: request.key }),
+    encryption_key: request.encryptionKey,
+  };
+}
+
+/**
+ * Drives `rtcv_scraper_client` from a Deno scraper: starts it as a child process, writes one JSON command
+ * per line to its stdin and matches the answers on its stdout to the calls, in order (the client answers in
+ * input order), so calls may be made concurrently. An error answer rejects the call with a
+ * {@linkcode ScraperClientError} carrying the client's message; if the process dies, every call still
+ * waiting rejects.
+ *
+ * The scraper needs `--allow-run` (the client runs with its own permissions: `-A` by default).
+ *
+ * @example
+ * ```ts
+ * import { ScraperClient } from "./scraper_client.ts";
+ *
+ * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+ * await client.setMock({ secrets: { user: { username: "foo", password: "bar" } } });
+ * const [first, again] = await Promise.all([
+ *   client.sendCv({ referenceNumber: "job-1", presentation: "Hello" }),
+ *   client.sendCv({ referenceNumber: "job-1" }),
+ * ]);
+ * // first === true (sent), again === false (already cached)
+ * const user = await client.getUserSecret({ encryptionKey: "x" }); // { username: "foo", password: "bar" }
+ * const status = await client.close(); // status.code === 0
+ * ```
+ */
+export class ScraperClient {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #encoder = new TextEncoder();
+  readonly #pending: Pending[] = [];
+  #pendingHead = 0;
+  readonly #ready = Promise.withResolvers<void>();
+  #isReady = false;
+  /** Once set, the client cannot be used any more and new calls reject with it. */
+  #broken: ScraperClientError | null = null;
+  #closing: Promise<Deno.CommandStatus> | null = null;
+  readonly #readDone: Promise<void>;
+
+  private constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#ready.promise.catch(() => {}); // spawn() awaits it; never an unhandled rejection
+    this.#readDone = this.#readAnswers(child.stdout);
+  }
+
+  /**
+   * Starts the client and waits until it has written its ready line.
+   *
+   * Rejects with a {@linkcode ScraperClientError} of kind `spawn` when the command cannot be started or the
+   * client exits before it is ready (an invalid configuration, say: the client's stderr says why).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * // The default runs main.ts from source; a compiled binary: { command: ["/bin/rtcv_scraper_client"] }.
+   * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.ping();
+   * await client.close();
+   * ```
+   */
+  static async spawn(options: SpawnOptions = {}): Promise<ScraperClient> {
+    const argv = options.command ? [...options.command] : defaultCommand();
+    if (argv.length === 0) throw new TypeError("Cannot spawn the client: command is an empty array");
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        env: options.env ? { ...options.env } : undefined,
+        cwd: options.cwd,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: options.stderr ?? "inherit",
+      }).spawn();
+    } catch (error) {
+      throw new ScraperClientError(`Cannot start the client ${argv[0]}: ${describe(error)}`, {
+        kind: "spawn",
+        cause: error,
+      });
+    }
+    const client = new ScraperClient(child);
+    await client.#ready.promise;
+    return client;
+  }
+
+  /** The process id of the client. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /**
+   * Sets the RT-CV servers (`set_credentials`): one server, or several with exactly one `primary: true`.
+   * Rejects when a server cannot be reached or the key is not a scraper key (the message names the server).
+   *
+   * @example
+   * ```ts ignore
+   * await client.setCredentials({
+   *   serverLocation: "https://rtcv.example.com",
+   *   apiKeyId: "aaaaaaaaaaaaaaaaaaaaaaaa",
+   *   apiKey: Deno.env.get("RTCV_API_KEY")!,
+   * });
+   * ```
+   */
+  async setCredentials(servers: ServerCredentials | readonly ServerCredentials[]): Promise<void> {
+    const content = Array.isArray(servers)
+      ? (servers as readonly ServerCredentials[]).map(toWireServer)
+      : toWireServer(servers as ServerCredentials);
+    await this.#call("set_credentials", content);
+  }
+
+  /**
+   * Switches to mock mode (`set_mock`): no server is contacted, CVs are "sent" to an in-memory cache.
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setMock({ secrets: { users: [{ username: "foo", password: "bar" }] } });
+   * ```
+   */
+  async setMock(options: MockOptions = {}): Promise<void> {
+    await this.#call("set_mock", options.secrets === undefined ? {} : { secrets: options.secrets });
+  }
+
+  /**
+   * Sends a CV (`send_cv`). Resolves true when the primary server matched it; false when it did not, or when
+   * its reference number was already cached (then nothing is sent).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setMock();
+   * const matched = await client.sendCv({ referenceNumber: "job-1", presentation: "Hello" }); // true in mock mode
+   * ```
+   */
+  async sendCv(cv: Cv): Promise<boolean> {
+    return this.#expectBoolean("send_cv", await this.#call("send_cv", cv));
+  }
+
+  /**
+   * Reads a secret from the primary server (`get_secret`); mock mode answers the mock secret or null.
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setMock({ secrets: { api: { token: "abc" } } });
+   * const { token } = await client.getSecret<{ token: string }>({ key: "api", encryptionKey: "x" });
+   * ```
+   */
+  async getSecret<T = unknown>(request: SecretRequest): Promise<T> {
+    return await this.#call("get_secret", { key: request.key, encryption_key: request.encryptionKey }) as T;
+  }
+
+  /**
+   * Reads a `{username, password}` secret (`get_user_secret`; `key` defaults to `user`).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setMock({ secrets: { user: { username: "foo", password: "bar" } } });
+   * const { username, password } = await client.getUserSecret({ encryptionKey: "x" });
+   * ```
+   */
+  async getUserSecret(request: UserSecretRequest): Promise<UserSecret> {
+    return await this.#call("get_user_secret", toWireUserSecret(request)) as UserSecret;
+  }
+
+  /**
+   * Reads an array of `{username, password}` secrets (`get_users_secret`; `key` defaults to `users`).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setMock({ secrets: { users: [{ username: "foo", password: "bar" }] } });
+   * const logins = await client.getUsersSecret({ encryptionKey: "x" });
+   * ```
+   */
+  async getUsersSecret(request: UserSecretRequest): Promise<UserSecret[]> {
+    return await this.#call("get_users_secret", toWireUserSecret(request)) as UserSecret[];
+  }
+
+  /**
+   * Caches a reference number for 72 hours (`set_cached_reference`).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setCachedReference("job-1");
+   * await client.hasCachedReference("job-1"); // true
+   * ```
+   */
+  async setCachedReference(reference: string): Promise<void> {
+    await this.#call("set_cached_reference", reference);
+  }
+
+  /**
+   * Caches a reference number for 12 hours (`set_short_cached_reference`).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setShortCachedReference("job-1");
+   * ```
+   */
+  async setShortCachedReference(reference: string): Promise<void> {
+    await this.#call("set_short_cached_reference", reference);
+  }
+
+  /**
+   * Whether a reference number is cached and not expired (`has_cached_reference`).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * if (await client.hasCachedReference("job-1")) console.log("already scraped");
+   * ```
+   */
+  async hasCachedReference(reference: string): Promise<boolean> {
+    return this.#expectBoolean("has_cached_reference", await this.#call("has_cached_reference", reference));
+  }
+
+  /**
+   * Checks that the client answers (`ping` → `pong`).
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.ping();
+   * ```
+   */
+  async ping(): Promise<void> {
+    await this.#call("ping");
+  }
+
+  /**
+   * Sends any command and resolves with the `content` of its ok answer (undefined when it has none): for
+   * commands without a typed method, such as the ingestion sink's `store_data`.
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * const answer = await client.command("has_cached_reference", "job-1"); // false
+   * ```
+   */
+  command(type: string, content?: unknown): Promise<unknown> {
+    return this.#call(type, content);
+  }
+
+  /**
+   * Ends the client's stdin, so it answers what is in flight, closes its store and exits; resolves with its
+   * exit status (code 0 after a clean end). Calls made before `close()` still get their answers; calls made
+   * after it reject. Calling it again returns the same promise.
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * const pong = client.ping(); // answered before the client exits
+   * const { code } = await client.close(); // 0
+   * await pong;
+   * ```
+   */
+  close(): Promise<Deno.CommandStatus> {
+    this.#closing ??= (async () => {
+      await this.#writer.close().catch(() => {});
+      await this.#readDone;
+      return await this.#child.status;
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Sends the client a signal (default SIGTERM: it answers what is in flight and exits 0). Use
+   * {@linkcode close} to wait for it.
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * client.kill();
+   * await client.close(); // { success: true, code: 0, signal: null }: SIGTERM ends the client cleanly
+   * ```
+   */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // it has exited already
+    }
+  }
+
+  /**
+   * Closes the client at the end of an `await using` scope.
+   *
+   * @example
+   * ```ts
+   * import { ScraperClient } from "./scraper_client.ts";
+   * {
+   *   await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   *   await client.ping();
+   * } // closed here
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #call(type: string, content?: unknown): Promise<unknown> {
+    if (this.#closing !== null) {
+      return Promise.reject(
+        new ScraperClientError(`Cannot send ${type}: the client is closed`, {
+          kind: "closed",
+          command: type,
+        }),
+      );
+    }
+    if (this.#broken !== null) return Promise.reject(this.#errorFor(this.#broken, type));
+    let line: string;
+    try {
+      line = JSON.stringify(content === undefined ? { type } : { type, content });
+    } catch (error) {
+      return Promise.reject(
+        new TypeError(`Cannot send ${type}: its content cannot be encoded as JSON: ${describe(error)}`, {
+          cause: error,
+        }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ type, resolve, reject });
+      // A failed write means the process is gone or unusable: stop it; its exit rejects what is pending.
+      this.#writer.write(this.#encoder.encode(line + "\n")).catch(() => this.kill("SIGKILL"));
+    });
+  }
+
+  #expectBoolean(type: string, content: unknown): boolean {
+    if (typeof content === "boolean") return content;
+    throw new ScraperClientError(`${type}: expected true or false from the client, got ${typeof content}`, {
+      kind: "protocol",
+      command: type,
+    });
+  }
+
+  async #readAnswers(stdout: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffered = "";
+    try {
+      for await (const chunk of stdout) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let start = 0;
+        for (let end = buffered.indexOf("\n"); end !== -1; end = buffered.indexOf("\n", start)) {
+          this.#onLine(buffered.slice(start, end));
+          start = end + 1;
+        }
+        buffered = buffered.slice(start);
+      }
+    } catch {
+      // the pipe broke: treated like the end of output
+    }
+    const status = await this.#child.status;
+    this.#onExit(status);
+  }
+
+  #onLine(raw: string): void {
+    if (this.#broken !== null) return;
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    let answer: { type?: unknown; content?: unknown } | null = null;
+    try {
+      const value: unknown = JSON.parse(line);
+      if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+        answer = value as { type?: unknown; content?: unknown };
+      }
+    } catch {
+      // answer stays null
+    }
+    if (!this.#isReady) {
+      if (answer?.type === "ready") {
+        this.#isReady = true;
+        this.#ready.resolve();
+      } else {
+        this.#fail(`the client's first line is not the ready line (${this.#shape(answer, line)})`);
+      }
+      return;
+    }
+    const pending = this.#shift();
+    if (pending === undefined) {
+      this.#fail(`the client wrote a line when no command was waiting (${this.#shape(answer, line)})`);
+      return;
+    }
+    switch (answer?.type) {
+      case "ok":
+      case "pong":
+        pending.resolve(answer.content);
+        return;
+      case "error":
+        pending.reject(
+          new ScraperClientError(
+            typeof answer.content === "string" ? answer.content : JSON.stringify(answer.content),
+            { kind: "answer", command: pending.type },
+          ),
+        );
+        return;
+      default: {
+        const message = `the client answered ${pending.type} with ${this.#shape(answer, line)}`;
+        pending.reject(new ScraperClientError(message, { kind: "protocol", command: pending.type }));
+        this.#fail(message);
+      }
+    }
+  }
+
+  /** Says what a bad line looked like without quoting it (it could hold a secret). */
+  #shape(answer: { type?: unknown } | null, line: string): string {
+    if (answer === null) return `a line of ${line.length} characters that is not a JSON object`;
+    return `an answer of type ${JSON.stringify(String(answer.type)).slice(0, 40)}`;
+  }
+
+  /** The protocol broke: the client is unusable. Reject everything waiting and stop the process. */
+  #fail(message: string): void {
+    this.#broken ??= new ScraperClientError(message, { kind: "protocol" });
+    this.#ready.reject(new ScraperClientError(message, { kind: "spawn" }));
+    this.#rejectAll(this.#broken);
+    this.kill("SIGKILL");
+  }
+
+  #onExit(status: Deno.CommandStatus): void {
+    const how = exitText(status);
+    const exitCode = status.signal ? null : status.code;
+    if (!this.#isReady) {
+      this.#ready.reject(
+        new ScraperClientError(`the client ${how} before it was ready (its stderr says why)`, {
+          kind: "spawn",
+          exitCode,
+        }),
+      );
+    }
+    this.#broken ??= new ScraperClientError(`the client ${how}`, { kind: "exited", exitCode });
+    this.#rejectAll(this.#broken);
+  }
+
+  #rejectAll(cause: ScraperClientError): void {
+    for (let pending = this.#shift(); pending !== undefined; pending = this.#shift()) {
+      pending.reject(this.#errorFor(cause, pending.type));
+    }
+  }
+
+  /** The same failure, named for one command: `the client exited with code 1 before answering send_cv`. */
+  #errorFor(cause: ScraperClientError, type: string): ScraperClientError {
+    const message = cause.kind === "exited"
+      ? `${cause.message} before answering ${type}`
+      : `Cannot send ${type}: ${cause.message}`;
+    return new ScraperClientError(message, { kind: cause.kind, command: type, exitCode: cause.exitCode });
+  }
+
+  /** Takes the oldest pending call (a queue with a moving head, so thousands in flight stay cheap). */
+  #shift(): Pending | undefined {
+    if (this.#pendingHead >= this.#pending.length) return undefined;
+    const pending = this.#pending[this.#pendingHead++];
+    if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
+      this.#pending.splice(0, this.#pendingHead);
+      this.#pendingHead = 0;
+    }
+    return pending;
+  }
+}

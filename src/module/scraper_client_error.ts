@@ -1,0 +1,59 @@
+/** Why a {@linkcode ScraperClientError} was raised. */
+export type ScraperClientErrorKind =
+  /** The client answered the command with `{"type":"error"}`; the message is its content. */
+  | "answer"
+  /** The client process could not be started, or exited before it was ready. */
+  | "spawn"
+  /** The client process exited before answering the command. */
+  | "exited"
+  /** The client wrote something that is not a protocol answer (or an answer nobody asked for). */
+  | "protocol"
+  /** The command was called after `close()`. */
+  | "closed";
+
+/** What a {@linkcode ScraperClientError} is built from, besides its message. */
+export interface ScraperClientErrorOptions extends ErrorOptions {
+  /** Why it was raised. */
+  readonly kind: ScraperClientErrorKind;
+  /** The command type the error belongs to (`send_cv`), when it belongs to one. */
+  readonly command?: string | null;
+  /** The exit code of the client, when it had exited. */
+  readonly exitCode?: number | null;
+}
+
+/**
+ * A command of {@linkcode ScraperClient} failed: the client answered an error line (`kind` `answer`; the
+ * message is the client's, e.g. `send_cv: content.referenceNumber must be a non-empty string ...`), or the
+ * client process could not start, exited, broke the protocol or was closed.
+ *
+ * @example
+ * ```ts
+ * import { ScraperClient } from "./scraper_client.ts";
+ * import { ScraperClientError } from "./scraper_client_error.ts";
+ * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+ * try {
+ *   await client.sendCv({ referenceNumber: "abc" }); // before set_credentials / set_mock
+ * } catch (error) {
+ *   if (!(error instanceof ScraperClientError)) throw error;
+ *   // error.kind === "answer", error.command === "send_cv",
+ *   // error.message === "send_cv: no RT-CV server is set: call set_credentials first (...)"
+ * }
+ * ```
+ */
+export class ScraperClientError extends Error {
+  /** Why it was raised; see {@linkcode ScraperClientErrorKind}. */
+  readonly kind: ScraperClientErrorKind;
+  /** The command type it belongs to, or null. */
+  readonly command: string | null;
+  /** The client's exit code when it had exited, else null. */
+  readonly exitCode: number | null;
+
+  /** `message` is the client's error answer, or says what went wrong with the process. */
+  constructor(message: string, options: ScraperClientErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ScraperClientError";
+    this.kind = options.kind;
+    this.command = options.command ?? null;
+    this.exitCode = options.exitCode ?? null;
+  }
+}

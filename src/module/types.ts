@@ -1,0 +1,155 @@
+/**
+ * The types of {@linkcode ScraperClient}'s methods: camelCase on the TypeScript side, turned into the
+ * protocol's snake_case on the wire.
+ *
+ * @module
+ */
+
+/**
+ * One RT-CV server and the API key for it, as `setCredentials` takes it (the wire's
+ * `{server_location, api_key_id, api_key, primary?}`).
+ *
+ * @example
+ * ```ts
+ * import type { ServerCredentials } from "./types.ts";
+ * const server: ServerCredentials = {
+ *   serverLocation: "https://rtcv.example.com",
+ *   apiKeyId: "aaaaaaaaaaaaaaaaaaaaaaaa",
+ *   apiKey: "the key",
+ *   primary: true,
+ * };
+ * ```
+ */
+export interface ServerCredentials {
+  /** The server's origin, starting with `http://` or `https://`. */
+  readonly serverLocation: string;
+  /** The id of the API key (24 hex characters on RT-CV). */
+  readonly apiKeyId: string;
+  /** The API key itself (a secret: the client never logs it). */
+  readonly apiKey: string;
+  /** With several servers exactly one is the primary; a single server is the primary anyway. */
+  readonly primary?: boolean;
+}
+
+/**
+ * Options of `setMock`: the secrets `getSecret` and friends answer in mock mode.
+ *
+ * @example
+ * ```ts
+ * import type { MockOptions } from "./types.ts";
+ * const mock: MockOptions = { secrets: { user: { username: "foo", password: "bar" } } };
+ * ```
+ */
+export interface MockOptions {
+  /** Secret values by key; `get_user_secret` wants `{username, password}`, `get_users_secret` an array of those. */
+  readonly secrets?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A CV in RT-CV's shape. Only `referenceNumber` is required (the client also accepts `reference_number` and
+ * sends it as `referenceNumber`); everything else is sent to RT-CV unchanged.
+ *
+ * @example
+ * ```ts
+ * import type { Cv } from "./types.ts";
+ * const cv: Cv = { referenceNumber: "job-123", presentation: "Hello", driversLicenses: ["B"] };
+ * ```
+ */
+export interface Cv {
+  /** The scraped site's reference for this CV; also the cache key. */
+  readonly referenceNumber: string;
+  /** RFC 3339 time the CV was created. */
+  readonly createdAt?: string;
+  /** RFC 3339 time the CV last changed. */
+  readonly lastChanged?: string;
+  /** Educations, in RT-CV's shape. */
+  readonly educations?: readonly unknown[];
+  /** Work experiences, in RT-CV's shape. */
+  readonly workExperiences?: readonly unknown[];
+  /** Preferred job titles. */
+  readonly preferredJobs?: readonly string[];
+  /** Languages, in RT-CV's shape. */
+  readonly languages?: readonly unknown[];
+  /** Name, contact and address details, in RT-CV's shape. */
+  readonly personalDetails?: Readonly<Record<string, unknown>>;
+  /** Free text. */
+  readonly presentation?: string;
+  /** Driver's licence categories. */
+  readonly driversLicenses?: readonly string[];
+  /** Any other field RT-CV knows. */
+  readonly [field: string]: unknown;
+}
+
+/**
+ * Which secret `getSecret` reads (the wire's `{key, encryption_key}`).
+ *
+ * @example
+ * ```ts
+ * import type { SecretRequest } from "./types.ts";
+ * const request: SecretRequest = { key: "api", encryptionKey: "the encryption key" };
+ * ```
+ */
+export interface SecretRequest {
+  /** The secret's key. */
+  readonly key: string;
+  /** The key the secret was encrypted with. */
+  readonly encryptionKey: string;
+}
+
+/**
+ * Which secret `getUserSecret` / `getUsersSecret` read; `key` defaults to `user` / `users`.
+ *
+ * @example
+ * ```ts
+ * import type { UserSecretRequest } from "./types.ts";
+ * const request: UserSecretRequest = { encryptionKey: "the encryption key" };
+ * ```
+ */
+export interface UserSecretRequest {
+  /** The secret's key; default `user` (`getUserSecret`) or `users` (`getUsersSecret`). */
+  readonly key?: string;
+  /** The key the secret was encrypted with. */
+  readonly encryptionKey: string;
+}
+
+/**
+ * A login stored as a secret.
+ *
+ * @example
+ * ```ts
+ * import type { UserSecret } from "./types.ts";
+ * const login: UserSecret = { username: "foo", password: "bar" };
+ * ```
+ */
+export interface UserSecret {
+  /** The user name. */
+  readonly username: string;
+  /** The password. */
+  readonly password: string;
+}
+
+/**
+ * How {@linkcode ScraperClient.spawn} starts the client.
+ *
+ * @example
+ * ```ts
+ * import type { SpawnOptions } from "./types.ts";
+ * const options: SpawnOptions = {
+ *   command: ["/bin/rtcv_scraper_client"],
+ *   env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" },
+ * };
+ * ```
+ */
+export interface SpawnOptions {
+  /**
+   * The client's argv, e.g. `["/bin/rtcv_scraper_client"]` for a compiled binary. Default: this package's
+   * `main.ts` under `deno run -A` with the running Deno.
+   */
+  readonly command?: readonly string[];
+  /** Variables added to the client's environment (the scraper's own environment is passed on too). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The client's working directory (where its logs and default store go); default the current one. */
+  readonly cwd?: string;
+  /** Where the client's stderr (warnings, start-up errors) goes: `inherit` (default) or `null` (dropped). */
+  readonly stderr?: "inherit" | "null";
+}
