@@ -1,0 +1,174 @@
+/**
+ * Scenarios 1–3: start-up time, lockstep round trip, idle memory. Each also measures the floor program
+ * (`floor_echo.ts`) for the client, so a figure can be read against what `deno run` costs by itself.
+ *
+ * @module
+ */
+
+import { check, formatNumber, info, measured, type Row, summarize } from "../report.ts";
+import type { Scenario, ScenarioContext } from "../scenario.ts";
+import { count, floorCommand, sleep, spawnReady, timeExit } from "./common.ts";
+
+const PING = new TextEncoder().encode('{"type":"ping"}\n');
+const PONG_TEXT = '{"type":"pong"}';
+
+/** Spawns `runs` times; returns the ready times and the exit-after-EOF times (ms). */
+async function spawnTimes(
+  context: ScenarioContext,
+  runs: number,
+  command?: readonly string[],
+): Promise<{ ready: number[]; exit: number[] }> {
+  const ready: number[] = [];
+  const exit: number[] = [];
+  // One spawn first that is not counted: the first start after a change compiles and caches modules.
+  for (let run = -1; run < runs; run++) {
+    const { client, readyMs } = await spawnReady(context, { command });
+    const exitMs = await timeExit(client);
+    if (run >= 0) {
+      ready.push(readyMs);
+      exit.push(exitMs);
+    }
+  }
+  return { ready, exit };
+}
+
+/** Scenario 1: spawn to ready line. */
+export const readyScenario: Scenario = {
+  id: "ready",
+  alias: "1",
+  title: "ready line after spawn, median of 10 spawns",
+  peer: true,
+  timeoutMs: 60_000,
+  async run(context) {
+    const runs = count(context, 10, 4);
+    const { ready, exit } = await spawnTimes(context, runs);
+    const summary = summarize(ready);
+    const rows: Row[] = [
+      measured(
+        "ready",
+        `spawn to ready line (median of ${runs})`,
+        summary.median,
+        "ms",
+        60,
+        `min ${formatNumber(summary.min)}, max ${formatNumber(summary.max)}`,
+      ),
+      info(
+        "ready",
+        "exit after end of stdin (median)",
+        summarize(exit).median,
+        "ms",
+        "idle client, nothing to flush",
+      ),
+    ];
+    if (context.target.kind === "client") {
+      const floor = await spawnTimes(context, runs, floorCommand(context));
+      rows.push(
+        info("ready", "floor: minimal deno program to first line", summarize(floor.ready).median, "ms"),
+      );
+    }
+    return rows;
+  },
+};
+
+/** Times `n` lockstep pings (after `warmUp` untimed ones), in µs; counts answers that are not pong. */
+async function pingTimes(
+  context: ScenarioContext,
+  n: number,
+  warmUp: number,
+  command?: readonly string[],
+): Promise<{ micros: Float64Array; wrong: number; exitMs: number }> {
+  const { client } = await spawnReady(context, { command });
+  let wrong = 0;
+  for (let i = 0; i < warmUp; i++) if (await client.request(PING) !== PONG_TEXT) wrong++;
+  const micros = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    const answer = await client.request(PING);
+    micros[i] = (performance.now() - start) * 1000;
+    if (answer !== PONG_TEXT) wrong++;
+  }
+  return { micros, wrong, exitMs: await timeExit(client) };
+}
+
+/** Scenario 2: lockstep ping round trip. */
+export const pingScenario: Scenario = {
+  id: "ping",
+  alias: "2",
+  title: "lockstep ping round trip",
+  peer: true,
+  timeoutMs: 60_000,
+  async run(context) {
+    const n = count(context, 2000, 300);
+    const warmUp = count(context, 300, 50);
+    const { micros, wrong } = await pingTimes(context, n, warmUp);
+    const summary = summarize(micros);
+    const rows: Row[] = [
+      measured("ping", `round trip median (${n} lockstep)`, summary.median, "µs", 100),
+      info("ping", "round trip p90", summary.p90, "µs"),
+      info("ping", "round trip p99", summary.p99, "µs", `max ${formatNumber(summary.max)} µs`),
+      check(
+        "ping",
+        "answers",
+        wrong === 0,
+        wrong === 0 ? `${n + warmUp} pongs` : `${wrong} answers were not pong`,
+      ),
+    ];
+    if (context.target.kind === "client") {
+      const floor = summarize((await pingTimes(context, n, warmUp, floorCommand(context))).micros);
+      rows.push(
+        info(
+          "ping",
+          "floor: minimal deno echo, median",
+          floor.median,
+          "µs",
+          `p99 ${formatNumber(floor.p99)} µs; the driver's own share is in here too`,
+        ),
+      );
+    }
+    return rows;
+  },
+};
+
+/** Reads the RSS after the ready line and a few pings, once things settled. */
+async function idleMemory(context: ScenarioContext, command?: readonly string[]) {
+  const { client } = await spawnReady(context, { command });
+  for (let i = 0; i < 20; i++) await client.request(PING);
+  await sleep(250);
+  const idle = client.memory();
+  return { client, idle };
+}
+
+/** Scenario 3: idle RSS. */
+export const idleRssScenario: Scenario = {
+  id: "idle_rss",
+  alias: "3",
+  title: "RSS after ready and a few pings",
+  peer: true,
+  timeoutMs: 30_000,
+  async run(context) {
+    const { client, idle } = await idleMemory(context);
+    const rows: Row[] = [
+      measured("idle_rss", "RSS after ready + 20 pings", idle.rssMiB, "MiB", 60),
+    ];
+    // The first cache command opens the store (lazily, in the client): the memory that costs.
+    const answer = await client.request('{"type":"has_cached_reference","content":"1"}\n');
+    await sleep(250);
+    const opened = client.memory();
+    rows.push(
+      info(
+        "idle_rss",
+        "RSS after first cache command (store open)",
+        opened.rssMiB,
+        "MiB",
+        answer === '{"type":"ok","content":false}' ? undefined : `unexpected answer ${answer.slice(0, 120)}`,
+      ),
+    );
+    await timeExit(client);
+    if (context.target.kind === "client") {
+      const floor = await idleMemory(context, floorCommand(context));
+      rows.push(info("idle_rss", "floor: minimal deno echo RSS", floor.idle.rssMiB, "MiB"));
+      await timeExit(floor.client);
+    }
+    return rows;
+  },
+};
