@@ -19,7 +19,7 @@ const stderr = (message: string) => {
 
 let config;
 try {
-  config = loadConfig(Deno.env);
+  config = await loadConfig(Deno.env);
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   stderr(`rtcv_scraper_client: invalid configuration: ${error.message}`);

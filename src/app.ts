@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
 import { ClientCore, type ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
@@ -39,6 +38,11 @@ export interface RunClientOptions {
 
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
 export const EXIT_STARTUP_FAILED = 1;
+
+/** `dir/name` (node:path costs ~5 ms of start-up for this one join). */
+function join(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
 
 /** Where the store lives for this configuration. */
 export function resolveKvLocation(config: ClientConfig, cwd: string): string {

@@ -12,7 +12,7 @@ const SECRET = "sup3r-s3cret-api-key";
 const TOKEN = "ingest-t0ken-value";
 
 /** Loads with the given environment and an in-memory file system. */
-function load(env: Record<string, string>, files: Record<string, string> = {}): ClientConfig {
+function load(env: Record<string, string>, files: Record<string, string> = {}): Promise<ClientConfig> {
   return loadConfig(new Map(Object.entries(env)), (path) => {
     if (!(path in files)) throw new Deno.errors.NotFound(`No such file or directory: ${path}`);
     return files[path];
@@ -20,9 +20,12 @@ function load(env: Record<string, string>, files: Record<string, string> = {}): 
 }
 
 /** Expects a ConfigError and returns it. */
-function loadError(env: Record<string, string>, files: Record<string, string> = {}): ConfigError {
+async function loadError(
+  env: Record<string, string>,
+  files: Record<string, string> = {},
+): Promise<ConfigError> {
   try {
-    load(env, files);
+    await await load(env, files);
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
     return err;
@@ -41,8 +44,8 @@ const server = (location: string, key = SECRET) => ({
   api_key: key,
 });
 
-Deno.test("defaults with no configuration at all", () => {
-  assert.deepEqual(load({}), {
+Deno.test("defaults with no configuration at all", async () => {
+  assert.deepEqual(await load({}), {
     primaryServer: null,
     alternativeServers: [],
     mockMode: false,
@@ -62,8 +65,8 @@ Deno.test("defaults with no configuration at all", () => {
   assert.equal(DEFAULT_MAX_LINE_BYTES, 16 * 1024 * 1024);
 });
 
-Deno.test("empty environment variables count as unset", () => {
-  const config = load({
+Deno.test("empty environment variables count as unset", async () => {
+  const config = await load({
     RTCV_SCRAPER_CLIENT_ENV: "",
     RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "",
     RTCV_SCRAPER_CLIENT_KV: "",
@@ -74,7 +77,7 @@ Deno.test("empty environment variables count as unset", () => {
   assert.equal(config.logInput, false);
 });
 
-Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing commas", () => {
+Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing commas", async () => {
   const text = `// deployment config
 {
   /* the server whose answers count */
@@ -95,7 +98,7 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "debug_log": true,
   "some_future_field": {"ignored": true}, // unknown fields are ignored
 }`;
-  assert.deepEqual(load({ RTCV_SCRAPER_CLIENT_ENV: text }), {
+  assert.deepEqual(await load({ RTCV_SCRAPER_CLIENT_ENV: text }), {
     primaryServer: {
       serverLocation: "https://rtcv.example.com",
       apiKeyId: "0123456789abcdef01234567",
@@ -120,8 +123,8 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   });
 });
 
-Deno.test("document from RTCV_SCRAPER_CLIENT_ENV_FILE, with a byte order mark and CRLF line endings", () => {
-  const config = load(
+Deno.test("document from RTCV_SCRAPER_CLIENT_ENV_FILE, with a byte order mark and CRLF line endings", async () => {
+  const config = await load(
     { RTCV_SCRAPER_CLIENT_ENV_FILE: "/etc/rtcv.jsonc" },
     {
       "/etc/rtcv.jsonc": '\uFEFF{\r\n  "mock_mode": true, // on\r\n  "mock_secrets": {"k": [1, 2]},\r\n}\r\n',
@@ -131,16 +134,16 @@ Deno.test("document from RTCV_SCRAPER_CLIENT_ENV_FILE, with a byte order mark an
   assert.deepEqual(config.mockSecrets, { k: [1, 2] });
 });
 
-Deno.test("a file holding only comments is an empty configuration", () => {
-  const config = load(
+Deno.test("a file holding only comments is an empty configuration", async () => {
+  const config = await load(
     { RTCV_SCRAPER_CLIENT_ENV_FILE: "/etc/rtcv.jsonc" },
     { "/etc/rtcv.jsonc": '// everything commented out\n/* {"mock_mode": true} */\n' },
   );
   assert.equal(config.mockMode, false);
 });
 
-Deno.test("null fields count as absent", () => {
-  const config = load({
+Deno.test("null fields count as absent", async () => {
+  const config = await load({
     RTCV_SCRAPER_CLIENT_ENV:
       '{"primary_server": null, "mock_users": null, "timeout_ms": null, "ingest": null}',
   });
@@ -149,8 +152,8 @@ Deno.test("null fields count as absent", () => {
   assert.equal(config.timeoutMs, DEFAULT_TIMEOUT_MS);
 });
 
-Deno.test("RTCV_SCRAPER_CLIENT_ENV wins over RTCV_SCRAPER_CLIENT_ENV_FILE, which is then not read", () => {
-  const config = loadConfig(
+Deno.test("RTCV_SCRAPER_CLIENT_ENV wins over RTCV_SCRAPER_CLIENT_ENV_FILE, which is then not read", async () => {
+  const config = await loadConfig(
     new Map([
       ["RTCV_SCRAPER_CLIENT_ENV", '{"timeout_ms": 111}'],
       ["RTCV_SCRAPER_CLIENT_ENV_FILE", "/etc/rtcv.jsonc"],
@@ -160,7 +163,7 @@ Deno.test("RTCV_SCRAPER_CLIENT_ENV wins over RTCV_SCRAPER_CLIENT_ENV_FILE, which
   assert.equal(config.timeoutMs, 111);
 });
 
-Deno.test("environment variables win over the document for the same setting", () => {
+Deno.test("environment variables win over the document for the same setting", async () => {
   const doc = JSON.stringify({
     timeout_ms: 5000,
     kv: "/data/from-file.kv",
@@ -170,7 +173,7 @@ Deno.test("environment variables win over the document for the same setting", ()
     log_input: true,
     debug_log: false,
   });
-  const config = load(
+  const config = await load(
     {
       RTCV_SCRAPER_CLIENT_ENV_FILE: "/etc/rtcv.jsonc",
       RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "7000",
@@ -192,23 +195,23 @@ Deno.test("environment variables win over the document for the same setting", ()
   assert.equal(config.debugLog, true);
 });
 
-Deno.test("the document's settings apply when the environment variable is not set", () => {
-  const config = load({ RTCV_SCRAPER_CLIENT_ENV: '{"timeout_ms": 5000, "log_input": true}' });
+Deno.test("the document's settings apply when the environment variable is not set", async () => {
+  const config = await load({ RTCV_SCRAPER_CLIENT_ENV: '{"timeout_ms": 5000, "log_input": true}' });
   assert.equal(config.timeoutMs, 5000);
   assert.equal(config.logInput, true);
 });
 
-Deno.test("boolean environment variables: true, 1 and t in any case mean on", () => {
+Deno.test("boolean environment variables: true, 1 and t in any case mean on", async () => {
   for (const on of ["true", "TRUE", "True", "1", "t", "T", " true "]) {
-    assert.equal(load({ LOG_SCRAPER_CLIENT_INPUT: on }).logInput, true, on);
-    assert.equal(load({ ENABLE_SCRAPER_CLIENT_LOG: on }).debugLog, true, on);
+    assert.equal((await load({ LOG_SCRAPER_CLIENT_INPUT: on })).logInput, true, on);
+    assert.equal((await load({ ENABLE_SCRAPER_CLIENT_LOG: on })).debugLog, true, on);
   }
   for (const off of ["false", "0", "no", "yes", "on"]) {
-    assert.equal(load({ LOG_SCRAPER_CLIENT_INPUT: off }).logInput, false, off);
+    assert.equal((await load({ LOG_SCRAPER_CLIENT_INPUT: off })).logInput, false, off);
   }
 });
 
-Deno.test("numeric environment variables must be whole numbers in range; the error names the variable", () => {
+Deno.test("numeric environment variables must be whole numbers in range; the error names the variable", async () => {
   const cases: [string, string, string][] = [
     ["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "abc", "timeout_ms"],
     ["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "0", "timeout_ms"],
@@ -222,19 +225,19 @@ Deno.test("numeric environment variables must be whole numbers in range; the err
     ["RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES", "16MiB", "max_line_bytes"],
   ];
   for (const [name, value, field] of cases) {
-    const err = loadError({ [name]: value });
+    const err = await loadError({ [name]: value });
     assert.equal(err.source, name);
     assert.equal(err.field, field);
     assert.match(err.message, new RegExp(`^${name}: `));
     assert.ok(err.message.includes(JSON.stringify(value)), err.message);
   }
-  assert.equal(load({ RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT: "0" }).healthCheckPort, 0);
-  assert.equal(load({ RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT: "65535" }).healthCheckPort, 65535);
-  assert.equal(load({ RTCV_SCRAPER_CLIENT_TIMEOUT_MS: " 250 " }).timeoutMs, 250);
+  assert.equal((await load({ RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT: "0" })).healthCheckPort, 0);
+  assert.equal((await load({ RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT: "65535" })).healthCheckPort, 65535);
+  assert.equal((await load({ RTCV_SCRAPER_CLIENT_TIMEOUT_MS: " 250 " })).timeoutMs, 250);
 });
 
-Deno.test("a missing file is an error naming the file", () => {
-  const err = loadError({ RTCV_SCRAPER_CLIENT_ENV_FILE: "/etc/missing.jsonc" });
+Deno.test("a missing file is an error naming the file", async () => {
+  const err = await loadError({ RTCV_SCRAPER_CLIENT_ENV_FILE: "/etc/missing.jsonc" });
   assert.equal(err.source, "RTCV_SCRAPER_CLIENT_ENV_FILE /etc/missing.jsonc");
   assert.equal(err.field, "");
   assert.equal(
@@ -243,10 +246,10 @@ Deno.test("a missing file is an error naming the file", () => {
   );
 });
 
-Deno.test("an unreadable file (real file system) is an error naming the file", () => {
+Deno.test("an unreadable file (real file system) is an error naming the file", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    assert.throws(
+    await assert.rejects(
       () => loadConfig(new Map([["RTCV_SCRAPER_CLIENT_ENV_FILE", dir]])),
       (err) =>
         err instanceof ConfigError &&
@@ -257,14 +260,14 @@ Deno.test("an unreadable file (real file system) is an error naming the file", (
   }
 });
 
-Deno.test("a syntax error says line:column and never quotes the text", () => {
+Deno.test("a syntax error says line:column and never quotes the text", async () => {
   const text = `{
   "primary_server": {
     "server_location": "https://rtcv.example.com",
     "api_key": "${SECRET}" "api_key_id": "x"
   }
 }`;
-  const err = loadError({ RTCV_SCRAPER_CLIENT_ENV_FILE: "/etc/x.jsonc" }, { "/etc/x.jsonc": text });
+  const err = await loadError({ RTCV_SCRAPER_CLIENT_ENV_FILE: "/etc/x.jsonc" }, { "/etc/x.jsonc": text });
   assert.equal(err.source, "RTCV_SCRAPER_CLIENT_ENV_FILE /etc/x.jsonc");
   assert.equal(
     err.message,
@@ -273,26 +276,26 @@ Deno.test("a syntax error says line:column and never quotes the text", () => {
   assertNoSecret(err);
 });
 
-Deno.test("an unterminated string is a syntax error without its content", () => {
-  const err = loadError({ RTCV_SCRAPER_CLIENT_ENV: `{"primary_server": {"api_key": "${SECRET}` });
+Deno.test("an unterminated string is a syntax error without its content", async () => {
+  const err = await loadError({ RTCV_SCRAPER_CLIENT_ENV: `{"primary_server": {"api_key": "${SECRET}` });
   assert.equal(err.source, "RTCV_SCRAPER_CLIENT_ENV");
   assert.match(err.message, /^RTCV_SCRAPER_CLIENT_ENV: cannot parse JSONC at 1:32: unterminated string/);
   assertNoSecret(err);
 });
 
-Deno.test("the document must be an object", () => {
+Deno.test("the document must be an object", async () => {
   for (
     const [text, kind] of [["[1, 2]", "an array"], ["42", "an integer"], ['"text"', "a string"], [
       "null",
       "null",
     ]]
   ) {
-    const err = loadError({ RTCV_SCRAPER_CLIENT_ENV: text });
+    const err = await loadError({ RTCV_SCRAPER_CLIENT_ENV: text });
     assert.equal(err.message, `RTCV_SCRAPER_CLIENT_ENV: must be a JSON object, not ${kind}`);
   }
 });
 
-Deno.test("field errors name the source and the field path, and never the value", () => {
+Deno.test("field errors name the source and the field path, and never the value", async () => {
   const file = "/etc/x.jsonc";
   const cases: [unknown, string, string][] = [
     [
@@ -343,7 +346,7 @@ Deno.test("field errors name the source and the field path, and never the value"
     [{ debug_log: 1 }, "debug_log", "must be true or false"],
   ];
   for (const [doc, field, problem] of cases) {
-    const err = loadError({ RTCV_SCRAPER_CLIENT_ENV_FILE: file }, { [file]: JSON.stringify(doc) });
+    const err = await loadError({ RTCV_SCRAPER_CLIENT_ENV_FILE: file }, { [file]: JSON.stringify(doc) });
     assert.equal(err.source, `RTCV_SCRAPER_CLIENT_ENV_FILE ${file}`, err.message);
     assert.equal(err.field, field, err.message);
     assert.ok(
@@ -355,8 +358,8 @@ Deno.test("field errors name the source and the field path, and never the value"
   }
 });
 
-Deno.test("the same field error from RTCV_SCRAPER_CLIENT_ENV names that variable", () => {
-  const err = loadError({
+Deno.test("the same field error from RTCV_SCRAPER_CLIENT_ENV names that variable", async () => {
+  const err = await loadError({
     RTCV_SCRAPER_CLIENT_ENV: JSON.stringify({ primary_server: server("rtcv.example.com") }),
   });
   assert.equal(
@@ -365,16 +368,16 @@ Deno.test("the same field error from RTCV_SCRAPER_CLIENT_ENV names that variable
   );
 });
 
-Deno.test("several problems: the first is reported and the others counted", () => {
-  const err = loadError({ RTCV_SCRAPER_CLIENT_ENV: JSON.stringify({ mock_mode: 1, debug_log: 2 }) });
+Deno.test("several problems: the first is reported and the others counted", async () => {
+  const err = await loadError({ RTCV_SCRAPER_CLIENT_ENV: JSON.stringify({ mock_mode: 1, debug_log: 2 }) });
   assert.match(
     err.message,
     /^RTCV_SCRAPER_CLIENT_ENV: mock_mode must be true or false, not an integer \(and 1 more/,
   );
 });
 
-Deno.test("ConfigError is an Error with its name set", () => {
-  const err = loadError({ RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "x" });
+Deno.test("ConfigError is an Error with its name set", async () => {
+  const err = await loadError({ RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "x" });
   assert.ok(err instanceof Error);
   assert.equal(err.name, "ConfigError");
 });

@@ -1,5 +1,3 @@
-import { dirname } from "node:path";
-
 /** Where the reference cache and the outboxes live when `RTCV_SCRAPER_CLIENT_KV` is not set. */
 export const DEFAULT_KV_FILE = "rtcv_scraper_client.kv";
 
@@ -31,7 +29,8 @@ export async function openKvStore(location: string, options: OpenKvOptions = {})
       throw new StoreError(`cannot open the store at ${describeLocation(location)}: ${reasonOf(error)}`);
     }
   }
-  await Deno.mkdir(dirname(location), { recursive: true }).catch(() => {});
+  const slash = location.lastIndexOf("/");
+  if (slash > 0) await Deno.mkdir(location.slice(0, slash), { recursive: true }).catch(() => {});
   const lockDeadline = Date.now() + (options.lockWaitMs ?? 2000);
   let movedAside = false;
   for (let attempt = 0;; attempt++) {

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { parse as parseJsonc, type ParseError, printParseErrorCode, stripComments } from "jsonc-parser";
+import type { ParseError } from "jsonc-parser";
 import { z } from "zod";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
@@ -82,7 +82,7 @@ export interface ClientConfig {
  * import { ConfigError, loadConfig } from "./config.ts";
  * const env = new Map([["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "soon"]]);
  * try {
- *   loadConfig(env);
+ *   await loadConfig(env);
  * } catch (err) {
  *   if (!(err instanceof ConfigError)) throw err;
  *   // err.source === "RTCV_SCRAPER_CLIENT_TIMEOUT_MS", err.field === "timeout_ms"
@@ -244,7 +244,9 @@ function lineColumn(text: string, offset: number): string {
 }
 
 /** Parses and validates the JSONC text; `source` names it in errors. */
-function parseDocument(text: string, source: string): ConfigDocument {
+async function parseDocument(text: string, source: string): Promise<ConfigDocument> {
+  // Loaded only when there is a document: it is a CommonJS package and costs ~20 ms of start-up.
+  const { parse: parseJsonc, printParseErrorCode, stripComments } = await import("jsonc-parser");
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // byte order mark
   const errors: ParseError[] = [];
   const value: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
@@ -288,11 +290,11 @@ function parseDocument(text: string, source: string): ConfigDocument {
 }
 
 /** Reads the document named by the environment, or `{}` when none is configured. */
-function readDocument(env: EnvReader, readTextFile: (path: string) => string): ConfigDocument {
+function readDocument(env: EnvReader, readTextFile: (path: string) => string): Promise<ConfigDocument> {
   const text = nonEmpty(env.get(CONFIG_ENV_VAR));
   if (text !== undefined) return parseDocument(text, CONFIG_ENV_VAR);
   const path = nonEmpty(env.get(CONFIG_FILE_ENV_VAR));
-  if (path === undefined) return {};
+  if (path === undefined) return Promise.resolve({});
   const source = `${CONFIG_FILE_ENV_VAR} ${path}`;
   let content: string;
   try {
@@ -362,17 +364,17 @@ function defaultReadTextFile(path: string): string {
  * @example
  * ```ts
  * import { loadConfig } from "./config.ts";
- * const config = loadConfig(new Map([
+ * const config = await loadConfig(new Map([
  *   ["RTCV_SCRAPER_CLIENT_ENV", '{\n  // comments and trailing commas are fine\n  "mock_mode": true,\n  "timeout_ms": 5000,\n}'],
  * ]));
  * // config.mockMode === true, config.timeoutMs === 5000
  * ```
  */
-export function loadConfig(
+export async function loadConfig(
   env: EnvReader,
   readTextFile: (path: string) => string = defaultReadTextFile,
-): ClientConfig {
-  const doc = readDocument(env, readTextFile);
+): Promise<ClientConfig> {
+  const doc = await readDocument(env, readTextFile);
 
   const timeoutMs = envInteger(
     env,

@@ -6,6 +6,8 @@ export interface QueuedEntry {
   readonly id: string;
   /** The JSON text that was queued. */
   readonly payload: string;
+  /** How many extra part rows hold the payload (0 when it fits one value). */
+  readonly parts: number;
 }
 
 /** Deno.Kv values are limited to 64 KiB; JSON text is split into parts of at most this many UTF-16 units. */
@@ -74,26 +76,28 @@ export class DurableQueue {
     return this.#batcher.write(mutations);
   }
 
-  /** Removes an entry (and its parts); resolves once committed. */
-  async remove(channel: string, id: string): Promise<void> {
-    const head = await this.#kv.get<unknown>([this.#prefix, channel, id]);
-    const mutations: Deno.KvMutation[] = [{ type: "delete", key: [this.#prefix, channel, id] }];
-    const parts = partsOf(head.value);
-    for (let index = 0; index < parts; index++) {
-      mutations.push({ type: "delete", key: [this.#prefix + "_part", channel, id, index] });
-    }
-    await this.#batcher.write(mutations);
+  /** How many part rows {@link putMutations} made (0 when the payload fits one value). */
+  static partsIn(mutations: readonly Deno.KvMutation[]): number {
+    return mutations.length > 1 ? mutations.length - 1 : 0;
+  }
+
+  /** Removes an entry and its `parts` part rows; resolves once committed (group-committed, no read). */
+  remove(channel: string, id: string, parts: number): Promise<void> {
+    return this.#batcher.write(this.#removeMutations(channel, id, parts));
   }
 
   /** Moves an entry to another queue (the dead letters: kept, never dropped), in one commit. */
-  async moveTo(target: DurableQueue, channel: string, entry: QueuedEntry): Promise<void> {
-    const head = await this.#kv.get<unknown>([this.#prefix, channel, entry.id]);
+  moveTo(target: DurableQueue, channel: string, entry: QueuedEntry): Promise<void> {
     const mutations = target.putMutations(channel, entry.id, entry.payload);
-    mutations.push({ type: "delete", key: [this.#prefix, channel, entry.id] });
-    for (let index = 0; index < partsOf(head.value); index++) {
-      mutations.push({ type: "delete", key: [this.#prefix + "_part", channel, entry.id, index] });
+    return this.#batcher.write([...mutations, ...this.#removeMutations(channel, entry.id, entry.parts)]);
+  }
+
+  #removeMutations(channel: string, id: string, parts: number): Deno.KvMutation[] {
+    const mutations: Deno.KvMutation[] = [{ type: "delete", key: [this.#prefix, channel, id] }];
+    for (let index = 0; index < parts; index++) {
+      mutations.push({ type: "delete", key: [this.#prefix + "_part", channel, id, index] });
     }
-    await this.#batcher.write(mutations);
+    return mutations;
   }
 
   /** Up to `limit` entries of `channel`, oldest first, skipping ids in `exclude`. */
@@ -107,7 +111,7 @@ export class DurableQueue {
       const id = String(row.key[2]);
       if (exclude.has(id)) continue;
       const payload = await this.#payloadOf(channel, id, row.value);
-      if (payload !== null) entries.push({ id, payload });
+      if (payload !== null) entries.push({ id, payload, parts: partsOf(row.value) });
       if (entries.length >= limit) break;
     }
     return entries;

@@ -36,7 +36,7 @@ export async function serveLines(
 ): Promise<void> {
   const splitter = new LineSplitter(options.maxLineBytes);
   const buffer = new Uint8Array(READ_BUFFER_BYTES);
-  const maxPending = options.maxPendingAnswers ?? 50_000;
+  const maxPending = options.maxPendingAnswers ?? 5_000;
   const stopped = stopPromise(options.stop);
   const handle = (lines: InputLine[]) => {
     for (const line of lines) {

@@ -1,6 +1,6 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import { CommandError } from "../commands/command_error.ts";
-import type { DurableQueue } from "../outbox/durable_queue.ts";
+import { DurableQueue } from "../outbox/durable_queue.ts";
 import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
 import type { MirrorDelivery } from "./mirror_delivery.ts";
@@ -51,11 +51,14 @@ export class LiveBackend implements RtcvBackend {
     let queued: Promise<void> = Promise.resolve();
     if (mirrors.length > 0) {
       const payload = JSON.stringify(cv);
-      const ids = mirrors.map(() => outbox.newId());
-      queued = outbox.commit(
-        mirrors.flatMap((mirror, index) => outbox.putMutations(mirror.channel, ids[index], payload)),
-      );
-      mirrors.forEach((mirror, index) => mirror.sendNow(ids[index], cv, queued));
+      const entries = mirrors.map((mirror) => {
+        const id = outbox.newId();
+        return { mirror, id, mutations: outbox.putMutations(mirror.channel, id, payload) };
+      });
+      queued = outbox.commit(entries.flatMap((entry) => entry.mutations));
+      for (const { mirror, id, mutations } of entries) {
+        mirror.sendNow({ id, payload, parts: DurableQueue.partsIn(mutations) }, cv, queued);
+      }
     }
     const answer = primary.scanCv(cv).then(
       (matched) => {

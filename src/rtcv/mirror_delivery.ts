@@ -1,4 +1,4 @@
-import type { DurableQueue } from "../outbox/durable_queue.ts";
+import type { DurableQueue, QueuedEntry } from "../outbox/durable_queue.ts";
 import type { RtcvApiClient } from "./api_client.ts";
 import { RtcvApiError } from "./api_client.ts";
 import { abortableSleep } from "./request_policy.ts";
@@ -56,9 +56,9 @@ export class MirrorDelivery {
   }
 
   /** Sends a CV now; `queued` settles when its outbox entry is committed. Never throws. */
-  sendNow(id: string, cv: Record<string, unknown>, queued: Promise<void>): void {
-    const attempt = this.#deliver(id, () => cv, queued).finally(() => this.#live.delete(id));
-    this.#live.set(id, attempt);
+  sendNow(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): void {
+    const attempt = this.#deliver(entry, cv, queued).finally(() => this.#live.delete(entry.id));
+    this.#live.set(entry.id, attempt);
   }
 
   /** Starts the background loop if it is not running (after a failure, or at start-up for old entries). */
@@ -88,12 +88,13 @@ export class MirrorDelivery {
   }
 
   /** One delivery; on success the entry is removed, on a permanent refusal it becomes a dead letter. */
-  async #deliver(id: string, cv: () => Record<string, unknown>, queued: Promise<void>): Promise<void> {
+  async #deliver(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): Promise<void> {
     const { outbox, deadLetters, log } = this.#options;
+    const id = entry.id;
     try {
-      await this.#client.scanCv(cv(), this.#stop.signal);
+      await this.#client.scanCv(cv, this.#stop.signal);
       await queued;
-      await outbox.remove(this.channel, id);
+      await outbox.remove(this.channel, id, entry.parts);
       this.#failures = 0;
       this.#options.onResult?.(true);
       log(`outbox: delivered ${id} to mirror ${this.origin}`);
@@ -103,7 +104,7 @@ export class MirrorDelivery {
       const reason = error instanceof Error ? error.message : String(error);
       if (error instanceof RtcvApiError && !error.retryable) {
         await queued.catch(() => {});
-        await outbox.moveTo(deadLetters, this.channel, { id, payload: JSON.stringify(cv()) });
+        await outbox.moveTo(deadLetters, this.channel, entry);
         log(`outbox: mirror refused ${id} for good, kept as a dead letter: ${reason}`);
         return;
       }
@@ -129,7 +130,7 @@ export class MirrorDelivery {
       for (const entry of entries) {
         if (this.#stop.signal.aborted) return;
         const failuresBefore = this.#failures;
-        const attempt = this.#deliver(entry.id, () => JSON.parse(entry.payload), Promise.resolve());
+        const attempt = this.#deliver(entry, JSON.parse(entry.payload), Promise.resolve());
         this.#live.set(entry.id, attempt);
         await attempt.finally(() => this.#live.delete(entry.id));
         if (this.#failures > failuresBefore) break; // the mirror is still down: back off
