@@ -2,9 +2,12 @@
  * rtcv_scraper_client: the program a scraper spawns. Reads flags and configuration, then either replays
  * an input log or serves the line protocol on stdin/stdout. Only this file calls `Deno.exit`.
  */
-import { runClient } from "./src/app.ts";
+import denoJson from "./deno.json" with { type: "json" };
+import { createRuntime, runClient } from "./src/app.ts";
+import { helpText, parseFlags, UsageError } from "./src/cli/flags.ts";
 import { systemClock } from "./src/clock.ts";
 import { ConfigError, loadConfig } from "./src/config/config.ts";
+import { runReplay } from "./src/replay/replay.ts";
 
 // stdout carries protocol lines only: anything printed through console goes to stderr.
 for (const method of ["log", "info", "debug", "trace", "dir", "table"] as const) {
@@ -16,6 +19,26 @@ const stderr = (message: string) => {
   // deno-lint-ignore no-console
   console.error(message);
 };
+const stdoutLine = (line: string) => {
+  Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+};
+
+let flags;
+try {
+  flags = parseFlags(Deno.args);
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  stderr(`rtcv_scraper_client: ${error.message}\nrun rtcv_scraper_client --help for the flags`);
+  Deno.exit(error.exitCode);
+}
+if (flags.help) {
+  stdoutLine(helpText(denoJson.version));
+  Deno.exit(0);
+}
+if (flags.version) {
+  stdoutLine(`rtcv_scraper_client ${denoJson.version}`);
+  Deno.exit(0);
+}
 
 let config;
 try {
@@ -30,11 +53,29 @@ const stop = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, () => stop.abort());
 }
-
 const offset = Number(Deno.env.get("RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS") ?? "0");
+const clock = systemClock(Number.isFinite(offset) ? offset : 0);
+
+if (flags.replay !== null) {
+  const runtime = await createRuntime(config, { clock, cwd: Deno.cwd(), env: Deno.env, stderr });
+  const code = await runReplay({
+    file: flags.replay,
+    skipCommands: flags.replaySkipCommands,
+    repeat: flags.repeatReplay,
+    env: Deno.env,
+    core: runtime.core,
+    out: stdoutLine,
+    err: stderr,
+    stop: stop.signal,
+    maxLineBytes: config.maxLineBytes,
+  });
+  await runtime.close();
+  Deno.exit(code);
+}
+
 const code = await runClient({
   config,
-  clock: systemClock(Number.isFinite(offset) ? offset : 0),
+  clock,
   stdin: Deno.stdin,
   stdout: Deno.stdout,
   stderr,

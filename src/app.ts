@@ -19,19 +19,12 @@ export const INPUT_LOG_FILE = "scraper_client_input.log";
 export const DEBUG_LOG_FILE = "scraper_client.log";
 
 /** Everything the line server runs with; `main.ts` fills it from the real process. */
-export interface RunClientOptions {
+export interface RunClientOptions extends RuntimeOptions {
   readonly config: ClientConfig;
-  readonly clock: Clock;
   readonly stdin: ByteSource;
   readonly stdout: ByteSink;
-  /** Prints a line for a person on stderr. */
-  readonly stderr: (message: string) => void;
   /** Aborted by SIGTERM / SIGINT: stop reading, answer what is in flight, exit 0. */
   readonly stop?: AbortSignal;
-  /** The working directory for the logs and the default store. */
-  readonly cwd: string;
-  /** Environment variables (tuning knobs that are not part of the config document). */
-  readonly env?: { get(name: string): string | undefined };
   /** Runs after the core is built and before the ready line (start-up config, health server). */
   readonly beforeReady?: (core: Core, debugLog: DebugLog) => Promise<void>;
 }
@@ -49,16 +42,36 @@ export function resolveKvLocation(config: ClientConfig, cwd: string): string {
   return config.kvPath ?? join(cwd, DEFAULT_KV_FILE);
 }
 
+/** What the client runs with besides stdio: the core, its logs, and how to close them. */
+export interface ClientRuntime {
+  /** The registry, session and store. */
+  readonly core: Core;
+  /** The debug log (`ENABLE_SCRAPER_CLIENT_LOG`), disabled when not asked for. */
+  readonly debugLog: DebugLog;
+  /** Closes the core (drains mirrors, commits writes) and the logs. */
+  close(): Promise<void>;
+}
+
+/** How {@link createRuntime} reaches the process. */
+export interface RuntimeOptions {
+  /** Decides what has expired. */
+  readonly clock: Clock;
+  /** The working directory for the logs and the default store. */
+  readonly cwd: string;
+  /** Environment variables (tuning knobs that are not part of the config document). */
+  readonly env?: { get(name: string): string | undefined };
+  /** Prints a line for a person on stderr. */
+  readonly stderr: (message: string) => void;
+}
+
 /**
- * Runs the line protocol on stdin/stdout until end of input or a stop signal, then drains and closes
- * everything. Resolves with the exit code.
+ * Builds the client's core from the configuration: the store, the live connector with its request policy,
+ * and the debug log. The line server and replay both run on it.
  */
-export async function runClient(options: RunClientOptions): Promise<number> {
-  const { config } = options;
+export async function createRuntime(config: ClientConfig, options: RuntimeOptions): Promise<ClientRuntime> {
   const debugLog = config.debugLog
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE))
     : DebugLog.disabled();
-  const inputLog = config.logInput ? await InputLog.open(join(options.cwd, INPUT_LOG_FILE)) : null;
   const env = options.env ?? new Map<string, string>();
   const policy: RequestPolicy = {
     ...defaultRequestPolicy(new Map()),
@@ -86,6 +99,25 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   if (debugLog.enabled) {
     core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
   }
+  return {
+    core,
+    debugLog,
+    close: async () => {
+      await core.close();
+      await debugLog.close();
+    },
+  };
+}
+
+/**
+ * Runs the line protocol on stdin/stdout until end of input or a stop signal, then drains and closes
+ * everything. Resolves with the exit code.
+ */
+export async function runClient(options: RunClientOptions): Promise<number> {
+  const { config } = options;
+  const runtime = await createRuntime(config, options);
+  const { core } = runtime;
+  const inputLog = config.logInput ? await InputLog.open(join(options.cwd, INPUT_LOG_FILE)) : null;
   const writer = new AnswerWriter(options.stdout);
   try {
     const startupError = await applyStartupConfig(core, config);
@@ -93,7 +125,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       options.stderr(`rtcv_scraper_client: ${startupError}`);
       return EXIT_STARTUP_FAILED;
     }
-    await options.beforeReady?.(core, debugLog);
+    await options.beforeReady?.(core, runtime.debugLog);
     writer.push(READY_ANSWER);
     writer.flush();
     await serveLines(options.stdin, writer, {
@@ -103,9 +135,8 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       stop: options.stop,
     });
   } finally {
-    await core.close();
+    await runtime.close();
     await inputLog?.close();
-    await debugLog.close();
   }
   return 0;
 }

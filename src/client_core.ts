@@ -43,6 +43,7 @@ export class ClientCore {
   readonly #connectLive: LiveConnector | undefined;
   #mockCache: Promise<ReferenceCache> | null = null;
   #mockKv: Deno.Kv | null = null;
+  #closing: Promise<void> | null = null;
 
   /** Wires the registry, the session and the store. */
   constructor(options: ClientCoreOptions) {
@@ -88,10 +89,13 @@ export class ClientCore {
     return new MockBackend(await this.#mockCache, secrets);
   }
 
-  /** Finishes background work, waits for every write, and closes the stores. */
-  async close(): Promise<void> {
-    await this.session.close();
-    await this.store.close();
-    this.#mockKv?.close();
+  /** Finishes background work, waits for every write, and closes the stores; later calls wait for the first. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.session.close();
+      await this.store.close();
+      this.#mockKv?.close();
+    })();
+    return this.#closing;
   }
 }
