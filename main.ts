@@ -20,7 +20,8 @@ const stderr = (message: string) => {
   console.error(message);
 };
 const stdoutLine = (line: string) => {
-  Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  const bytes = new TextEncoder().encode(line + "\n");
+  for (let offset = 0; offset < bytes.length;) offset += Deno.stdout.writeSync(bytes.subarray(offset));
 };
 
 let flags;
@@ -57,7 +58,10 @@ const offset = Number(Deno.env.get("RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS") ?? "0"
 const clock = systemClock(Number.isFinite(offset) ? offset : 0);
 
 if (flags.replay !== null) {
-  const runtime = await createRuntime(config, { clock, cwd: Deno.cwd(), env: Deno.env, stderr });
+  // Replay is for debugging: unless a store is named, it starts from an empty cache it throws away, so
+  // it neither reads nor marks the scraper's real cache.
+  const replayConfig = { ...config, kvPath: config.kvPath ?? ":memory:" };
+  const runtime = await createRuntime(replayConfig, { clock, cwd: Deno.cwd(), env: Deno.env, stderr });
   const code = await runReplay({
     file: flags.replay,
     skipCommands: flags.replaySkipCommands,
