@@ -1,6 +1,14 @@
 import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "./metrics.ts";
 
-/** Bucket bounds (seconds) of the request duration histogram: 10 ms up to the 20 s default timeout and more. */
+/**
+ * Bucket bounds (seconds) of the request duration histogram: 10 ms up to the 20 s default timeout and more.
+ *
+ * @example
+ * ```ts
+ * import { REQUEST_DURATION_BUCKETS } from "./client_metrics.ts";
+ * console.assert(REQUEST_DURATION_BUCKETS.includes(20));
+ * ```
+ */
 export const REQUEST_DURATION_BUCKETS: readonly number[] = [
   0.01,
   0.025,
@@ -16,13 +24,33 @@ export const REQUEST_DURATION_BUCKETS: readonly number[] = [
   30,
 ];
 
-/** How the metrics are built; everything has a default. */
+/**
+ * How the metrics are built; everything has a default.
+ *
+ * @example
+ * ```ts
+ * import { ClientMetrics } from "./client_metrics.ts";
+ * let now = 0;
+ * const metrics = new ClientMetrics({ now: () => now });
+ * now = 1500;
+ * console.assert(metrics.uptimeSeconds() === 1.5);
+ * ```
+ */
 export interface ClientMetricsOptions {
   /** Milliseconds now, for the uptime; default `Date.now`. */
   readonly now?: () => number;
 }
 
-/** The request hooks of `RequestPolicy` that feed the retry and duration metrics. */
+/**
+ * The request hooks of `RequestPolicy` that feed the retry and duration metrics.
+ *
+ * @example
+ * ```ts
+ * import { ClientMetrics, type RequestMetricHooks } from "./client_metrics.ts";
+ * const hooks: RequestMetricHooks = new ClientMetrics().requestHooks();
+ * hooks.onRequest({ origin: "https://rtcv.example.com", ms: 120 });
+ * ```
+ */
 export interface RequestMetricHooks {
   /** Counts a retry of a request to `origin`. */
   onRetry(info: { origin: string }): void;

@@ -1,6 +1,19 @@
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 
-/** What the client is doing now, as the health check reports it. */
+/**
+ * What the client is doing now, as the health check reports it.
+ *
+ * @example
+ * ```ts
+ * import type { HealthStatus } from "./health_server.ts";
+ * const status: HealthStatus = {
+ *   mode: "live",
+ *   servers: ["https://rtcv.example.com"],
+ *   outbox: 0,
+ *   failing: "primary https://rtcv.example.com: 3 sends failed in a row",
+ * };
+ * ```
+ */
 export interface HealthStatus {
   /** `none` before credentials or mock mode are set, `mock`, or `live`. */
   readonly mode: "none" | "mock" | "live";
@@ -15,7 +28,15 @@ export interface HealthStatus {
   readonly failing?: string | null;
 }
 
-/** What the health server reads the metrics from; {@linkcode ClientMetrics} fits. */
+/**
+ * What the health server reads the metrics from; `ClientMetrics` fits.
+ *
+ * @example
+ * ```ts
+ * import type { HealthMetrics } from "./health_server.ts";
+ * const metrics: HealthMetrics = { render: () => "", uptimeSeconds: () => 0 };
+ * ```
+ */
 export interface HealthMetrics {
   /** The Prometheus text page. */
   render(): string | Promise<string>;
@@ -23,7 +44,20 @@ export interface HealthMetrics {
   uptimeSeconds(): number;
 }
 
-/** Where the health server listens and what it reports. */
+/**
+ * Where the health server listens and what it reports.
+ *
+ * @example
+ * ```ts
+ * import { ClientMetrics } from "./client_metrics.ts";
+ * import type { HealthServerOptions } from "./health_server.ts";
+ * const options: HealthServerOptions = {
+ *   port: 9090,
+ *   metrics: new ClientMetrics(),
+ *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
+ * };
+ * ```
+ */
 export interface HealthServerOptions {
   /** Interface to bind; default `127.0.0.1` (`RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST`). */
   readonly host?: string;
@@ -35,7 +69,21 @@ export interface HealthServerOptions {
   readonly metrics: HealthMetrics;
 }
 
-/** A running health server. */
+/**
+ * A running health server.
+ *
+ * @example
+ * ```ts
+ * import { ClientMetrics } from "./client_metrics.ts";
+ * import { type HealthServer, startHealthServer } from "./health_server.ts";
+ * const server: HealthServer = await startHealthServer({
+ *   port: 0,
+ *   metrics: new ClientMetrics(),
+ *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
+ * });
+ * await server.close();
+ * ```
+ */
 export interface HealthServer {
   /** The interface it listens on. */
   readonly host: string;
@@ -45,7 +93,15 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-/** The body of `GET /`. */
+/**
+ * The body of `GET /`.
+ *
+ * @example
+ * ```ts
+ * import type { HealthBody } from "./health_server.ts";
+ * const body: HealthBody = { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 12.5 };
+ * ```
+ */
 export interface HealthBody {
   /** `ok` (200) or `failing` (503). */
   status: "ok" | "failing";
@@ -61,7 +117,15 @@ export interface HealthBody {
   uptime_seconds: number;
 }
 
-/** The default interface: the health check is for the machine itself unless configured otherwise. */
+/**
+ * The default interface: the health check is for the machine itself unless configured otherwise.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HEALTH_HOST } from "./health_server.ts";
+ * console.assert(DEFAULT_HEALTH_HOST === "127.0.0.1");
+ * ```
+ */
 export const DEFAULT_HEALTH_HOST = "127.0.0.1";
 
 /**

@@ -9,10 +9,26 @@
  * @module
  */
 
-/** Label values of one series, by label name. */
+/**
+ * Label values of one series, by label name.
+ *
+ * @example
+ * ```ts
+ * import type { Labels } from "./metrics.ts";
+ * const labels: Labels = { server: "https://rtcv.example.com", result: "ok" };
+ * ```
+ */
 export type Labels = Readonly<Record<string, string>>;
 
-/** What a counter, gauge or histogram is called and what it means. */
+/**
+ * What a counter, gauge or histogram is called and what it means.
+ *
+ * @example
+ * ```ts
+ * import type { MetricOptions } from "./metrics.ts";
+ * const options: MetricOptions = { name: "jobs_total", help: "Jobs done.", labelNames: ["result"] };
+ * ```
+ */
 export interface MetricOptions {
   /** The metric name, `[a-zA-Z_:][a-zA-Z0-9_:]*`. */
   readonly name: string;
@@ -22,7 +38,15 @@ export interface MetricOptions {
   readonly labelNames?: readonly string[];
 }
 
-/** A gauge's options; `collect` makes it a callback gauge read at every scrape. */
+/**
+ * A gauge's options; `collect` makes it a callback gauge read at every scrape.
+ *
+ * @example
+ * ```ts
+ * import type { GaugeOptions } from "./metrics.ts";
+ * const options: GaugeOptions = { name: "queue_size", help: "Items waiting.", collect: () => 3 };
+ * ```
+ */
 export interface GaugeOptions extends MetricOptions {
   /**
    * Reads the value at scrape time (only for a gauge without labels). `undefined` (or a throw) means "unknown
@@ -31,22 +55,56 @@ export interface GaugeOptions extends MetricOptions {
   readonly collect?: GaugeCollector;
 }
 
-/** Reads a gauge's value when the registry is rendered. */
+/**
+ * Reads a gauge's value when the registry is rendered.
+ *
+ * @example
+ * ```ts
+ * import type { GaugeCollector } from "./metrics.ts";
+ * const collect: GaugeCollector = () => Promise.resolve(42);
+ * ```
+ */
 export type GaugeCollector = () => number | undefined | Promise<number | undefined>;
 
-/** A histogram's options: the upper bounds of its buckets (`+Inf` is added). */
+/**
+ * A histogram's options: the upper bounds of its buckets (`+Inf` is added).
+ *
+ * @example
+ * ```ts
+ * import type { HistogramOptions } from "./metrics.ts";
+ * const options: HistogramOptions = { name: "took_seconds", help: "Time taken.", buckets: [0.1, 1, 10] };
+ * ```
+ */
 export interface HistogramOptions extends MetricOptions {
   /** Strictly increasing finite upper bounds, e.g. `[0.1, 0.5, 1, 5]`. */
   readonly buckets: readonly number[];
 }
 
-/** The content type of the text exposition format this registry renders. */
+/**
+ * The content type of the text exposition format this registry renders.
+ *
+ * @example
+ * ```ts
+ * import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+ * const page = new Response(await new MetricsRegistry().render(), {
+ *   headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
+ * });
+ * ```
+ */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-/** Formats a sample value as Prometheus parses it (`+Inf`, `-Inf`, `NaN`, or a JS number). */
+/**
+ * Formats a sample value as Prometheus parses it (`+Inf`, `-Inf`, `NaN`, or a JS number).
+ *
+ * @example
+ * ```ts
+ * import { formatValue } from "./metrics.ts";
+ * console.assert(formatValue(Infinity) === "+Inf" && formatValue(0.25) === "0.25");
+ * ```
+ */
 export function formatValue(value: number): string {
   if (Number.isNaN(value)) return "NaN";
   if (value === Infinity) return "+Inf";
@@ -54,7 +112,15 @@ export function formatValue(value: number): string {
   return String(value);
 }
 
-/** Escapes a label value: backslash, double quote and line feed. */
+/**
+ * Escapes a label value: backslash, double quote and line feed.
+ *
+ * @example
+ * ```ts
+ * import { escapeLabelValue } from "./metrics.ts";
+ * console.assert(escapeLabelValue('say "hi"\n') === 'say \\"hi\\"\\n');
+ * ```
+ */
 export function escapeLabelValue(value: string): string {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }
@@ -69,13 +135,28 @@ function renderLabels(names: readonly string[], values: readonly string[]): stri
   return `{${names.map((name, i) => `${name}="${escapeLabelValue(values[i])}"`).join(",")}}`;
 }
 
-/** The label names, name and help of one metric, and how its series are keyed. */
-abstract class Metric {
+/**
+ * What every metric has: a name, a help text, label names, and a rendering of its series. The registry
+ * creates the concrete ones ({@linkcode Counter}, {@linkcode Gauge}, {@linkcode Histogram}).
+ *
+ * @example
+ * ```ts
+ * import { type Metric, MetricsRegistry } from "./metrics.ts";
+ * const metric: Metric = new MetricsRegistry().counter({ name: "jobs_total", help: "Jobs." });
+ * await metric.render(); // "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total 0\n"
+ * ```
+ */
+export abstract class Metric {
+  /** The metric name. */
   readonly name: string;
+  /** The `# HELP` text. */
   readonly help: string;
+  /** The label names of every series, in order. */
   readonly labelNames: readonly string[];
+  /** The `# TYPE`. */
   abstract readonly type: "counter" | "gauge" | "histogram";
 
+  /** Checks the name and label names (`reserved` are names this kind of metric keeps for itself). */
   constructor(options: MetricOptions, reserved: readonly string[] = []) {
     if (!METRIC_NAME.test(options.name)) {
       throw new TypeError(`Cannot create metric ${JSON.stringify(options.name)}: not a valid metric name`);
@@ -112,6 +193,7 @@ abstract class Metric {
     return this.labelNames.map((name) => String(labels[name]));
   }
 
+  /** The map key of a series. */
   protected keyOf(values: readonly string[]): string {
     return JSON.stringify(values);
   }
@@ -126,10 +208,20 @@ abstract class Metric {
   protected abstract samples(): string[] | Promise<string[]>;
 }
 
-/** One number per label set, kept in a map; shared by counters and settable gauges. */
-abstract class ValueMetric extends Metric {
+/**
+ * One number per label set, kept in a map: what counters and settable gauges share.
+ *
+ * @example
+ * ```ts
+ * import { MetricsRegistry, type ValueMetric } from "./metrics.ts";
+ * const metric: ValueMetric = new MetricsRegistry().gauge({ name: "level", help: "Level." });
+ * metric.get(); // 0
+ * ```
+ */
+export abstract class ValueMetric extends Metric {
   readonly #values = new Map<string, { labels: string[]; value: number }>();
 
+  /** Adds `amount` to the series with these labels. */
   protected add(labels: Labels, amount: number): void {
     const values = this.valuesOf(labels);
     const key = this.keyOf(values);
@@ -138,6 +230,7 @@ abstract class ValueMetric extends Metric {
     else this.#values.set(key, { labels: values, value: amount });
   }
 
+  /** Sets the series with these labels to `value`. */
   protected put(labels: Labels, value: number): void {
     const values = this.valuesOf(labels);
     this.#values.set(this.keyOf(values), { labels: values, value });
@@ -148,6 +241,7 @@ abstract class ValueMetric extends Metric {
     return this.#values.get(this.keyOf(this.valuesOf(labels)))?.value ?? 0;
   }
 
+  /** The sample lines of the stored values. */
   protected storedSamples(): string[] {
     // A metric without labels always has its one series, 0 until touched, like the official clients.
     if (this.labelNames.length === 0 && this.#values.size === 0) return [`${this.name} 0\n`];
@@ -190,6 +284,7 @@ export class Counter extends ValueMetric {
     this.add(labels, amount);
   }
 
+  /** The sample lines. */
   protected samples(): string[] {
     return this.storedSamples();
   }
@@ -259,6 +354,7 @@ export class Gauge extends ValueMetric {
     }
   }
 
+  /** The sample line of the callback, or of the set values. */
   protected async samples(): Promise<string[]> {
     if (this.#collect === null) return this.storedSamples();
     const value = await this.read();
@@ -321,6 +417,7 @@ export class Histogram extends Metric {
     return { count: series?.count ?? 0, sum: series?.sum ?? 0 };
   }
 
+  /** The `_bucket`, `_sum` and `_count` lines of every series. */
   protected samples(): string[] {
     const all = [...this.#series.values()];
     if (all.length === 0 && this.labelNames.length === 0) {

@@ -1,4 +1,12 @@
-/** Why a {@linkcode ScraperClientError} was raised. */
+/**
+ * Why a {@linkcode ScraperClientError} was raised.
+ *
+ * @example
+ * ```ts
+ * import { ScraperClientError, type ScraperClientErrorKind } from "./scraper_client_error.ts";
+ * const retryable = (error: ScraperClientError) => (["exited", "protocol"] as ScraperClientErrorKind[]).includes(error.kind);
+ * ```
+ */
 export type ScraperClientErrorKind =
   /** The client answered the command with `{"type":"error"}`; the message is its content. */
   | "answer"
@@ -11,7 +19,19 @@ export type ScraperClientErrorKind =
   /** The command was called after `close()`. */
   | "closed";
 
-/** What a {@linkcode ScraperClientError} is built from, besides its message. */
+/**
+ * What a {@linkcode ScraperClientError} is built from, besides its message.
+ *
+ * @example
+ * ```ts
+ * import { ScraperClientError } from "./scraper_client_error.ts";
+ * const error = new ScraperClientError("the client exited with code 1 before answering ping", {
+ *   kind: "exited",
+ *   command: "ping",
+ *   exitCode: 1,
+ * });
+ * ```
+ */
 export interface ScraperClientErrorOptions extends ErrorOptions {
   /** Why it was raised. */
   readonly kind: ScraperClientErrorKind;
