@@ -41,14 +41,14 @@ if (flags.version) {
   Deno.exit(0);
 }
 
-let config;
-try {
-  config = await loadConfig(Deno.env);
-} catch (error) {
+/** An invalid configuration stops the program before the ready line with exit code 2. */
+function exitOnConfigError(error: unknown): never {
   if (!(error instanceof ConfigError)) throw error;
   stderr(`rtcv_scraper_client: invalid configuration: ${error.message}`);
   Deno.exit(2);
 }
+
+const config = await loadConfig(Deno.env).catch(exitOnConfigError);
 
 const stop = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -61,7 +61,8 @@ if (flags.replay !== null) {
   // Replay is for debugging: unless a store is named, it starts from an empty cache it throws away, so
   // it neither reads nor marks the scraper's real cache.
   const replayConfig = { ...config, kvPath: config.kvPath ?? ":memory:" };
-  const runtime = await createRuntime(replayConfig, { clock, cwd: Deno.cwd(), env: Deno.env, stderr });
+  const runtime = await createRuntime(replayConfig, { clock, cwd: Deno.cwd(), env: Deno.env, stderr })
+    .catch(exitOnConfigError);
   const code = await runReplay({
     file: flags.replay,
     skipCommands: flags.replaySkipCommands,
@@ -86,5 +87,5 @@ const code = await runClient({
   stop: stop.signal,
   cwd: Deno.cwd(),
   env: Deno.env,
-});
+}).catch(exitOnConfigError);
 Deno.exit(code);

@@ -2,10 +2,14 @@ import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
 import { ClientCore, type ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
+import { ClientMetrics } from "./health/client_metrics.ts";
+import { type HealthServer, startHealthServer } from "./health/health_server.ts";
+import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts";
 import { connectLive } from "./rtcv/connect_live.ts";
+import { LiveBackend } from "./rtcv/live_backend.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
-import type { ClientConfig } from "./config/config.ts";
+import { type ClientConfig, ConfigError } from "./config/config.ts";
 import { DebugLog } from "./debug/debug_log.ts";
 import { InputLog } from "./debug/input_log.ts";
 import { AnswerWriter, type ByteSink } from "./protocol/answer_writer.ts";
@@ -48,6 +52,10 @@ export interface ClientRuntime {
   readonly core: Core;
   /** The debug log (`ENABLE_SCRAPER_CLIENT_LOG`), disabled when not asked for. */
   readonly debugLog: DebugLog;
+  /** The Prometheus metrics of this process. */
+  readonly metrics: ClientMetrics;
+  /** The job-data ingestion sink (its commands are registered in the core). */
+  readonly ingest: InstalledIngest;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
   close(): Promise<void>;
 }
@@ -73,36 +81,75 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE))
     : DebugLog.disabled();
   const env = options.env ?? new Map<string, string>();
+  const metrics = new ClientMetrics();
+  const onRetry: RequestPolicy["onRetry"] = (info) => {
+    metrics.retried(info.origin);
+    debugLog.log(`retry ${info.attempt} of ${info.origin}${info.path} in ${info.delayMs} ms: ${info.reason}`);
+  };
+  const onRequest: RequestPolicy["onRequest"] = (info) =>
+    metrics.requestFinished(info.origin, info.ms / 1000);
   const policy: RequestPolicy = {
     ...defaultRequestPolicy(new Map()),
     timeoutMs: config.timeoutMs,
-    onRetry: (info) =>
-      debugLog.log(
-        `retry ${info.attempt} of ${info.origin}${info.path} in ${info.delayMs} ms: ${info.reason}`,
-      ),
+    onRetry,
+    onRequest,
   };
+  const warn = (message: string) => {
+    options.stderr(`rtcv_scraper_client: ${message}`);
+    debugLog.log(`warning: ${message}`);
+  };
+  const drainBudgetMs = positiveNumber(env.get("RTCV_SCRAPER_CLIENT_DRAIN_MS"), 5000);
   const core = new ClientCore({
     kvLocation: resolveKvLocation(config, options.cwd),
     clock: options.clock,
-    warn: (message) => {
-      options.stderr(`rtcv_scraper_client: ${message}`);
-      debugLog.log(`warning: ${message}`);
-    },
+    warn,
+    onCacheLookup: (hit) => metrics.cacheLookup(hit),
     connectLive: (servers, core) =>
       connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
         outboxRetryMs: positiveNumber(env.get("RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS"), 1000),
-        drainBudgetMs: positiveNumber(env.get("RTCV_SCRAPER_CLIENT_DRAIN_MS"), 5000),
+        drainBudgetMs,
+        onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
       }),
   });
+  core.registry.observe(metrics.commandObserver());
   if (debugLog.enabled) {
     core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
   }
+  let ingest: InstalledIngest;
+  try {
+    ingest = installIngest(core, {
+      timeoutMs: config.timeoutMs,
+      ingest: config.ingest,
+      warn,
+      debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
+      policy: { onRetry, onRequest },
+      tuning: { drainMs: drainBudgetMs },
+    });
+  } catch (error) {
+    // The configured ingest server is malformed (e.g. a token that cannot go in a header).
+    await core.close();
+    await debugLog.close();
+    if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
+    throw error;
+  }
+  metrics.setOutboxSize(async () => {
+    const backend = core.session.currentBackend;
+    return backend instanceof LiveBackend ? await backend.outboxSize() : 0;
+  });
+  metrics.setCacheEntries(async () => {
+    const backend = core.session.currentBackend;
+    if (backend?.kind === "mock") return backend.references.rememberedCount;
+    return core.store.isOpen ? (await core.session.persistentCache()).rememberedCount : 0;
+  });
   return {
     core,
     debugLog,
+    metrics,
+    ingest,
     close: async () => {
+      await ingest.close(); // needs the store open
       await core.close();
       await debugLog.close();
     },
@@ -119,11 +166,25 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   const { core } = runtime;
   const inputLog = config.logInput ? await InputLog.open(join(options.cwd, INPUT_LOG_FILE)) : null;
   const writer = new AnswerWriter(options.stdout);
+  let health: HealthServer | null = null;
   try {
     const startupError = await applyStartupConfig(core, config);
     if (startupError !== null) {
       options.stderr(`rtcv_scraper_client: ${startupError}`);
       return EXIT_STARTUP_FAILED;
+    }
+    if (config.healthCheckPort !== null) {
+      try {
+        health = await startHealthServer({
+          host: config.healthCheckHost,
+          port: config.healthCheckPort,
+          metrics: runtime.metrics,
+          status: () => healthStatus(runtime),
+        });
+      } catch (error) {
+        options.stderr(`rtcv_scraper_client: ${error instanceof Error ? error.message : String(error)}`);
+        return EXIT_STARTUP_FAILED;
+      }
     }
     await options.beforeReady?.(core, runtime.debugLog);
     writer.push(READY_ANSWER);
@@ -135,10 +196,23 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       stop: options.stop,
     });
   } finally {
+    await health?.close();
     await runtime.close();
     await inputLog?.close();
   }
   return 0;
+}
+
+/** What `GET /` of the health server reports. */
+async function healthStatus(runtime: ClientRuntime) {
+  const backend = runtime.core.session.currentBackend;
+  const live = backend instanceof LiveBackend ? backend : null;
+  return {
+    mode: backend?.kind ?? "none" as const,
+    servers: live?.origins ?? [],
+    outbox: await runtime.metrics.outboxSize(),
+    failing: live?.failing ?? null,
+  };
 }
 
 /**

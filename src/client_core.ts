@@ -25,6 +25,8 @@ export interface ClientCoreOptions {
   readonly warn: (message: string) => void;
   /** Connects to live servers; without it, credential lines answer that live mode is unavailable. */
   readonly connectLive?: LiveConnector;
+  /** Told about every reference cache lookup (metrics). */
+  readonly onCacheLookup?: (hit: boolean) => void;
 }
 
 /**
@@ -44,6 +46,7 @@ export class ClientCore {
   #mockCache: Promise<ReferenceCache> | null = null;
   #mockKv: Deno.Kv | null = null;
   #closing: Promise<void> | null = null;
+  readonly #onCacheLookup: ((hit: boolean) => void) | undefined;
 
   /** Wires the registry, the session and the store. */
   constructor(options: ClientCoreOptions) {
@@ -51,7 +54,7 @@ export class ClientCore {
     this.store = new LazyStore(options.kvLocation, { warn: options.warn });
     this.session = new Session(async () => {
       try {
-        return new ReferenceCache(await this.store.open(), options.clock);
+        return new ReferenceCache(await this.store.open(), options.clock, options.onCacheLookup);
       } catch (error) {
         // A store that cannot be opened is a problem to report to the scraper, not a crash.
         if (error instanceof StoreError) throw new CommandError(error.message);
@@ -62,6 +65,7 @@ export class ClientCore {
       options.warn(`unexpected error in ${type}: ${error instanceof Error ? error.stack : String(error)}`);
     });
     this.#connectLive = options.connectLive;
+    this.#onCacheLookup = options.onCacheLookup;
     this.registry
       .registerAll(sessionCommands({
         session: this.session,
@@ -83,7 +87,7 @@ export class ClientCore {
     if (this.#mockCache === null) {
       this.#mockCache = Deno.openKv(":memory:").then((kv) => {
         this.#mockKv = kv;
-        return new ReferenceCache(kv, this.clock);
+        return new ReferenceCache(kv, this.clock, this.#onCacheLookup);
       });
     }
     return new MockBackend(await this.#mockCache, secrets);

@@ -42,11 +42,14 @@ export class ReferenceCache {
   #pendingReads: PendingRead[] = [];
   #readScheduled = false;
 
-  /** Creates a cache over an open store; `clock` decides what has expired. */
-  constructor(kv: Deno.Kv, clock: Clock) {
+  readonly #onLookup: (hit: boolean) => void;
+
+  /** Creates a cache over an open store; `clock` decides what has expired; `onLookup` counts hits. */
+  constructor(kv: Deno.Kv, clock: Clock, onLookup: (hit: boolean) => void = () => {}) {
     this.#kv = kv;
     this.#clock = clock;
     this.#batcher = new CommitBatcher(kv);
+    this.#onLookup = onLookup;
   }
 
   /** Caches `reference` for 72 hours; resolves once the entry is committed. */
@@ -109,6 +112,12 @@ export class ReferenceCache {
 
   /** True when `reference` is cached and its lifetime has not run out by the clock. */
   async has(reference: string): Promise<boolean> {
+    const hit = await this.#lookUp(reference);
+    this.#onLookup(hit);
+    return hit;
+  }
+
+  async #lookUp(reference: string): Promise<boolean> {
     const now = this.#clock.now();
     const remembered = this.#remembered.get(reference);
     if (remembered && remembered.expiresAt > now) {

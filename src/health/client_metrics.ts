@@ -69,7 +69,8 @@ export interface RequestMetricHooks {
  * - `rtcv_scraper_client_request_duration_seconds{server}`: a histogram of HTTP attempt durations.
  * - `rtcv_scraper_client_outbox_size`: CVs waiting in the durable outbox (a callback gauge).
  * - `rtcv_scraper_client_cache_lookups_total{result}`: reference cache lookups, `hit` or `miss`.
- * - `rtcv_scraper_client_cache_entries`: reference numbers in the cache, when a callback is set.
+ * - `rtcv_scraper_client_cache_entries`: reference numbers this process cached or found cached, when a
+ *   callback is set (counting a shared store of millions per scrape would load it).
  * - `rtcv_scraper_client_uptime_seconds`: seconds since the metrics were created.
  *
  * Server labels are origins (`https://rtcv.example.com`), never keys.
@@ -138,7 +139,7 @@ export class ClientMetrics {
     this.#cacheLookups.inc({ result: "miss" }, 0);
     this.#cacheEntries = r.gauge({
       name: "rtcv_scraper_client_cache_entries",
-      help: "Reference numbers in the cache.",
+      help: "Reference numbers this process has cached or found cached (the store may hold more).",
       collect: () => undefined,
     });
     r.gauge({

@@ -8,8 +8,8 @@
 
 import type { RequestPolicy } from "../rtcv/request_policy.ts";
 import { IngestApiError, type IngestClient } from "./ingest_client.ts";
-import { batchBody, compareRowKeys, type IngestOutbox, type OutboxRow } from "./ingest_outbox.ts";
-import type { SizedCommitBatcher } from "./sized_commit_batcher.ts";
+import { batchBody, compareRowKeys, type IngestOutbox, type OutboxRow, splitItems } from "./ingest_outbox.ts";
+import type { CommitBatcher } from "../cache/commit_batcher.ts";
 import { type StreamId, streamName } from "./streams.ts";
 
 /** How the deliverer batches and retries. */
@@ -73,10 +73,21 @@ interface Stream {
   head: number;
   inFlight: Promise<void> | null;
   abort: AbortController | null;
-  timer: number | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
   failures: number;
   holdUntil: number;
-  maxRows: number;
+  /** Most items per request for now (halved after a 413 answer). */
+  maxItems: number;
+  /** Outcomes to record, in order; one write per stream at a time keeps rewrites of a row in order. */
+  acks: Ack[];
+  acking: boolean;
+}
+
+interface Ack {
+  readonly mutations: Deno.KvMutation[];
+  readonly taken: Taken[];
+  readonly outcome: "delivered" | "dead";
+  readonly items: number;
 }
 
 interface FlushWaiter {
@@ -99,7 +110,7 @@ export class IngestDeliverer {
   readonly #settings: DelivererSettings;
   readonly #streams = new Map<string, Stream>();
   #outbox: IngestOutbox | null = null;
-  #writer: SizedCommitBatcher | null = null;
+  #writer: CommitBatcher | null = null;
   #client: IngestClient | null = null;
   #delivered = 0;
   #dead = 0;
@@ -110,6 +121,7 @@ export class IngestDeliverer {
   #urgent = 0;
   #stopped = false;
   #lastError: string | null = null;
+  readonly #ackWrites = new Set<Promise<void>>();
 
   /** Creates an idle deliverer; it sends nothing before {@link attach} and {@link setClient}. */
   constructor(settings: DelivererSettings) {
@@ -117,7 +129,7 @@ export class IngestDeliverer {
   }
 
   /** Connects the store; `counters` are the persisted totals. */
-  attach(outbox: IngestOutbox, writer: SizedCommitBatcher, counters: { delivered: number; dead: number }) {
+  attach(outbox: IngestOutbox, writer: CommitBatcher, counters: { delivered: number; dead: number }) {
     this.#outbox = outbox;
     this.#writer = writer;
     this.#delivered = counters.delivered;
@@ -149,7 +161,17 @@ export class IngestDeliverer {
   /** Takes the next place in `stream` for a line; later lines of the stream are delivered after it. */
   reserve(id: StreamId, run: string, line: number): Slot {
     const stream = this.#stream(id);
-    const slot: Slot = { stream, run, line, ord: ++this.#ord, state: "waiting", rows: [], sent: 0, done: 0, readyAt: 0 };
+    const slot: Slot = {
+      stream,
+      run,
+      line,
+      ord: ++this.#ord,
+      state: "waiting",
+      rows: [],
+      sent: 0,
+      done: 0,
+      readyAt: 0,
+    };
     stream.slots.push(slot);
     return slot;
   }
@@ -191,7 +213,10 @@ export class IngestDeliverer {
     let current: Slot | null = null;
     for (const row of sorted) {
       const stream = this.#stream(row.key);
-      if (current === null || current.stream !== stream || current.run !== row.key.run || current.line !== row.key.line) {
+      if (
+        current === null || current.stream !== stream || current.run !== row.key.run ||
+        current.line !== row.key.line
+      ) {
         current = {
           stream,
           run: row.key.run,
@@ -249,7 +274,7 @@ export class IngestDeliverer {
     this.#waiters.push(waiter);
     this.#urgent++;
     this.#pumpAll();
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
         done,
@@ -273,7 +298,8 @@ export class IngestDeliverer {
       if (stream.inFlight) inFlight.push(stream.inFlight);
     }
     await Promise.allSettled(inFlight);
-    await this.#writer?.drained();
+    // Outcomes are written one write per stream at a time: wait until none is queued or committing.
+    while (this.#ackWrites.size > 0) await Promise.allSettled([...this.#ackWrites]);
   }
 
   #stream(id: StreamId): Stream {
@@ -290,7 +316,9 @@ export class IngestDeliverer {
         timer: undefined,
         failures: 0,
         holdUntil: 0,
-        maxRows: Infinity,
+        maxItems: Infinity,
+        acks: [],
+        acking: false,
       };
       this.#streams.set(name, stream);
     }
@@ -322,33 +350,42 @@ export class IngestDeliverer {
       this.#wakeAt(stream, stream.holdUntil);
       return;
     }
-    const { batchItems, batchBytes, lingerMs } = this.#settings;
+    const { batchBytes, lingerMs } = this.#settings;
+    const batchItems = Math.min(this.#settings.batchItems, stream.maxItems);
     const taken: Taken[] = [];
     let rows = 0;
     let items = 0;
     let bytes = 0;
     let full = false;
     let firstReadyAt = 0;
+    const take = (slot: Slot, row: OutboxRow) => {
+      const last = taken[taken.length - 1];
+      if (last?.slot === slot) last.rows.push(row);
+      else taken.push({ slot, rows: [row] });
+      if (firstReadyAt === 0) firstReadyAt = slot.readyAt;
+      rows++;
+      items += row.count;
+      bytes += row.bytes;
+    };
     collect: for (let index = stream.head; index < stream.slots.length; index++) {
       const slot = stream.slots[index];
       if (slot.state === "finished") continue;
       if (slot.state === "waiting") break;
-      let take: Taken | null = null;
       for (let r = slot.sent; r < slot.rows.length; r++) {
         const row = slot.rows[r];
-        if (rows > 0 && (items + row.count > batchItems || bytes + row.bytes > batchBytes || rows >= stream.maxRows)) {
+        if (rows > 0 && bytes + row.bytes > batchBytes) {
           full = true;
           break collect;
         }
-        if (take === null) {
-          take = { slot, rows: [] };
-          taken.push(take);
-          if (firstReadyAt === 0) firstReadyAt = slot.readyAt;
+        if (items + row.count > batchItems) {
+          // Fill the request up with the first items of the row; the rest goes in the next one.
+          const head = this.#split(slot, r, batchItems - items);
+          if (head !== null) take(slot, head);
+          else if (rows === 0) take(slot, row); // cannot split (not in memory): send it whole
+          full = true;
+          break collect;
         }
-        take.rows.push(row);
-        rows++;
-        items += row.count;
-        bytes += row.bytes;
+        take(slot, row);
       }
     }
     if (rows === 0) return;
@@ -358,7 +395,7 @@ export class IngestDeliverer {
     }
     clearTimeout(stream.timer);
     stream.timer = undefined;
-    for (const take of taken) take.slot.sent += take.rows.length;
+    for (const entry of taken) entry.slot.sent += entry.rows.length;
     const abort = new AbortController();
     stream.abort = abort;
     stream.inFlight = this.#send(stream, taken, items, this.#client, abort.signal).finally(() => {
@@ -366,6 +403,34 @@ export class IngestDeliverer {
       stream.abort = null;
       this.#pump(stream);
     });
+  }
+
+  /**
+   * Splits row `index` of `slot` after `count` items into two rows of the slot; returns the first, or
+   * null when the row cannot be split (its data is not in memory, or it has no more than `count` items).
+   */
+  #split(slot: Slot, index: number, count: number): OutboxRow | null {
+    const row = slot.rows[index];
+    if (count < 1 || row.data === null || row.count <= count) return null;
+    const pieces = splitItems(row.data, count);
+    if (pieces === null) return null;
+    const rest: OutboxRow = {
+      key: row.key,
+      count: row.count - count,
+      parts: 0,
+      bytes: pieces[1].byteLength,
+      data: pieces[1],
+    };
+    const head: OutboxRow = {
+      key: row.key,
+      count,
+      parts: 0,
+      bytes: pieces[0].byteLength,
+      data: pieces[0],
+    };
+    this.#heldBytes += head.bytes + rest.bytes - row.bytes;
+    slot.rows.splice(index, 1, head, rest);
+    return head;
   }
 
   #wakeAt(stream: Stream, at: number): void {
@@ -376,14 +441,20 @@ export class IngestDeliverer {
     }, Math.max(0, at - Date.now()));
   }
 
-  async #send(stream: Stream, taken: Taken[], items: number, client: IngestClient, signal: AbortSignal) {
+  async #send(
+    stream: Stream,
+    taken: Taken[],
+    items: number,
+    client: IngestClient,
+    signal: AbortSignal,
+  ): Promise<void> {
     const outbox = this.#outbox!;
-    const rows = taken.flatMap((take) => take.rows);
+    const rows = taken.flatMap((entry) => entry.rows);
     let data: Uint8Array[];
     try {
       data = await Promise.all(rows.map((row) => row.data ?? outbox.readData(row)));
     } catch (error) {
-      // A row vanished from the store (another process delivered it): nothing to send for this batch.
+      // A row vanished from the store (another process delivered it): nothing to send for it.
       this.#settings.warn(`ingest: ${describe(error)}; skipping ${stream.name} rows that are gone`);
       this.#complete(taken, "gone", items);
       return;
@@ -405,20 +476,42 @@ export class IngestDeliverer {
     const ms = Math.round(performance.now() - started);
     this.#settings.log(`ingest: delivered ${items} ${stream.name} items to ${client.origin} in ${ms} ms`);
     stream.failures = 0;
-    stream.maxRows = Infinity;
+    stream.maxItems = Infinity;
     this.#lastError = null;
-    const mutations = rows.flatMap((row) => outbox.deleteMutations(row));
+    const sent = new Set(rows);
+    const mutations = taken.flatMap((entry) =>
+      entry.rows.flatMap((row) => this.#removal(entry.slot, row, sent))
+    );
     mutations.push(outbox.countMutation("delivered", items));
-    this.#commit(mutations, taken, "delivered", items);
+    this.#record(stream, { mutations, taken, outcome: "delivered", items });
+  }
+
+  /**
+   * Removes a delivered (or dead) row from the store; for the first piece of a row split between
+   * requests, rewrites the stored row to hold the pieces after it (they follow it in the slot). When
+   * the next piece went in the same request, that piece's removal says it all: nothing for this one.
+   */
+  #removal(slot: Slot, row: OutboxRow, sent: Set<OutboxRow>): Deno.KvMutation[] {
+    const outbox = this.#outbox!;
+    const rest: Uint8Array[] = [];
+    let count = 0;
+    for (let index = slot.rows.indexOf(row) + 1; index < slot.rows.length; index++) {
+      const piece = slot.rows[index];
+      if (piece.key !== row.key) break;
+      if (sent.has(piece)) return [];
+      rest.push(piece.data!); // pieces come from data in memory, and stay there until delivered
+      count += piece.count;
+    }
+    if (rest.length === 0) return outbox.deleteMutations(row);
+    return outbox.rowMutations(row.key, joinItems(rest), count);
   }
 
   #failed(stream: Stream, taken: Taken[], data: Uint8Array[], items: number, error: unknown): void {
     const message = describe(error);
     const failure = error instanceof IngestApiError ? error.failure : "transient";
-    const rowCount = taken.reduce((sum, take) => sum + take.rows.length, 0);
-    if (failure === "rejected" && error instanceof IngestApiError && error.status === 413 && rowCount > 1) {
-      stream.maxRows = Math.ceil(rowCount / 2);
-      this.#settings.log(`ingest: ${message}; sending ${stream.name} in smaller batches`);
+    if (failure === "rejected" && error instanceof IngestApiError && error.status === 413 && items > 1) {
+      stream.maxItems = Math.ceil(items / 2);
+      this.#settings.log(`ingest: ${message}; sending ${stream.name} in batches of ${stream.maxItems}`);
       this.#unsend(taken);
       return;
     }
@@ -429,10 +522,16 @@ export class IngestDeliverer {
       );
       const outbox = this.#outbox!;
       const at = Date.now();
-      const rows = taken.flatMap((take) => take.rows);
-      const mutations = rows.flatMap((row, index) => outbox.deadMutations(row, data[index], { status, error: message, at }));
+      let index = 0;
+      const sent = new Set(taken.flatMap((entry) => entry.rows));
+      const mutations = taken.flatMap((entry) =>
+        entry.rows.flatMap((row) => [
+          ...outbox.deadLetterMutations(row.key, data[index++], row.count, { status, error: message, at }),
+          ...this.#removal(entry.slot, row, sent),
+        ])
+      );
       mutations.push(outbox.countMutation("dead", items));
-      this.#commit(mutations, taken, "dead", items);
+      this.#record(stream, { mutations, taken, outcome: "dead", items });
       return;
     }
     this.#unsend(taken);
@@ -447,36 +546,52 @@ export class IngestDeliverer {
     delay = Math.round(delay);
     stream.holdUntil = Date.now() + delay;
     this.#lastError = message;
-    const line = `ingest: delivering ${items} ${stream.name} items failed: ${message}; trying again in ${delay} ms`;
+    const line =
+      `ingest: delivering ${items} ${stream.name} items failed: ${message}; trying again in ${delay} ms`;
     this.#settings.log(line);
     if (stream.failures === 1 || failure === "config") this.#settings.warn(line);
   }
 
   #unsend(taken: Taken[]): void {
-    for (const take of taken) take.slot.sent -= take.rows.length;
+    for (const entry of taken) entry.slot.sent -= entry.rows.length;
   }
 
-  #commit(mutations: Deno.KvMutation[], taken: Taken[], outcome: "delivered" | "dead", items: number): void {
-    this.#writer!.write(mutations).then(
-      () => this.#complete(taken, outcome, items),
-      (error) => {
-        this.#settings.warn(
-          `ingest: could not record ${items} ${outcome} items in the store (${describe(error)}); ` +
-            "they may be sent again after a restart",
-        );
-        this.#complete(taken, outcome, items);
-      },
-    );
+  /** Queues an outcome for the store; a stream's outcomes are written one write at a time, in order. */
+  #record(stream: Stream, ack: Ack): void {
+    stream.acks.push(ack);
+    if (!stream.acking) this.#writeAcks(stream);
+  }
+
+  #writeAcks(stream: Stream): void {
+    const acks = stream.acks;
+    stream.acks = [];
+    stream.acking = true;
+    const settle = (error?: unknown) => {
+      for (const ack of acks) {
+        if (error !== undefined) {
+          this.#settings.warn(
+            `ingest: could not record ${ack.items} ${ack.outcome} ${stream.name} items in the store ` +
+              `(${describe(error)}); they may be sent again after a restart`,
+          );
+        }
+        this.#complete(ack.taken, ack.outcome, ack.items);
+      }
+      stream.acking = false;
+      if (stream.acks.length > 0) this.#writeAcks(stream);
+    };
+    const write = this.#writer!.write(acks.flatMap((ack) => ack.mutations)).then(() => settle(), settle);
+    this.#ackWrites.add(write);
+    write.finally(() => this.#ackWrites.delete(write));
   }
 
   #complete(taken: Taken[], outcome: "delivered" | "dead" | "gone", items: number): void {
     if (outcome === "delivered") this.#delivered += items;
     else if (outcome === "dead") this.#dead += items;
     this.#pending -= items;
-    for (const take of taken) {
-      for (const row of take.rows) this.#release(row);
-      take.slot.done += take.rows.length;
-      if (take.slot.done >= take.slot.rows.length) this.#finish(take.slot);
+    for (const entry of taken) {
+      for (const row of entry.rows) this.#release(row);
+      entry.slot.done += entry.rows.length;
+      if (entry.slot.done >= entry.slot.rows.length) this.#finish(entry.slot);
     }
   }
 
@@ -505,6 +620,19 @@ function insertSlot(stream: Stream, slot: Slot): void {
     index--;
   }
   stream.slots.splice(index, 0, slot);
+}
+
+/** Joins row data with `,` (the pieces of one stored row). */
+function joinItems(pieces: Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0];
+  const joined = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, pieces.length - 1));
+  let at = 0;
+  pieces.forEach((piece, index) => {
+    if (index > 0) joined[at++] = 0x2c;
+    joined.set(piece, at);
+    at += piece.byteLength;
+  });
+  return joined;
 }
 
 function describe(error: unknown): string {

@@ -188,7 +188,7 @@ export class IngestClient {
    * own backoff).
    */
   async storeBatch(
-    body: Uint8Array,
+    body: Uint8Array<ArrayBuffer>,
     options: { signal?: AbortSignal; policy?: RequestPolicy } = {},
   ): Promise<void> {
     await this.#request("POST", BATCH_PATH, body, options);
@@ -223,7 +223,7 @@ export class IngestClient {
   async #request(
     method: "GET" | "POST",
     path: string,
-    body: Uint8Array | undefined,
+    body: Uint8Array<ArrayBuffer> | undefined,
     options: { signal?: AbortSignal; policy?: RequestPolicy },
   ): Promise<unknown> {
     const url = this.#baseUrl + path;

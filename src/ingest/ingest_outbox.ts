@@ -8,7 +8,7 @@
  * |---|---|
  * | `["ingest","out",run,dataType,platform,line,chunk]` | `{n, b}`: `n` items, `b` their JSON texts joined by `,` (UTF-8) |
  * | … the same for one item too big for one value | `{n: 1, parts}`, the bytes in `["ingest","out_part",…,i]` |
- * | `["ingest","dead",run,dataType,platform,line,chunk]` | the row as above plus `{status, error, at}` |
+ * | `["ingest","dead",run,dataType,platform,line,chunk,id]` | refused items as above plus `{status, error, at}` |
  * | `["ingest","run",run]` | `{owner, until}`: which process delivers the rows of `run`, and until when |
  * | `["ingest","count","delivered" \| "dead"]` | `Deno.KvU64` item counters |
  *
@@ -68,7 +68,11 @@ export interface OutboxRow {
   readonly parts: number;
   /** Size of the item text in bytes. */
   readonly bytes: number;
-  /** The item JSON texts joined by `,`, or null when not held in memory (read it with {@link IngestOutbox.readData}). */
+  /**
+   * The item JSON texts joined by `,`, or null when not held in memory (read it with
+   * {@link IngestOutbox.readData}). A stored row split between two requests is held as consecutive rows
+   * with the same `key` object, each with its share of the items.
+   */
   data: Uint8Array | null;
 }
 
@@ -166,7 +170,7 @@ export function packRows(texts: readonly string[], maxItems: number): { count: n
 }
 
 /** Joins row data into a request body `{"data_list":[...],"data_type":...,"platform":...}`. */
-export function batchBody(stream: StreamId, rows: readonly Uint8Array[]): Uint8Array {
+export function batchBody(stream: StreamId, rows: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   const head = encoder.encode('{"data_list":[');
   const tail = encoder.encode(
     `],"data_type":${JSON.stringify(stream.dataType)},"platform":${JSON.stringify(stream.platform)}}`,
@@ -184,6 +188,42 @@ export function batchBody(stream: StreamId, rows: readonly Uint8Array[]): Uint8A
   });
   body.set(tail, at);
   return body;
+}
+
+/**
+ * Splits row data after its first `count` items (at the top-level comma that ends item `count`). Returns
+ * null when the data has no more than `count` items.
+ *
+ * @example
+ * ```ts
+ * import { splitItems } from "./ingest_outbox.ts";
+ * const data = new TextEncoder().encode('{"a":"x,}"},{"b":[1,2]},{"c":3}');
+ * const [head, tail] = splitItems(data, 2)!;
+ * console.assert(new TextDecoder().decode(head) === '{"a":"x,}"},{"b":[1,2]}');
+ * console.assert(new TextDecoder().decode(tail) === '{"c":3}');
+ * ```
+ */
+export function splitItems(data: Uint8Array, count: number): [Uint8Array, Uint8Array] | null {
+  let depth = 0;
+  let inString = false;
+  let seen = 0;
+  for (let i = 0; i < data.length; i++) {
+    const byte = data[i];
+    if (inString) {
+      if (byte === 0x5c) i++; // backslash: skip the escaped byte
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) {
+      inString = true;
+    } else if (byte === 0x7b || byte === 0x5b) {
+      depth++;
+    } else if (byte === 0x7d || byte === 0x5d) {
+      depth--;
+    } else if (byte === 0x2c && depth === 0 && ++seen === count) {
+      // Copies, not views: a view would carry its whole buffer into the store.
+      return [data.slice(0, i), data.slice(i + 1)];
+    }
+  }
+  return null;
 }
 
 /**
@@ -212,10 +252,14 @@ export class IngestOutbox {
     return mutations;
   }
 
-  /** The mutations that move a refused row to the dead letters (the dead letter first). */
-  deadMutations(
-    row: OutboxRow,
+  /**
+   * The mutations that keep refused items as a dead letter (under a key of their own, so several dead
+   * letters from one row never collide). Remove or rewrite the row separately.
+   */
+  deadLetterMutations(
+    key: RowKey,
     data: Uint8Array,
+    count: number,
     reason: { status: number | null; error: string; at: number },
   ): Deno.KvMutation[] {
     const extra = {
@@ -223,10 +267,8 @@ export class IngestOutbox {
       error: reason.error.slice(0, MAX_DEAD_ERROR_CHARS),
       at: reason.at,
     };
-    return [
-      ...valueMutations(rowKey(DEAD, row.key), rowKey(DEAD_PART, row.key), data, row.count, extra),
-      ...this.deleteMutations(row),
-    ];
+    const id = newRunId(reason.at);
+    return valueMutations([...rowKey(DEAD, key), id], [...rowKey(DEAD_PART, key), id], data, count, extra);
   }
 
   /** The mutation that adds `items` to a counter. */
@@ -295,7 +337,9 @@ export class IngestOutbox {
     for await (const entry of this.#kv.list<unknown>({ prefix: [INGEST_PREFIX, OUT, run] })) {
       const key = parseRowKey(entry.key);
       const value = entry.value as { n?: unknown; b?: unknown; parts?: unknown; bytes?: unknown } | null;
-      if (key === null || value === null || typeof value !== "object" || typeof value.n !== "number") continue;
+      if (key === null || value === null || typeof value !== "object" || typeof value.n !== "number") {
+        continue;
+      }
       if (value.b instanceof Uint8Array) {
         const bytes = value.b.byteLength;
         rows.push({ key, count: value.n, parts: 0, bytes, data: keep(bytes) ? value.b : null });
@@ -309,19 +353,20 @@ export class IngestOutbox {
   /** Reads the item text of a row not held in memory. Throws when it is no longer in the store. */
   async readData(row: OutboxRow): Promise<Uint8Array> {
     if (row.data !== null) return row.data;
-    const data = await this.#readValue(OUT, OUT_PART, row.key);
+    const data = await this.#readValue(rowKey(OUT, row.key), rowKey(OUT_PART, row.key));
     if (data === null) throw new Error(`row ${describeRowKey(row.key)} is missing from the store`);
     return data;
   }
 
-  /** The dead letters, oldest first (for people and tests; items are parsed back to JSON). */
+  /** The dead letters, in key order (for people and tests; items are parsed back to JSON). */
   async readDeadLetters(): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
     for await (const entry of this.#kv.list<unknown>({ prefix: [INGEST_PREFIX, DEAD] })) {
-      const key = parseRowKey(entry.key);
+      const key = parseRowKey(entry.key.slice(0, 7));
+      const id = entry.key[7];
       const value = entry.value as { status?: unknown; error?: unknown; at?: unknown } | null;
-      if (key === null || value === null || typeof value !== "object") continue;
-      const data = await this.#readValue(DEAD, DEAD_PART, key);
+      if (key === null || typeof id !== "string" || value === null || typeof value !== "object") continue;
+      const data = await this.#readValue([...rowKey(DEAD, key), id], [...rowKey(DEAD_PART, key), id]);
       if (data === null) continue;
       letters.push({
         key,
@@ -334,16 +379,16 @@ export class IngestOutbox {
     return letters;
   }
 
-  async #readValue(kind: string, partKind: string, key: RowKey): Promise<Uint8Array | null> {
-    const head = await this.#kv.get<{ b?: unknown; parts?: unknown; bytes?: unknown }>(rowKey(kind, key));
-    const value = head.value;
+  async #readValue(head: Deno.KvKey, partPrefix: Deno.KvKey): Promise<Uint8Array | null> {
+    const entry = await this.#kv.get<{ b?: unknown; parts?: unknown; bytes?: unknown }>(head);
+    const value = entry.value;
     if (value === null || typeof value !== "object") return null;
     if (value.b instanceof Uint8Array) return value.b;
     if (typeof value.parts !== "number" || typeof value.bytes !== "number") return null;
     const data = new Uint8Array(value.bytes);
     let at = 0;
     const keys: Deno.KvKey[] = [];
-    for (let index = 0; index < value.parts; index++) keys.push([...rowKey(partKind, key), index]);
+    for (let index = 0; index < value.parts; index++) keys.push([...partPrefix, index]);
     for (let start = 0; start < keys.length; start += 10) {
       for (const part of await this.#kv.getMany<Uint8Array[]>(keys.slice(start, start + 10))) {
         if (!(part.value instanceof Uint8Array) || at + part.value.byteLength > data.byteLength) return null;
@@ -371,11 +416,17 @@ function valueMutations(
   count: number,
   extra: Record<string, unknown>,
 ): Deno.KvMutation[] {
-  if (data.byteLength <= MAX_ROW_BYTES) return [{ type: "set", key: head, value: { n: count, b: data, ...extra } }];
+  if (data.byteLength <= MAX_ROW_BYTES) {
+    return [{ type: "set", key: head, value: { n: count, b: data, ...extra } }];
+  }
   const mutations: Deno.KvMutation[] = [];
   let parts = 0;
   for (let start = 0; start < data.byteLength; start += PART_BYTES) {
-    mutations.push({ type: "set", key: [...partPrefix, parts], value: data.slice(start, start + PART_BYTES) });
+    mutations.push({
+      type: "set",
+      key: [...partPrefix, parts],
+      value: data.slice(start, start + PART_BYTES),
+    });
     parts++;
   }
   mutations.push({ type: "set", key: head, value: { n: count, parts, bytes: data.byteLength, ...extra } });

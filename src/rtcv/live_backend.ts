@@ -17,6 +17,9 @@ export interface LiveBackendParts {
   readonly onPrimaryResult?: (ok: boolean) => void;
 }
 
+/** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
+const FAILING_AFTER = 3;
+
 /**
  * Live mode: CVs go to every server at once. The primary's answer is the command's answer; mirrors get
  * the CV through a durable outbox, so a slow or dead mirror neither delays nor changes the answer and
@@ -28,6 +31,7 @@ export class LiveBackend implements RtcvBackend {
   /** The persistent reference cache. */
   readonly references: ReferenceCache;
   readonly #parts: LiveBackendParts;
+  #primaryFailuresInARow = 0;
 
   /** Creates the backend over checked servers. */
   constructor(parts: LiveBackendParts) {
@@ -62,16 +66,32 @@ export class LiveBackend implements RtcvBackend {
     }
     const answer = primary.scanCv(cv).then(
       (matched) => {
+        this.#primaryFailuresInARow = 0;
         this.#parts.onPrimaryResult?.(true);
         return matched;
       },
       (error) => {
+        this.#primaryFailuresInARow++;
         this.#parts.onPrimaryResult?.(false);
         throw asCommandError("primary", error);
       },
     );
     const [matched] = await Promise.all([answer, queued]);
     return matched;
+  }
+
+  /** Why the primary counts as failing (3 or more failed sends in a row), or null while it works. */
+  get failing(): string | null {
+    return this.#primaryFailuresInARow >= FAILING_AFTER
+      ? `primary ${this.primaryOrigin}: ${this.#primaryFailuresInARow} sends failed in a row`
+      : null;
+  }
+
+  /** How many CVs wait in the outbox for mirrors (a scan of the outbox rows). */
+  async outboxSize(): Promise<number> {
+    let total = 0;
+    for (const count of (await this.#parts.outbox.countByChannel()).values()) total += count;
+    return total;
   }
 
   /** Reads a secret from the primary. */

@@ -1,0 +1,432 @@
+import assert from "node:assert/strict";
+import { ManualClock } from "../src/clock.ts";
+import { IngestOutbox } from "../src/ingest/ingest_outbox.ts";
+import { FAKE_INGEST_TOKEN, type FakeIngest, startFakeIngest, unreachableIngestUrl } from "./fake_ingest.ts";
+import { IngestSession, type IngestSessionOptions, jobItems } from "./ingest_helpers.ts";
+
+const HOURS = 60 * 60 * 1000;
+
+/** Runs `fn` with a fake server and a session already pointed at it; checks the token never showed. */
+async function withIngest(
+  fn: (session: IngestSession, server: FakeIngest) => Promise<void>,
+  options: IngestSessionOptions = {},
+): Promise<void> {
+  const server = startFakeIngest();
+  const session = await IngestSession.open(options);
+  try {
+    assert.deepEqual(await session.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN }), {
+      type: "ok",
+    });
+    await fn(session, server);
+    assert.ok(!session.transcript.includes(FAKE_INGEST_TOKEN), "the token showed in an answer or a log");
+  } finally {
+    await session.close();
+    await server.close();
+  }
+}
+
+function store(items: unknown[], extra: Record<string, unknown> = {}) {
+  return { type: "store_data", content: { data_type: "job", platform: "boss", items, ...extra } };
+}
+
+Deno.test("store_data answers queued/skipped, flush_data waits for delivery; items arrive exactly", async () => {
+  await withIngest(async (session, server) => {
+    const first = jobItems(3, "a");
+    const second = [{ nested: { list: [1, "二", null], ok: true }, text: 'line\nbreak, "quoted"' }];
+    const answers = await session.sendAll([
+      store(first),
+      { type: "store_data", content: { data_type: "company", platform: "zhilian", data_list: second } },
+      { type: "flush_data" },
+    ]);
+    assert.deepEqual(answers, [
+      { type: "ok", content: { queued: 3, skipped: 0 } },
+      { type: "ok", content: { queued: 1, skipped: 0 } },
+      { type: "ok", content: { delivered: 4, pending: 0, dead: 0 } },
+    ]);
+    assert.deepEqual(server.items("job", "boss"), first);
+    assert.deepEqual(server.items("company", "zhilian"), second);
+    assert.ok(server.requests.every((request) => request.token === FAKE_INGEST_TOKEN));
+    assert.deepEqual(await session.send("ingest_status"), {
+      type: "ok",
+      content: { delivered: 4, pending: 0, dead: 0 },
+    });
+  });
+});
+
+Deno.test("batches hold at most 100 items; small lines are merged, big ones split, in order", async () => {
+  await withIngest(async (session, server) => {
+    const lines = [];
+    let next = 0;
+    for (const size of [30, 30, 30, 30, 150, 1, 1, 7]) {
+      lines.push(store(jobItems(size, "m", next)));
+      next += size;
+    }
+    const answers = await session.sendAll([...lines, { type: "flush_data" }]);
+    assert.deepEqual(answers.at(-1), { type: "ok", content: { delivered: 279, pending: 0, dead: 0 } });
+    assert.deepEqual(server.batches.map((batch) => batch.items.length), [100, 100, 79]);
+    assert.deepEqual(server.items("job", "boss").map((item) => item.seq), [...Array(279).keys()]);
+  });
+});
+
+Deno.test("the batch size is configurable; a lone small line goes out after the linger", async () => {
+  await withIngest(async (session, server) => {
+    await session.sendAll([store(jobItems(25)), { type: "flush_data" }]);
+    assert.deepEqual(server.batches.map((batch) => batch.items.length), [10, 10, 5]);
+    const started = Date.now();
+    await session.send("store_data", store(jobItems(1, "late")).content);
+    while (server.batches.length < 4) await new Promise((resolve) => setTimeout(resolve, 2));
+    assert.ok(Date.now() - started < 1000);
+  }, { tuning: { batchItems: 10 } });
+});
+
+Deno.test("streams keep their own order when interleaved", async () => {
+  await withIngest(async (session, server) => {
+    const lines = [];
+    for (let i = 0; i < 12; i++) {
+      for (const [dataType, platform] of [["job", "boss"], ["company", "boss"], ["job", "qcwy"]]) {
+        lines.push({
+          type: "store_data",
+          content: { data_type: dataType, platform, items: jobItems(17, `${dataType}-${platform}`, i * 17) },
+        });
+      }
+    }
+    await session.sendAll([...lines, { type: "flush_data" }]);
+    for (const [dataType, platform] of [["job", "boss"], ["company", "boss"], ["job", "qcwy"]]) {
+      assert.deepEqual(server.items(dataType, platform).map((item) => item.seq), [...Array(12 * 17).keys()]);
+    }
+    assert.ok(server.batches.every((batch) => batch.items.length <= 100));
+  });
+});
+
+Deno.test("dedupe_key skips ids stored in the last 72 hours, also within a line and across pipelined lines", async () => {
+  const clock = new ManualClock();
+  await withIngest(async (session, server) => {
+    const answers = await session.sendAll([
+      store([{ job_id: "1" }, { job_id: "2" }, { job_id: "1" }], { dedupe_key: "job_id" }),
+      store([{ job_id: "2" }, { job_id: "3" }, { other: "no id" }, { job_id: null }], {
+        dedupe_key: "job_id",
+      }),
+      store([{ job_id: 3 }, { job_id: "4" }, { other: "no id" }], { dedupe_key: "job_id" }),
+      store([{ job_id: "1" }]), // without dedupe_key nothing is skipped
+      store([{ job_id: "1" }], { dedupe_key: "job_id", data_type: "company" }), // another stream
+      { type: "flush_data" },
+    ]);
+    assert.deepEqual(answers.map((answer) => answer.type === "ok" ? answer.content : answer), [
+      { queued: 2, skipped: 1 },
+      { queued: 3, skipped: 1 },
+      { queued: 2, skipped: 1 },
+      { queued: 1, skipped: 0 },
+      { queued: 1, skipped: 0 },
+      { delivered: 9, pending: 0, dead: 0 },
+    ]);
+    assert.deepEqual(server.items("job", "boss"), [
+      { job_id: "1" },
+      { job_id: "2" },
+      { job_id: "3" },
+      { other: "no id" },
+      { job_id: null },
+      { job_id: "4" },
+      { other: "no id" },
+      { job_id: "1" },
+    ]);
+    clock.advance(71 * HOURS);
+    assert.deepEqual(
+      await session.send("store_data", store([{ job_id: "1" }], { dedupe_key: "job_id" }).content),
+      {
+        type: "ok",
+        content: { queued: 0, skipped: 1 },
+      },
+    );
+    clock.advance(2 * HOURS);
+    assert.deepEqual(
+      await session.send("store_data", store([{ job_id: "1" }], { dedupe_key: "job_id" }).content),
+      {
+        type: "ok",
+        content: { queued: 1, skipped: 0 },
+      },
+    );
+  }, { clock });
+});
+
+Deno.test("dedupe survives a restart: ids are read back from the store", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ingest_dedupe_" });
+  const server = startFakeIngest();
+  try {
+    await using first = await IngestSession.open({ kvPath: `${dir}/store.kv` });
+    await first.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
+    await first.send("store_data", store(jobItems(5), { dedupe_key: "job_id" }).content);
+    await first.close(1000);
+    await using second = await IngestSession.open({ kvPath: `${dir}/store.kv` });
+    await second.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
+    assert.deepEqual(await second.send("store_data", store(jobItems(8), { dedupe_key: "job_id" }).content), {
+      type: "ok",
+      content: { queued: 3, skipped: 5 },
+    });
+    await second.send("flush_data");
+    assert.deepEqual(
+      server.items("job", "boss").map((item) => item.job_id),
+      jobItems(8).map((item) => item.job_id),
+    );
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a server that fails then recovers gets everything once, in order", async () => {
+  await withIngest(async (session, server) => {
+    server.failNext(2, 503, "overloaded");
+    server.failNext(1, 429, "slow down", "0");
+    server.failNext(1, 500, "oops");
+    const lines = Array.from({ length: 5 }, (_, i) => store(jobItems(60, "r", i * 60)));
+    const answers = await session.sendAll([...lines, { type: "flush_data" }]);
+    assert.deepEqual(answers.at(-1), { type: "ok", content: { delivered: 300, pending: 0, dead: 0 } });
+    assert.deepEqual(server.items("job", "boss").map((item) => item.seq), [...Array(300).keys()]);
+    assert.equal(server.requests.filter((request) => request.status !== 200).length, 4);
+    assert.equal(session.warnings.length, 1, session.warnings.join("\n")); // once per failure streak
+    assert.match(session.warnings[0], /ingest server http:\/\/127\.0\.0\.1:\d+ answered 503: overloaded/);
+  });
+});
+
+Deno.test("an unreachable server keeps the items pending; flush_data says so when its time is up", async () => {
+  await using session = await IngestSession.open();
+  await session.send("set_ingest", { base_url: unreachableIngestUrl(), token: FAKE_INGEST_TOKEN });
+  await session.send("store_data", store(jobItems(5)).content);
+  const answer = await session.send("flush_data", { timeout_ms: 100 });
+  assert.equal(answer.type, "ok");
+  const content = (answer as { content: Record<string, unknown> }).content;
+  assert.deepEqual({ ...content, last_error: undefined }, {
+    delivered: 0,
+    pending: 5,
+    dead: 0,
+    last_error: undefined,
+  });
+  assert.match(String(content.last_error), /^ingest server http:\/\/127\.0\.0\.1:\d+ could not be reached/);
+  assert.ok(!session.transcript.includes(FAKE_INGEST_TOKEN));
+});
+
+Deno.test("a batch refused with 400 goes to the dead letters; the stream goes on", async () => {
+  await withIngest(async (session, server) => {
+    server.refuse = (batch) => batch.items.some((item) => item.bad === true) ? 400 : null;
+    // Lockstep, so each line is a batch of its own (pipelined lines would share one batch, and a refused
+    // batch is dead as a whole).
+    assert.deepEqual(await session.sendAll([store(jobItems(40, "ok1")), { type: "flush_data" }]), [
+      { type: "ok", content: { queued: 40, skipped: 0 } },
+      { type: "ok", content: { delivered: 40, pending: 0, dead: 0 } },
+    ]);
+    const refused = await session.sendAll([store([...jobItems(2, "bad"), { bad: true }]), {
+      type: "flush_data",
+    }]);
+    assert.deepEqual(refused[1], { type: "ok", content: { delivered: 40, pending: 0, dead: 3 } });
+    const after = await session.sendAll([store(jobItems(3, "ok2")), { type: "flush_data" }]);
+    assert.deepEqual(after[1], { type: "ok", content: { delivered: 43, pending: 0, dead: 3 } });
+    assert.equal(server.items("job", "boss").length, 43);
+    const letters = await new IngestOutbox(await session.core.store.open()).readDeadLetters();
+    assert.equal(letters.length, 1);
+    assert.deepEqual(letters[0].items, [...jobItems(2, "bad"), { bad: true }]);
+    assert.equal(letters[0].status, 400);
+    assert.match(letters[0].error, /answered 400: data_list holds an invalid item/);
+    assert.ok(session.warnings.some((warning) => /3 job\/boss items were refused/.test(warning)));
+  });
+});
+
+Deno.test("a refused token is not the data's fault: items stay pending until set_ingest fixes it", async () => {
+  const server = startFakeIngest();
+  await using session = await IngestSession.open();
+  try {
+    await session.send("set_ingest", { base_url: server.url, token: "wrong-token-value" });
+    await session.send("store_data", store(jobItems(4)).content);
+    const answer = await session.send("flush_data", { timeout_ms: 100 });
+    assert.equal((answer as { content: { pending: number } }).content.pending, 4);
+    assert.match(JSON.stringify(answer), /answered 401: invalid token/);
+    assert.ok(!JSON.stringify(answer).includes("wrong-token-value"));
+    await session.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
+    assert.deepEqual(await session.send("flush_data"), {
+      type: "ok",
+      content: { delivered: 4, pending: 0, dead: 0 },
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("an item bigger than a store value is kept in parts and delivered whole", async () => {
+  await withIngest(async (session, server) => {
+    const big = { job_id: "big", description: "岗位职责".repeat(40_000) }; // ~480 KB of UTF-8
+    const answers = await session.sendAll([store([{ job_id: "a" }, big, { job_id: "b" }]), {
+      type: "flush_data",
+    }]);
+    assert.deepEqual(answers[1], { type: "ok", content: { delivered: 3, pending: 0, dead: 0 } });
+    assert.deepEqual(server.items("job", "boss"), [{ job_id: "a" }, big, { job_id: "b" }]);
+  });
+});
+
+Deno.test("next_keyword and get_tokens pass the server's JSON through; errors name the server", async () => {
+  await withIngest(async (session, server) => {
+    assert.deepEqual(await session.send("next_keyword", { platform: "qcwy" }), {
+      type: "ok",
+      content: { code: 200, msg: "OK", data: { keyword: "java", platform: "qcwy" } },
+    });
+    assert.equal(server.requests.at(-1)!.path, "/api/v1/keyword/available?platform=qcwy");
+    await session.send("next_keyword");
+    assert.equal(server.requests.at(-1)!.path, "/api/v1/keyword/available");
+    assert.deepEqual(await session.send("get_tokens"), { type: "ok", content: server.tokens });
+    server.failNext(1, 503, "warming up");
+    assert.deepEqual(await session.send("get_tokens"), { type: "ok", content: server.tokens });
+    server.failNext(1, 400, `unknown token ${FAKE_INGEST_TOKEN}`);
+    assert.deepEqual(await session.send("next_keyword"), {
+      type: "error",
+      content: `next_keyword: ingest server ${server.url} answered 400: unknown token [redacted]`,
+    });
+  });
+});
+
+Deno.test("ingest commands before set_ingest say to call it; ingest_status works", async () => {
+  await using session = await IngestSession.open();
+  for (const type of ["store_data", "flush_data", "next_keyword", "get_tokens"]) {
+    const content = type === "store_data" ? store([{ a: 1 }]).content : undefined;
+    assert.deepEqual(await session.send(type, content), {
+      type: "error",
+      content:
+        `${type}: no ingest server is set: call set_ingest first (or configure "ingest" in the config)`,
+    });
+  }
+  assert.deepEqual(await session.send("ingest_status"), {
+    type: "ok",
+    content: { delivered: 0, pending: 0, dead: 0 },
+  });
+});
+
+Deno.test("bad input is answered with an error naming the field", async () => {
+  await withIngest(async (session) => {
+    const cases: [string, unknown, string][] = [
+      ["set_ingest", null, "set_ingest: content must be an object {base_url, token}, got null"],
+      [
+        "set_ingest",
+        { base_url: "ftp://x", token: "abcd" },
+        "set_ingest: content.base_url must start with http://",
+      ],
+      ["set_ingest", { base_url: "http://x" }, "set_ingest: content.token is missing"],
+      ["set_ingest", { base_url: "http://x", token: "a\nb" }, "set_ingest: token must be printable ASCII"],
+      [
+        "store_data",
+        { data_type: "cv", platform: "boss", items: [{}] },
+        'store_data: content.data_type must be one of "job", "company"',
+      ],
+      [
+        "store_data",
+        { data_type: "job", platform: "lagou", items: [{}] },
+        'store_data: content.platform must be one of "boss", "qcwy", "zhilian"',
+      ],
+      ["store_data", { data_type: "job", platform: "boss" }, "store_data: content.items is missing"],
+      [
+        "store_data",
+        { data_type: "job", platform: "boss", items: [] },
+        "store_data: content.items must be a non-empty array of objects, got an empty array",
+      ],
+      [
+        "store_data",
+        { data_type: "job", platform: "boss", items: {} },
+        "store_data: content.items must be a non-empty array of objects",
+      ],
+      [
+        "store_data",
+        { data_type: "job", platform: "boss", data_list: [{}, 5] },
+        "store_data: content.data_list[1] must be a JSON object",
+      ],
+      [
+        "store_data",
+        { data_type: "job", platform: "boss", items: [[]] },
+        "store_data: content.items[0] must be a JSON object",
+      ],
+      [
+        "store_data",
+        { data_type: "job", platform: "boss", items: [{}], data_list: [{}] },
+        "store_data: content has both items and data_list",
+      ],
+      [
+        "store_data",
+        { data_type: "job", platform: "boss", items: [{}], dedupe_key: "" },
+        "store_data: content.dedupe_key must be a field name",
+      ],
+      [
+        "store_data",
+        "job",
+        "store_data: content must be an object {data_type, platform, items, dedupe_key?}, got a string",
+      ],
+      ["flush_data", { timeout_ms: -1 }, "flush_data: content.timeout_ms must be 0 or more"],
+      [
+        "next_keyword",
+        { platform: 5 },
+        'next_keyword: content.platform must be one of "boss", "qcwy", "zhilian"',
+      ],
+    ];
+    for (const [type, content, expected] of cases) {
+      const answer = await session.send(type, content);
+      assert.equal(answer.type, "error", `${type} ${JSON.stringify(content)}`);
+      assert.ok(
+        (answer as { content: string }).content.startsWith(expected),
+        `${type} ${JSON.stringify(content)}: ${JSON.stringify(answer)}`,
+      );
+    }
+    // A failed set_ingest left the earlier server in place.
+    await session.send("store_data", store([{ still: "works" }]).content);
+    assert.deepEqual(await session.send("flush_data"), {
+      type: "ok",
+      content: { delivered: 1, pending: 0, dead: 0 },
+    });
+  });
+});
+
+Deno.test("the token is never written to the store", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ingest_token_" });
+  const server = startFakeIngest();
+  const session = await IngestSession.open({ kvPath: `${dir}/store.kv` });
+  try {
+    await session.sendAll([
+      { type: "set_ingest", content: { base_url: server.url, token: FAKE_INGEST_TOKEN } },
+      store(jobItems(10), { dedupe_key: "job_id" }),
+      { type: "flush_data" },
+    ]);
+    server.refuse = () => 400;
+    await session.sendAll([store(jobItems(2, "dead")), { type: "flush_data" }]);
+    await session.send("set_ingest", { base_url: unreachableIngestUrl(), token: FAKE_INGEST_TOKEN });
+    await session.sendAll([store(jobItems(2, "pending")), {
+      type: "flush_data",
+      content: { timeout_ms: 50 },
+    }]);
+    await session.close();
+    assert.ok(!session.transcript.includes(FAKE_INGEST_TOKEN));
+    const needle = new TextEncoder().encode(FAKE_INGEST_TOKEN);
+    let pendingSeen = false;
+    for await (const entry of Deno.readDir(dir)) {
+      const bytes = await Deno.readFile(`${dir}/${entry.name}`);
+      assert.equal(indexOf(bytes, needle), -1, `the token is in ${entry.name}`);
+      pendingSeen ||= indexOf(bytes, new TextEncoder().encode('"job_id":"pending-0"')) >= 0;
+    }
+    assert.ok(pendingSeen, "the pending items should be in the store files (the scan sees the data)");
+  } finally {
+    await session.close();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+Deno.test("413 halves the batch size until the server takes it; nothing lost, nothing twice", async () => {
+  await withIngest(async (session, server) => {
+    server.refuse = (batch) => batch.items.length > 40 ? 413 : null;
+    const lines = [0, 1, 2, 3].map((i) => store(jobItems(30, "h", i * 30)));
+    const answers = await session.sendAll([...lines, { type: "flush_data" }]);
+    assert.deepEqual(answers.at(-1), { type: "ok", content: { delivered: 120, pending: 0, dead: 0 } });
+    assert.deepEqual(server.items("job", "boss").map((item) => item.seq), [...Array(120).keys()]);
+    assert.ok(server.batches.every((batch) => batch.items.length <= 40));
+  });
+});
