@@ -1,17 +1,14 @@
 import type { Clock } from "../clock.ts";
 import { CommitBatcher } from "./commit_batcher.ts";
+import { expiryOf, expiryValue, keyFor, readExpiries, rememberBounded } from "./expiry_keys.ts";
 
 /** How long a reference number is cached by `set_cached_reference` and after a matched CV: 72 hours. */
 export const LONG_LIFETIME_MS = 72 * 60 * 60 * 1000;
 /** How long a reference number is cached by `set_short_cached_reference`: 12 hours. */
 export const SHORT_LIFETIME_MS = 12 * 60 * 60 * 1000;
 
-/** Reference numbers longer than this (UTF-8 bytes) are stored under their SHA-256 digest (keys ≤ 2 KiB). */
-const MAX_PLAIN_KEY_BYTES = 1024;
 /** How many reference numbers this process remembers as cached, to answer without reading the store. */
 const MAX_REMEMBERED = 250_000;
-/** `getMany` takes at most this many keys. */
-const MAX_KEYS_PER_READ = 10;
 
 interface Remembered {
   expiresAt: number;
@@ -22,7 +19,7 @@ interface Remembered {
 interface PendingRead {
   readonly key: Deno.KvKey;
   readonly resolve: (expiresAt: number) => void;
-  readonly reject: (error: Error) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /**
@@ -83,7 +80,7 @@ export class ReferenceCache {
     const key = await storeKey(reference);
     for (;;) {
       const current = await this.#kv.get<Deno.KvU64>(key);
-      if (current.value instanceof Deno.KvU64 && Number(current.value.value) >= expiresAt) return;
+      if (expiryOf(current.value) >= expiresAt) return;
       const result = await this.#kv.atomic()
         .check(current)
         .set(key, expiryValue(expiresAt), { expireIn: SHORT_LIFETIME_MS })
@@ -151,11 +148,7 @@ export class ReferenceCache {
   #remember(reference: string, entry: Remembered): void {
     const existing = this.#remembered.get(reference);
     if (existing && existing.expiresAt > entry.expiresAt && existing.commit === null) return;
-    if (!existing && this.#remembered.size >= MAX_REMEMBERED) {
-      const oldest = this.#remembered.keys().next().value;
-      if (oldest !== undefined) this.#remembered.delete(oldest);
-    }
-    this.#remembered.set(reference, entry);
+    rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
   }
 
   /** Reads one key's expiry; reads issued in the same turn share `getMany` calls. */
@@ -172,40 +165,16 @@ export class ReferenceCache {
     this.#readScheduled = false;
     const reads = this.#pendingReads;
     this.#pendingReads = [];
-    for (let start = 0; start < reads.length; start += MAX_KEYS_PER_READ) {
-      const group = reads.slice(start, start + MAX_KEYS_PER_READ);
-      this.#kv.getMany<Deno.KvU64[]>(group.map((read) => read.key)).then(
-        (entries) => {
-          entries.forEach((entry, index) => {
-            group[index].resolve(entry.value instanceof Deno.KvU64 ? Number(entry.value.value) : 0);
-          });
-        },
-        (error) => {
-          const failure = error instanceof Error ? error : new Error(String(error));
-          for (const read of group) read.reject(failure);
-        },
-      );
-    }
+    readExpiries(this.#kv, reads.map((read) => read.key)).then(
+      (expiries) => expiries.forEach((expiresAt, index) => reads[index].resolve(expiresAt)),
+      (error) => {
+        for (const read of reads) read.reject(error);
+      },
+    );
   }
-}
-
-const encoder = new TextEncoder();
-
-function expiryValue(expiresAt: number): Deno.KvU64 {
-  return new Deno.KvU64(BigInt(Math.max(0, Math.floor(expiresAt))));
 }
 
 /** The store key of a reference; long ones are digested, which is asynchronous. */
 function storeKey(reference: string): Deno.KvKey | Promise<Deno.KvKey> {
-  if (
-    reference.length * 3 <= MAX_PLAIN_KEY_BYTES || encoder.encode(reference).length <= MAX_PLAIN_KEY_BYTES
-  ) {
-    return ["ref", reference];
-  }
-  return digestKey(reference);
-}
-
-async function digestKey(reference: string): Promise<Deno.KvKey> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(reference)));
-  return ["ref_sha256", Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("")];
+  return keyFor(["ref"], ["ref_sha256"], reference);
 }

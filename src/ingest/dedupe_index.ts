@@ -6,17 +6,14 @@
  */
 
 import type { Clock } from "../clock.ts";
+import { expiryValue, keyFor, readExpiries, rememberBounded } from "../cache/expiry_keys.ts";
 import { INGEST_PREFIX } from "./ingest_outbox.ts";
 import type { StreamId } from "./streams.ts";
 
 /** How long a stored item id keeps later items with the same id out: 72 hours. */
 export const DEDUPE_LIFETIME_MS = 72 * 60 * 60 * 1000;
-/** Ids longer than this (UTF-8 bytes) are kept under their SHA-256 digest (Kv keys are limited to 2 KiB). */
-const MAX_PLAIN_ID_BYTES = 1024;
 /** How many ids this process remembers, to answer without reading the store. */
 const MAX_REMEMBERED = 250_000;
-/** `getMany` takes at most this many keys. */
-const MAX_KEYS_PER_READ = 10;
 
 interface Remembered {
   /** Until when the id counts as stored (meaningful once `deciding` is null). */
@@ -120,12 +117,12 @@ export class DedupeIndex {
       marks.push({
         type: "set",
         key,
-        value: new Deno.KvU64(BigInt(Math.floor(expiresAt))),
+        value: expiryValue(expiresAt),
         expireIn: DEDUPE_LIFETIME_MS,
       });
     try {
       const keys = await Promise.all(fresh.map((item) => this.#key(stream, field, item.id)));
-      const stored = await this.#readExpiries(keys);
+      const stored = await readExpiries(this.#kv, keys);
       fresh.forEach((item, i) => {
         if (stored[i] > now) {
           accepted[item.index] = false;
@@ -177,38 +174,15 @@ export class DedupeIndex {
   }
 
   #remember(name: string, entry: Remembered): void {
-    if (!this.#remembered.has(name) && this.#remembered.size >= MAX_REMEMBERED) {
-      const oldest = this.#remembered.keys().next().value;
-      if (oldest !== undefined) this.#remembered.delete(oldest);
-    }
-    this.#remembered.delete(name); // re-insert: the map's order is the eviction order
-    this.#remembered.set(name, entry);
-  }
-
-  /** Reads the stored expiry of each key (0: not stored), `getMany` ten at a time, all in parallel. */
-  async #readExpiries(keys: Deno.KvKey[]): Promise<number[]> {
-    const groups: Promise<Deno.KvEntryMaybe<Deno.KvU64>[]>[] = [];
-    for (let start = 0; start < keys.length; start += MAX_KEYS_PER_READ) {
-      groups.push(this.#kv.getMany<Deno.KvU64[]>(keys.slice(start, start + MAX_KEYS_PER_READ)));
-    }
-    const entries = (await Promise.all(groups)).flat();
-    return entries.map((entry) => entry.value instanceof Deno.KvU64 ? Number(entry.value.value) : 0);
+    rememberBounded(this.#remembered, name, entry, MAX_REMEMBERED);
   }
 
   #key(stream: StreamId, field: string, id: string): Deno.KvKey | Promise<Deno.KvKey> {
-    const base = [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field];
-    if ((id.length + field.length) * 3 <= MAX_PLAIN_ID_BYTES) return [...base, id];
-    const bytes = encoder.encode(id);
-    if (bytes.byteLength + field.length * 3 <= MAX_PLAIN_ID_BYTES) return [...base, id];
-    return crypto.subtle.digest("SHA-256", bytes).then((digest) => [
-      INGEST_PREFIX,
-      "seen_sha256",
-      stream.dataType,
-      stream.platform,
-      field,
-      Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join(""),
-    ]);
+    return keyFor(
+      [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field],
+      [INGEST_PREFIX, "seen_sha256", stream.dataType, stream.platform, field],
+      id,
+      field.length * 3,
+    );
   }
 }
-
-const encoder = new TextEncoder();

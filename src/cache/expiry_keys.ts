@@ -1,0 +1,70 @@
+/**
+ * The pieces shared by the stores of "seen until" entries (the reference cache, the ingest dedupe index):
+ * a key that fits Deno.Kv's 2 KiB limit, the expiry as a `Deno.KvU64`, batched reads of expiries, and a
+ * bounded memory of entries.
+ *
+ * @module
+ */
+
+/** Names longer than this (UTF-8 bytes, with the rest of the key) are stored under their SHA-256 digest. */
+export const MAX_PLAIN_KEY_BYTES = 1024;
+/** `getMany` takes at most this many keys. */
+export const MAX_KEYS_PER_READ = 10;
+
+const encoder = new TextEncoder();
+
+/**
+ * `[...prefix, name]`, or `[...digestPrefix, <sha-256 hex of name>]` when the name is too long for a Kv key
+ * (`extraBytes` counts the rest of the key). Digesting is asynchronous, so only long names get a promise.
+ *
+ * @example
+ * ```ts
+ * import { keyFor } from "./expiry_keys.ts";
+ * console.assert(JSON.stringify(keyFor(["ref"], ["ref_sha256"], "abc")) === '["ref","abc"]');
+ * ```
+ */
+export function keyFor(
+  prefix: Deno.KvKey,
+  digestPrefix: Deno.KvKey,
+  name: string,
+  extraBytes = 0,
+): Deno.KvKey | Promise<Deno.KvKey> {
+  if (name.length * 3 + extraBytes <= MAX_PLAIN_KEY_BYTES) return [...prefix, name];
+  const bytes = encoder.encode(name);
+  if (bytes.byteLength + extraBytes <= MAX_PLAIN_KEY_BYTES) return [...prefix, name];
+  return crypto.subtle.digest("SHA-256", bytes).then((digest) => [
+    ...digestPrefix,
+    Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join(""),
+  ]);
+}
+
+/** An expiry time (ms since the epoch) as the value stored: a `Deno.KvU64` commits faster than an object. */
+export function expiryValue(expiresAt: number): Deno.KvU64 {
+  return new Deno.KvU64(BigInt(Math.max(0, Math.floor(expiresAt))));
+}
+
+/** The expiry stored in a value, or 0 when there is none. */
+export function expiryOf(value: unknown): number {
+  return value instanceof Deno.KvU64 ? Number(value.value) : 0;
+}
+
+/** Reads the stored expiry of each key (0: not stored), `getMany` ten at a time, all in parallel. */
+export async function readExpiries(kv: Deno.Kv, keys: readonly Deno.KvKey[]): Promise<number[]> {
+  const groups: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
+  for (let start = 0; start < keys.length; start += MAX_KEYS_PER_READ) {
+    groups.push(kv.getMany<unknown[]>(keys.slice(start, start + MAX_KEYS_PER_READ)));
+  }
+  return (await Promise.all(groups)).flat().map((entry) => expiryOf(entry.value));
+}
+
+/**
+ * Sets `key` in a map used as a bounded memory: past `max` entries the oldest is forgotten. The entry is
+ * re-inserted, so the map's order is the order of last setting.
+ */
+export function rememberBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  if (!map.delete(key) && map.size >= max) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
+  }
+  map.set(key, value);
+}
