@@ -72,6 +72,11 @@ export interface FakeRtcvOptions {
   latencyMs?: number;
   /** Path prefixes that answer 404 as if the route did not exist. */
   missingRoutes?: Iterable<string>;
+  /**
+   * The port to listen on; default 0 (a free port). Give the port of a fake that was closed to "restart" the
+   * same server (same URL) in a test.
+   */
+  port?: number;
 }
 
 /** The key the fake accepts when no keys are given: role 1 (scraper). */
@@ -163,7 +168,7 @@ export class FakeRtcv {
     this.scannedReferenceNrs = options.scannedReferenceNrs ?? [];
     this.secrets = options.secrets ?? new Map();
     this.#server = Deno.serve({
-      port: 0,
+      port: options.port ?? 0,
       hostname: "127.0.0.1",
       onListen() {},
       // A dropped connection (resetConnections) lands here; answer nothing and log nothing.

@@ -70,7 +70,7 @@ export async function connectLive(
   const batcher = new CommitBatcher(kv);
   const outbox = new DurableQueue(kv, batcher, "cv_outbox");
   const deadLetters = new DurableQueue(kv, batcher, "cv_dead");
-  const mirrors = clients.filter((_, index) => index !== primaryIndex).map((client) =>
+  const deliveryTo = (client: RtcvApiClient) =>
     new MirrorDelivery(client, {
       outbox,
       deadLetters,
@@ -78,15 +78,19 @@ export async function connectLive(
       maxRetryDelayMs: 60_000,
       log: options.log,
       onResult: (ok) => options.onCvResult?.(client.origin, ok),
-    })
-  );
-  for (const mirror of mirrors) mirror.resume(); // CVs left from an earlier run
+    });
+  const mirrors = clients.filter((_, index) => index !== primaryIndex).map(deliveryTo);
+  // CVs left in the outbox by an earlier run go to every server named again, the primary included (it
+  // may have been a mirror then).
+  const primaryBacklog = deliveryTo(primary);
+  for (const delivery of [...mirrors, primaryBacklog]) delivery.resume();
   options.log(
     `live: primary ${primary.origin}, mirrors [${mirrors.map((mirror) => mirror.origin).join(", ")}]`,
   );
   return new LiveBackend({
     primary,
     mirrors,
+    backlogs: [primaryBacklog],
     references,
     outbox,
     drainBudgetMs: options.drainBudgetMs,

@@ -9,6 +9,8 @@ import type { MirrorDelivery } from "./mirror_delivery.ts";
 export interface LiveBackendParts {
   readonly primary: RtcvApiClient;
   readonly mirrors: readonly MirrorDelivery[];
+  /** Deliveries of outbox entries left by earlier runs for the other servers (the primary's backlog). */
+  readonly backlogs: readonly MirrorDelivery[];
   readonly references: ReferenceCache;
   readonly outbox: DurableQueue;
   /** How long `close` waits for mirrors to catch up before leaving the rest in the outbox. */
@@ -113,7 +115,8 @@ export class LiveBackend implements RtcvBackend {
 
   /** Gives mirrors a bounded time to catch up; the rest waits in the outbox for the next start. */
   async close(): Promise<void> {
-    await Promise.all(this.#parts.mirrors.map((mirror) => mirror.close(this.#parts.drainBudgetMs)));
+    const deliveries = [...this.#parts.mirrors, ...this.#parts.backlogs];
+    await Promise.all(deliveries.map((delivery) => delivery.close(this.#parts.drainBudgetMs)));
   }
 }
 
