@@ -12,6 +12,13 @@ export interface QueuedEntry {
 
 /** Deno.Kv values are limited to 64 KiB; JSON text is split into parts of at most this many UTF-16 units. */
 const PART_CHARS = 20_000;
+/**
+ * Removals of delivered entries wait this long to be committed together. They are not on any answer's path,
+ * and committing them at once would queue them on the store's one thread in front of the cache write of the
+ * next matched CV (measured: send_cv to 3 servers took ~0.8 ms longer). The cost: a crash within this window
+ * delivers those entries once more after the restart.
+ */
+const REMOVAL_DELAY_MS = 20;
 
 /**
  * A durable FIFO of JSON payloads per channel on Deno.Kv (the outbox of CVs for mirror servers).
@@ -27,6 +34,8 @@ export class DurableQueue {
   readonly #prefix: string;
   #lastTime = 0;
   #sequence = 0;
+  #pendingRemovals: Deno.KvMutation[] = [];
+  #removalsCommitted: Promise<void> | null = null;
 
   /** Creates a queue stored under `prefix` (e.g. `"cv_outbox"`). */
   constructor(kv: Deno.Kv, batcher: CommitBatcher, prefix: string) {
@@ -81,9 +90,21 @@ export class DurableQueue {
     return mutations.length > 1 ? mutations.length - 1 : 0;
   }
 
-  /** Removes an entry and its `parts` part rows; resolves once committed (group-committed, no read). */
+  /**
+   * Removes an entry and its `parts` part rows; resolves once committed. Removals within
+   * {@link REMOVAL_DELAY_MS} are committed together, and no row is read first.
+   */
   remove(channel: string, id: string, parts: number): Promise<void> {
-    return this.#batcher.write(this.#removeMutations(channel, id, parts));
+    for (const mutation of this.#removeMutations(channel, id, parts)) this.#pendingRemovals.push(mutation);
+    this.#removalsCommitted ??= new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        const mutations = this.#pendingRemovals;
+        this.#pendingRemovals = [];
+        this.#removalsCommitted = null;
+        this.#batcher.write(mutations).then(resolve, reject);
+      }, REMOVAL_DELAY_MS);
+    });
+    return this.#removalsCommitted;
   }
 
   /** Moves an entry to another queue (the dead letters: kept, never dropped), in one commit. */
