@@ -1,6 +1,7 @@
 import type { Clock } from "../clock.ts";
 import { CommitBatcher } from "./commit_batcher.ts";
-import { expiryOf, expiryValue, keyFor, readExpiries, rememberBounded } from "./expiry_keys.ts";
+import { expiryOf, expiryValue, keyFor, rememberBounded } from "./expiry_keys.ts";
+import { ExpiryReader } from "./expiry_reader.ts";
 
 /** How long a reference number is cached by `set_cached_reference` and after a matched CV: 72 hours. */
 export const LONG_LIFETIME_MS = 72 * 60 * 60 * 1000;
@@ -14,12 +15,6 @@ interface Remembered {
   expiresAt: number;
   /** Settles when the write that set `expiresAt` is committed; null once it is. */
   commit: Promise<void> | null;
-}
-
-interface PendingRead {
-  readonly key: Deno.KvKey;
-  readonly resolve: (expiresAt: number) => void;
-  readonly reject: (error: unknown) => void;
 }
 
 /**
@@ -36,8 +31,7 @@ export class ReferenceCache {
   readonly #clock: Clock;
   readonly #batcher: CommitBatcher;
   readonly #remembered = new Map<string, Remembered>();
-  #pendingReads: PendingRead[] = [];
-  #readScheduled = false;
+  readonly #reader: ExpiryReader;
 
   readonly #onLookup: (hit: boolean) => void;
 
@@ -47,6 +41,7 @@ export class ReferenceCache {
     this.#clock = clock;
     this.#batcher = new CommitBatcher(kv);
     this.#onLookup = onLookup;
+    this.#reader = new ExpiryReader(kv, ["ref"]);
   }
 
   /** Caches `reference` for 72 hours; resolves once the entry is committed. */
@@ -151,26 +146,9 @@ export class ReferenceCache {
     rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
   }
 
-  /** Reads one key's expiry; reads issued in the same turn share `getMany` calls. */
+  /** Reads one key's expiry; reads issued in the same turn are answered together. */
   #read(key: Deno.KvKey): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#pendingReads.push({ key, resolve, reject });
-      if (this.#readScheduled) return;
-      this.#readScheduled = true;
-      queueMicrotask(() => this.#issueReads());
-    });
-  }
-
-  #issueReads(): void {
-    this.#readScheduled = false;
-    const reads = this.#pendingReads;
-    this.#pendingReads = [];
-    readExpiries(this.#kv, reads.map((read) => read.key)).then(
-      (expiries) => expiries.forEach((expiresAt, index) => reads[index].resolve(expiresAt)),
-      (error) => {
-        for (const read of reads) read.reject(error);
-      },
-    );
+    return this.#reader.read(key);
   }
 }
 

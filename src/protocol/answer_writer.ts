@@ -24,6 +24,7 @@ export class AnswerWriter {
   #head = 0;
   #writing: Promise<void> | null = null;
   #idleWaiters: (() => void)[] = [];
+  #roomWaiters: { below: number; wake: () => void }[] = [];
   #failure: Error | null = null;
 
   /** Creates a writer over `sink`. */
@@ -69,6 +70,15 @@ export class AnswerWriter {
     });
   }
 
+  /**
+   * Resolves once fewer than `below` answers are waiting (or writing has failed): a reader applies
+   * backpressure with it without draining the pipeline completely.
+   */
+  room(below: number): Promise<void> {
+    if (this.pending < below || this.#failure) return Promise.resolve();
+    return new Promise((wake) => this.#roomWaiters.push({ below, wake }));
+  }
+
   /** Resolves once every queued answer has been written (or writing has failed). */
   idle(): Promise<void> {
     if ((this.pending === 0 && this.#writing === null) || this.#failure) return Promise.resolve();
@@ -90,7 +100,17 @@ export class AnswerWriter {
       this.#slots = this.#slots.slice(this.#head);
       this.#head = 0;
     }
+    if (this.#roomWaiters.length > 0) this.#wakeRoom();
     return parts.length === 1 ? parts[0] : parts.join("");
+  }
+
+  #wakeRoom(): void {
+    const waiting = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const waiter of waiting) {
+      if (this.pending < waiter.below || this.#failure) waiter.wake();
+      else this.#roomWaiters.push(waiter);
+    }
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
@@ -107,6 +127,7 @@ export class AnswerWriter {
   }
 
   #wakeIdle(): void {
+    this.#wakeRoom();
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();

@@ -46,7 +46,7 @@ export async function serveLines(
     writer.flush();
   };
   while (!options.stop?.aborted && writer.failure === null) {
-    if (writer.pending > maxPending) await Promise.race([writer.idle(), stopped]);
+    if (writer.pending > maxPending) await Promise.race([writer.room(maxPending / 2), stopped]);
     const count = await Promise.race([source.read(buffer), stopped]);
     if (count === null || count === "stopped") break;
     handle(splitter.push(buffer.subarray(0, count)));
