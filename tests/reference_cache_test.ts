@@ -378,3 +378,54 @@ Deno.test("without RTCV_SCRAPER_CLIENT_KV the store is rtcv_scraper_client.kv in
   const otherDir = await runSession([has("default-location")], {}, { cwd: other.path });
   assert.deepEqual(otherDir.answers, [OK_FALSE]);
 });
+
+Deno.test({
+  name: "a store locked by another process answers a clear error naming it; the client keeps serving",
+  // python3's sqlite3 holds the lock (SQLite's own locking, as another program would).
+  ignore: !(() => {
+    try {
+      return new Deno.Command("python3", { args: ["-c", "import sqlite3"] }).outputSync().success;
+    } catch {
+      return false;
+    }
+  })(),
+  fn: async () => {
+    await using dir = await tempDir();
+    const store = `${dir.path}/store.kv`;
+    const first = await runSession([set("before-lock")], storeEnv(store));
+    assert.deepEqual(first.answers, [OK]);
+    const locker = new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import sqlite3,sys,time\n" +
+        "c=sqlite3.connect(sys.argv[1], isolation_level=None)\n" +
+        "c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')\n" +
+        "print('locked', flush=True); sys.stdin.read()",
+        store,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const reader = locker.stdout.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /locked/);
+    try {
+      const session = await runSession([set("during-lock"), '{"type":"ping"}'], storeEnv(store), {
+        timeoutMs: 30_000,
+      });
+      assert.equal(session.code, 0, session.stderr);
+      const error = JSON.parse(session.answers[0]);
+      assert.equal(error.type, "error");
+      assert.match(
+        error.content,
+        /^set_cached_reference: the store .*store\.kv is locked by another process/,
+      );
+      assert.match(error.content, /RTCV_SCRAPER_CLIENT_KV/);
+      assert.equal(session.answers[1], '{"type":"pong"}');
+    } finally {
+      await locker.stdin.close();
+      reader.releaseLock();
+      await locker.stdout.cancel();
+      await locker.status;
+    }
+  },
+});
