@@ -148,6 +148,9 @@ Deno.test("helpText lists every flag and every environment variable, one line ea
     "RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT",
     "RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST",
     "RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES",
+    "RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS",
+    "RTCV_SCRAPER_CLIENT_DRAIN_MS",
+    "RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS",
   ];
   for (const name of env) {
     const defining = lines.filter((l) => l.trimStart().startsWith(`${name} `));

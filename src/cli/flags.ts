@@ -200,6 +200,12 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT", "serve GET / (health) and GET /metrics on this port"],
   ["RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST", "address the health check server binds to (default 127.0.0.1)"],
   ["RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES", "longest accepted input line in bytes (default 16777216 = 16 MiB)"],
+  [
+    "RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS",
+    "first wait before retrying a failed mirror delivery (default 1000, doubles)",
+  ],
+  ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "how long exit waits for mirror and ingest deliveries (default 5000)"],
+  ["RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS", "testing aid: shifts the client's clock by this many milliseconds"],
 ];
 
 /** The flags, with one line of help each. */
