@@ -19,6 +19,14 @@ const stderr = (message: string) => {
   // deno-lint-ignore no-console
   console.error(message);
 };
+// A promise rejection that no code handles is a bug, but it must not take the scraper's client down
+// with CVs in flight: say so on stderr and keep serving.
+globalThis.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  const reason = event.reason instanceof Error ? event.reason.stack ?? event.reason.message : event.reason;
+  stderr(`rtcv_scraper_client: internal error (kept running): ${reason}`);
+});
+
 const stdoutLine = (line: string) => {
   const bytes = new TextEncoder().encode(line + "\n");
   for (let offset = 0; offset < bytes.length;) offset += Deno.stdout.writeSync(bytes.subarray(offset));

@@ -193,6 +193,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       maxLineBytes: config.maxLineBytes,
       answer: (line) => core.registry.dispatch(line),
       onLine: inputLog ? (line) => inputLog.append(rawText(line)) : undefined,
+      onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
       stop: options.stop,
     });
   } finally {

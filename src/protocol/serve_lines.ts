@@ -18,6 +18,8 @@ export interface ServeLinesOptions {
   readonly onLine?: (line: InputLine) => void;
   /** When it aborts, no more input is read; what is in flight is still answered. */
   readonly stop?: AbortSignal;
+  /** Told when reading the input fails; serving then ends as at end of input. */
+  readonly onReadError?: (error: unknown) => void;
   /** Stop reading while this many answers are waiting to be written. */
   readonly maxPendingAnswers?: number;
 }
@@ -47,7 +49,13 @@ export async function serveLines(
   };
   while (!options.stop?.aborted && writer.failure === null) {
     if (writer.pending > maxPending) await Promise.race([writer.room(maxPending / 2), stopped]);
-    const count = await Promise.race([source.read(buffer), stopped]);
+    let count: number | null | "stopped";
+    try {
+      count = await Promise.race([source.read(buffer), stopped]);
+    } catch (error) {
+      options.onReadError?.(error); // stdin broke: answer what was read, then end like at end of input
+      break;
+    }
     if (count === null || count === "stopped") break;
     handle(splitter.push(buffer.subarray(0, count)));
   }

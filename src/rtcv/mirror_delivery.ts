@@ -57,16 +57,18 @@ export class MirrorDelivery {
 
   /** Sends a CV now; `queued` settles when its outbox entry is committed. Never throws. */
   sendNow(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): void {
-    const attempt = this.#deliver(entry, cv, queued).finally(() => this.#live.delete(entry.id));
+    const attempt = this.#deliver(entry, cv, queued).catch((error) => this.#logFailure(entry.id, error))
+      .finally(() => this.#live.delete(entry.id));
     this.#live.set(entry.id, attempt);
   }
 
   /** Starts the background loop if it is not running (after a failure, or at start-up for old entries). */
   resume(): void {
     if (this.#background !== null || this.#stop.signal.aborted) return;
-    this.#background = this.#runBackground().finally(() => {
-      this.#background = null;
-    });
+    this.#background = this.#runBackground().catch((error) => this.#logFailure("background", error))
+      .finally(() => {
+        this.#background = null;
+      });
   }
 
   /**
@@ -85,6 +87,13 @@ export class MirrorDelivery {
     clearTimeout(timer);
     this.#stop.abort();
     await Promise.allSettled([...this.#live.values(), this.#background]);
+  }
+
+  /** The store failed under a delivery (closed, full): the entry stays in the outbox for the next round. */
+  #logFailure(what: string, error: unknown): void {
+    this.#options.log(
+      `outbox: ${what} for mirror ${this.origin} stopped: ${error instanceof Error ? error.message : error}`,
+    );
   }
 
   /** One delivery; on success the entry is removed, on a permanent refusal it becomes a dead letter. */
@@ -130,7 +139,8 @@ export class MirrorDelivery {
       for (const entry of entries) {
         if (this.#stop.signal.aborted) return;
         const failuresBefore = this.#failures;
-        const attempt = this.#deliver(entry, JSON.parse(entry.payload), Promise.resolve());
+        const attempt = this.#deliver(entry, JSON.parse(entry.payload), Promise.resolve())
+          .catch((error) => this.#logFailure(entry.id, error));
         this.#live.set(entry.id, attempt);
         await attempt.finally(() => this.#live.delete(entry.id));
         if (this.#failures > failuresBefore) break; // the mirror is still down: back off
