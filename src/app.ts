@@ -29,8 +29,6 @@ export interface RunClientOptions extends RuntimeOptions {
   readonly stdout: ByteSink;
   /** Aborted by SIGTERM / SIGINT: stop reading, answer what is in flight, exit 0. */
   readonly stop?: AbortSignal;
-  /** Runs after the core is built and before the ready line (start-up config, health server). */
-  readonly beforeReady?: (core: Core, debugLog: DebugLog) => Promise<void>;
 }
 
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
@@ -186,7 +184,6 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return EXIT_STARTUP_FAILED;
       }
     }
-    await options.beforeReady?.(core, runtime.debugLog);
     writer.push(READY_ANSWER);
     writer.flush();
     await serveLines(options.stdin, writer, {
