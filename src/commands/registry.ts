@@ -110,8 +110,8 @@ export class CommandRegistry {
     }
     const barrier = this.#barrier;
     const answer = barrier === null
-      ? this.run(parsed.type, command, parsed.content)
-      : barrier.then(() => this.run(parsed.type, command, parsed.content));
+      ? this.#run(parsed.type, command, parsed.content)
+      : barrier.then(() => this.#run(parsed.type, command, parsed.content));
     if (command.exclusive && answer instanceof Promise) {
       const done = answer.then(() => {});
       this.#barrier = done;
@@ -123,7 +123,7 @@ export class CommandRegistry {
   }
 
   /** Validates `content` and runs the command named `type`; the answer never rejects. */
-  run(type: string, command: CommandDefinition, content: unknown): Answer | Promise<Answer> {
+  #run(type: string, command: CommandDefinition, content: unknown): Answer | Promise<Answer> {
     let input = content;
     if (command.schema !== null) {
       const result = command.schema.safeParse(content);
