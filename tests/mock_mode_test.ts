@@ -3,12 +3,17 @@
  * and the persistent store of live mode is never read or written. Every test spawns the real client.
  */
 import assert from "node:assert/strict";
-import { assertErrorAnswer, runSession, spawnClient, tempDir } from "./helpers/spawn_client.ts";
+import {
+  assertErrorAnswer,
+  OK,
+  OK_FALSE,
+  OK_TRUE,
+  PONG,
+  runSession,
+  spawnClient,
+  tempDir,
+} from "./helpers/spawn_client.ts";
 
-const PONG = '{"type":"pong"}';
-const OK = '{"type":"ok"}';
-const OK_TRUE = '{"type":"ok","content":true}';
-const OK_FALSE = '{"type":"ok","content":false}';
 const okWith = (content: unknown) => JSON.stringify({ type: "ok", content });
 
 const sendCv = (cv: Record<string, unknown>) => ({ type: "send_cv", content: cv });

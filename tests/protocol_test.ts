@@ -5,17 +5,16 @@
 import assert from "node:assert/strict";
 import {
   assertErrorAnswer,
+  OK,
+  OK_FALSE,
+  OK_TRUE,
   parseAnswer,
+  PONG,
   READY_LINE,
   runSession,
   spawnClient,
   tempDir,
 } from "./helpers/spawn_client.ts";
-
-const PONG = '{"type":"pong"}';
-const OK = '{"type":"ok"}';
-const OK_TRUE = '{"type":"ok","content":true}';
-const OK_FALSE = '{"type":"ok","content":false}';
 
 const encoder = new TextEncoder();
 

@@ -8,15 +8,19 @@
 import assert from "node:assert/strict";
 import { LONG_LIFETIME_MS, ReferenceCache, SHORT_LIFETIME_MS } from "../src/cache/reference_cache.ts";
 import { ManualClock } from "../src/clock.ts";
-import { READY_LINE, runSession, spawnClient, tempDir } from "./helpers/spawn_client.ts";
+import {
+  OK,
+  OK_FALSE,
+  OK_TRUE,
+  READY_LINE,
+  runSession,
+  spawnClient,
+  tempDir,
+} from "./helpers/spawn_client.ts";
 
 const MINUTE = 60 * 1000;
 const HOUR = 60 * MINUTE;
 const T0 = Date.UTC(2025, 0, 1);
-
-const OK = '{"type":"ok"}';
-const OK_TRUE = '{"type":"ok","content":true}';
-const OK_FALSE = '{"type":"ok","content":false}';
 
 const set = (reference: string) => ({ type: "set_cached_reference", content: reference });
 const setShort = (reference: string) => ({ type: "set_short_cached_reference", content: reference });

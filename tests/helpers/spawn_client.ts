@@ -43,6 +43,14 @@ export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url
 
 /** The first line the client writes, exactly. */
 export const READY_LINE = '{"type":"ready","content":"waiting for credentials"}';
+/** The answer lines a session expects most, exactly as the client writes them. */
+export const PONG = '{"type":"pong"}';
+/** `ok` without content. */
+export const OK = '{"type":"ok"}';
+/** `ok` with `true`. */
+export const OK_TRUE = '{"type":"ok","content":true}';
+/** `ok` with `false`. */
+export const OK_FALSE = '{"type":"ok","content":false}';
 
 /** How long {@link ClientProcess.readLine} and the other waits give the client by default. */
 export const DEFAULT_TIMEOUT_MS = 15_000;
