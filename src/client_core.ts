@@ -54,7 +54,8 @@ export class ClientCore {
     this.store = new LazyStore(options.kvLocation, { warn: options.warn });
     this.session = new Session(async () => {
       try {
-        return new ReferenceCache(await this.store.open(), options.clock, options.onCacheLookup);
+        const { kv, batcher } = await this.store.open();
+        return new ReferenceCache(kv, options.clock, { batcher, onLookup: options.onCacheLookup });
       } catch (error) {
         // A store that cannot be opened is a problem to report to the scraper, not a crash.
         if (error instanceof StoreError) throw new CommandError(error.message);
@@ -87,7 +88,7 @@ export class ClientCore {
     if (this.#mockCache === null) {
       this.#mockCache = Deno.openKv(":memory:").then((kv) => {
         this.#mockKv = kv;
-        return new ReferenceCache(kv, this.clock, this.#onCacheLookup);
+        return new ReferenceCache(kv, this.clock, { onLookup: this.#onCacheLookup });
       });
     }
     return new MockBackend(await this.#mockCache, secrets);

@@ -221,7 +221,7 @@ Deno.test("a batch refused with 400 goes to the dead letters; the stream goes on
     const after = await session.sendAll([store(jobItems(3, "ok2")), { type: "flush_data" }]);
     assert.deepEqual(after[1], { type: "ok", content: { delivered: 43, pending: 0, dead: 3 } });
     assert.equal(server.items("job", "boss").length, 43);
-    const letters = await new IngestOutbox(await session.core.store.open()).readDeadLetters();
+    const letters = await new IngestOutbox((await session.core.store.open()).kv).readDeadLetters();
     assert.equal(letters.length, 1);
     assert.deepEqual(letters[0].items, [...jobItems(2, "bad"), { bad: true }]);
     assert.equal(letters[0].status, 400);

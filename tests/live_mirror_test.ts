@@ -211,3 +211,28 @@ Deno.test("a former mirror named later as the primary (or the only server) still
   }
   assert.equal(received(mirror, "promoted-1"), 1);
 });
+
+Deno.test("set_credentials again mid-session: answered without waiting for the old mirror deliveries; each CV arrives once", async () => {
+  await using primary = await startFakeRtcv();
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir, {
+    RTCV_SCRAPER_CLIENT_DRAIN_MS: "3000",
+    RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS: "50",
+    RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "1500",
+  });
+  await ok(client, credentialsLine(primary, [mirror]));
+  // The mirror refuses CVs for now: the old backend keeps retrying in the background.
+  mirror.failNext(Infinity, 503, undefined, { route: SCAN_CV, retryAfter: "0" });
+  assert.equal(await ok(client, sendCv("again-1")), false);
+  await waitFor(() => scanRequests(mirror, "again-1") >= 2, 3000, "the mirror got attempts");
+
+  const { answer, ms } = await timed(client, credentialsLine(primary, [mirror]));
+  assert.equal(answer.type, "ok");
+  assert.ok(ms < 1000, `set_credentials took ${ms} ms: it waited for the old backend's deliveries`);
+  mirror.clearFailures();
+  await waitFor(() => received(mirror, "again-1") === 1, 5000, "delivered by the new backend");
+  await sleep(300);
+  assert.equal((await client.finish()).status.code, 0);
+  assert.equal(received(mirror, "again-1"), 1, "delivered once");
+});

@@ -11,6 +11,14 @@ export const SHORT_LIFETIME_MS = 12 * 60 * 60 * 1000;
 /** How many reference numbers this process remembers as cached, to answer without reading the store. */
 const MAX_REMEMBERED = 250_000;
 
+/** Optional parts of a {@link ReferenceCache}. */
+export interface ReferenceCacheOptions {
+  /** The store's shared group-commit writer. */
+  readonly batcher?: CommitBatcher;
+  /** Told whether each lookup was a hit (metrics). */
+  readonly onLookup?: (hit: boolean) => void;
+}
+
 interface Remembered {
   expiresAt: number;
   /** Settles when the write that set `expiresAt` is committed; null once it is. */
@@ -35,12 +43,15 @@ export class ReferenceCache {
 
   readonly #onLookup: (hit: boolean) => void;
 
-  /** Creates a cache over an open store; `clock` decides what has expired; `onLookup` counts hits. */
-  constructor(kv: Deno.Kv, clock: Clock, onLookup: (hit: boolean) => void = () => {}) {
+  /**
+   * Creates a cache over an open store; `clock` decides what has expired. `batcher` is the store's shared
+   * writer (a new one by default); `onLookup` counts hits and misses.
+   */
+  constructor(kv: Deno.Kv, clock: Clock, options: ReferenceCacheOptions = {}) {
     this.#kv = kv;
     this.#clock = clock;
-    this.#batcher = new CommitBatcher(kv);
-    this.#onLookup = onLookup;
+    this.#batcher = options.batcher ?? new CommitBatcher(kv);
+    this.#onLookup = options.onLookup ?? (() => {});
     this.#reader = new ExpiryReader(kv, ["ref"]);
   }
 

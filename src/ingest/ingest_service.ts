@@ -12,7 +12,8 @@ import { DedupeIndex, itemId } from "./dedupe_index.ts";
 import { type IngestCounts, IngestDeliverer, type Slot } from "./deliverer.ts";
 import { IngestApiError, IngestClient, type IngestServer } from "./ingest_client.ts";
 import { IngestOutbox, newRunId, type OutboxRow, packRows, partsFor } from "./ingest_outbox.ts";
-import { CommitBatcher } from "../cache/commit_batcher.ts";
+import type { CommitBatcher } from "../cache/commit_batcher.ts";
+import type { OpenedStore } from "../cache/lazy_store.ts";
 import type { DataType, Platform, StreamId } from "./streams.ts";
 
 /** The knobs of the sink; tests shorten the waits. */
@@ -60,8 +61,8 @@ export function defaultIngestTuning(timeoutMs: number): IngestTuning {
 
 /** What an {@link IngestService} is built from. */
 export interface IngestServiceOptions {
-  /** Opens the shared store (the client's `core.store.open()`); called on first use. */
-  readonly openStore: () => Promise<Deno.Kv>;
+  /** Opens the shared store and its writer (the client's `core.store.open()`); called on first use. */
+  readonly openStore: () => Promise<OpenedStore>;
   /** Decides what has expired in the dedupe index. */
   readonly clock: Clock;
   /** Timeout and retries of `next_keyword` / `get_tokens`; deliveries use its timeout (and their own backoff). */
@@ -211,13 +212,13 @@ export class IngestService {
 
   async #open(): Promise<Started> {
     let kv: Deno.Kv;
+    let writer: CommitBatcher;
     try {
-      kv = await this.#options.openStore();
+      ({ kv, batcher: writer } = await this.#options.openStore());
     } catch (error) {
       throw new CommandError(`cannot open the store for the ingest outbox: ${describe(error)}`);
     }
     const outbox = new IngestOutbox(kv);
-    const writer = new CommitBatcher(kv, 3);
     const started: Started = { kv, outbox, writer, dedupe: new DedupeIndex(kv, this.#options.clock) };
     this.#deliverer.attach(outbox, writer, await outbox.readCounters());
     await this.#rescan(started);

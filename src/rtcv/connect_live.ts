@@ -1,4 +1,3 @@
-import { CommitBatcher } from "../cache/commit_batcher.ts";
 import type { ClientCore } from "../client_core.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
@@ -28,7 +27,7 @@ export interface LiveOptions {
 
 /**
  * Checks every server in parallel (health, then a key with the scraper role), warms the cache from the
- * primary, and builds the live backend; resumes outbox delivery to mirrors named again. Any failure is a
+ * primary, and builds the live backend (its `start` resumes outbox delivery to servers named again). Any failure is a
  * {@link CommandError} naming the server's origin and the step; nothing about the session changes then.
  */
 export async function connectLive(
@@ -66,8 +65,7 @@ export async function connectLive(
     options.log(`warm-up: cached ${recent.length} reference numbers from primary ${primary.origin}`);
   }
 
-  const kv = await core.store.open();
-  const batcher = new CommitBatcher(kv);
+  const { kv, batcher } = await core.store.open();
   const outbox = new DurableQueue(kv, batcher, "cv_outbox");
   const deadLetters = new DurableQueue(kv, batcher, "cv_dead");
   const deliveryTo = (client: RtcvApiClient) =>
@@ -83,7 +81,6 @@ export async function connectLive(
   // CVs left in the outbox by an earlier run go to every server named again, the primary included (it
   // may have been a mirror then).
   const primaryBacklog = deliveryTo(primary);
-  for (const delivery of [...mirrors, primaryBacklog]) delivery.resume();
   options.log(
     `live: primary ${primary.origin}, mirrors [${mirrors.map((mirror) => mirror.origin).join(", ")}]`,
   );

@@ -113,10 +113,16 @@ export class LiveBackend implements RtcvBackend {
     };
   }
 
+  /** Starts delivering what earlier runs left in the outbox, to every server named again. */
+  start(): void {
+    for (const delivery of [...this.#parts.mirrors, ...this.#parts.backlogs]) delivery.resume();
+  }
+
   /** Gives mirrors a bounded time to catch up; the rest waits in the outbox for the next start. */
-  async close(): Promise<void> {
+  async close(options: { drainMs?: number } = {}): Promise<void> {
+    const budget = options.drainMs ?? this.#parts.drainBudgetMs;
     const deliveries = [...this.#parts.mirrors, ...this.#parts.backlogs];
-    await Promise.all(deliveries.map((delivery) => delivery.close(this.#parts.drainBudgetMs)));
+    await Promise.all(deliveries.map((delivery) => delivery.close(budget)));
   }
 }
 

@@ -50,11 +50,6 @@ export class MirrorDelivery {
     return this.#client.origin;
   }
 
-  /** How many CVs are being sent to this mirror right now. */
-  get inFlight(): number {
-    return this.#live.size;
-  }
-
   /** Sends a CV now; `queued` settles when its outbox entry is committed. Never throws. */
   sendNow(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): void {
     const attempt = this.#deliver(entry, cv, queued).catch((error) => this.#logFailure(entry.id, error))
@@ -78,7 +73,7 @@ export class MirrorDelivery {
   async close(budgetMs: number): Promise<void> {
     const everything = (async () => {
       await Promise.allSettled([...this.#live.values()]);
-      if (this.#failures === 0) this.resume(); // one last round for older entries
+      if (budgetMs > 0 && this.#failures === 0) this.resume(); // one last round for older entries
       await this.#background;
     })();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -138,6 +133,7 @@ export class MirrorDelivery {
       if (entries.length === 0) return;
       for (const entry of entries) {
         if (this.#stop.signal.aborted) return;
+        if (this.#live.has(entry.id)) continue; // sent live meanwhile
         const failuresBefore = this.#failures;
         const attempt = this.#deliver(entry, JSON.parse(entry.payload), Promise.resolve())
           .catch((error) => this.#logFailure(entry.id, error));

@@ -24,6 +24,11 @@ export interface RtcvBackend {
   getSecret(key: string, encryptionKey: string): Promise<unknown>;
   /** Where a secret of the wrong shape came from, and how to fix it, for error messages. */
   describeSecretSource(key: string): SecretSource;
-  /** Stops background work (outbox delivery) and waits for it; called when replaced or at exit. */
-  close(): Promise<void>;
+  /** Starts background work (delivering what earlier runs left in the outbox); called once installed. */
+  start(): void;
+  /**
+   * Stops background work and waits for it: at exit with the drain budget (default), when replaced with
+   * `drainMs: 0` (stop now; the outbox keeps what was not delivered).
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
 }

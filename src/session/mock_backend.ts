@@ -39,6 +39,9 @@ export class MockBackend implements RtcvBackend {
   }
 
   /** Nothing runs in the background in mock mode. */
+  start(): void {}
+
+  /** Nothing runs in the background in mock mode. */
   close(): Promise<void> {
     return Promise.resolve();
   }

@@ -14,7 +14,6 @@ export class Session {
   readonly #openPersistent: CacheOpener;
   #persistent: Promise<ReferenceCache> | null = null;
   #persistentOpened: ReferenceCache | null = null;
-  readonly #listeners: ((backend: RtcvBackend) => void)[] = [];
   readonly #sending = new Map<string, Promise<unknown>>();
 
   /** `openPersistent` opens the store named by `RTCV_SCRAPER_CLIENT_KV` (or the default file). */
@@ -37,17 +36,16 @@ export class Session {
     return this.#backend;
   }
 
-  /** Installs a new backend; the previous one is closed in the background. */
+  /**
+   * Installs a new backend. The previous one stops at once (no drain: what it had not delivered stays in
+   * the outbox), and only then does the new one start its background work, so two backends never
+   * deliver the same outbox entries.
+   */
   async replaceBackend(backend: RtcvBackend): Promise<void> {
     const previous = this.#backend;
     this.#backend = backend;
-    for (const listener of this.#listeners) listener(backend);
-    if (previous && previous !== backend) await previous.close();
-  }
-
-  /** Calls `listener` whenever a new backend is installed (health, metrics). */
-  onBackendChange(listener: (backend: RtcvBackend) => void): void {
-    this.#listeners.push(listener);
+    if (previous && previous !== backend) await previous.close({ drainMs: 0 });
+    backend.start();
   }
 
   /** The persistent reference cache (opened on first call). */
@@ -98,10 +96,8 @@ export class Session {
     return this.#sending.has(reference);
   }
 
-  /** Closes the backend (draining what it must) and waits for cache writes to finish. */
+  /** Closes the backend, giving its background deliveries their drain budget (the store closes after). */
   async close(): Promise<void> {
     await this.#backend?.close();
-    const persistent = await this.#persistent?.catch(() => null);
-    await persistent?.drained();
   }
 }
