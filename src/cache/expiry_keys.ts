@@ -5,11 +5,10 @@
  *
  * @module
  */
+import { getManyChunked } from "./kv_reads.ts";
 
 /** Names longer than this (UTF-8 bytes, with the rest of the key) are stored under their SHA-256 digest. */
 export const MAX_PLAIN_KEY_BYTES = 1024;
-/** `getMany` takes at most this many keys. */
-export const MAX_KEYS_PER_READ = 10;
 
 const encoder = new TextEncoder();
 
@@ -50,11 +49,7 @@ export function expiryOf(value: unknown): number {
 
 /** Reads the stored expiry of each key (0: not stored), `getMany` ten at a time, all in parallel. */
 export async function readExpiries(kv: Deno.Kv, keys: readonly Deno.KvKey[]): Promise<number[]> {
-  const groups: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
-  for (let start = 0; start < keys.length; start += MAX_KEYS_PER_READ) {
-    groups.push(kv.getMany<unknown[]>(keys.slice(start, start + MAX_KEYS_PER_READ)));
-  }
-  return (await Promise.all(groups)).flat().map((entry) => expiryOf(entry.value));
+  return (await getManyChunked(kv, keys)).map((entry) => expiryOf(entry.value));
 }
 
 /**

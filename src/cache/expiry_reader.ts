@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { expiryOf, MAX_KEYS_PER_READ } from "./expiry_keys.ts";
+import { expiryOf } from "./expiry_keys.ts";
+import { getManyChunked } from "./kv_reads.ts";
 
 /** Keys asked for by one range scan. */
 export const RANGE_GROUP = 10;
@@ -133,14 +134,12 @@ export class ExpiryReader {
   }
 
   #readPoints(reads: PendingRead[]): void {
-    for (let start = 0; start < reads.length; start += MAX_KEYS_PER_READ) {
-      const group = reads.slice(start, start + MAX_KEYS_PER_READ);
-      this.#kv.getMany<unknown[]>(group.map((read) => read.key)).then(
-        (entries) => entries.forEach((entry, index) => group[index].resolve(expiryOf(entry.value))),
-        (error) => {
-          for (const read of group) read.reject(error);
-        },
-      );
-    }
+    if (reads.length === 0) return;
+    getManyChunked(this.#kv, reads.map((read) => read.key)).then(
+      (entries) => entries.forEach((entry, index) => reads[index].resolve(expiryOf(entry.value))),
+      (error) => {
+        for (const read of reads) read.reject(error);
+      },
+    );
   }
 }

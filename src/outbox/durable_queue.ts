@@ -1,4 +1,5 @@
 import type { CommitBatcher } from "../cache/commit_batcher.ts";
+import { getManyChunked } from "../cache/kv_reads.ts";
 
 /** One payload waiting in a {@link DurableQueue}. */
 export interface QueuedEntry {
@@ -155,12 +156,9 @@ export class DurableQueue {
     const keys: Deno.KvKey[] = [];
     for (let index = 0; index < parts; index++) keys.push([this.#prefix + "_part", channel, id, index]);
     let text = "";
-    for (let start = 0; start < keys.length; start += 10) {
-      const rows = await this.#kv.getMany<string[]>(keys.slice(start, start + 10));
-      for (const row of rows) {
-        if (typeof row.value !== "string") return null; // a part is missing: the write was not atomic
-        text += row.value;
-      }
+    for (const row of await getManyChunked<string>(this.#kv, keys)) {
+      if (typeof row.value !== "string") return null; // a part is missing: the write was not atomic
+      text += row.value;
     }
     return text;
   }
