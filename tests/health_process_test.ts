@@ -115,3 +115,48 @@ Deno.test("health check: a failing primary turns GET / into 503; sends and retri
   rtcv.clearFailures();
   assert.equal((await client.finish()).status.code, 0);
 });
+
+Deno.test("health check: the outbox size follows CVs waiting for a mirror, across a restart, and drops when they are delivered", async () => {
+  await using primary = await startFakeRtcv();
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  const port = freePort();
+  const env = {
+    RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT: String(port),
+    RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS: "50",
+    RTCV_SCRAPER_CLIENT_DRAIN_MS: "100",
+  };
+  const outbox = async () => (await (await fetch(`http://127.0.0.1:${port}/`)).json()).outbox;
+  const gauge = async () =>
+    sample(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), "rtcv_scraper_client_outbox_size");
+  mirror.failNext(Infinity, 503, undefined, { route: SCAN_CV, retryAfter: "0" });
+  {
+    await using client = await startLiveClient(dir, env);
+    assert.deepEqual(await client.request(credentialsLine(primary, [mirror])), { type: "ok" });
+    for (const reference of ["wait-1", "wait-2"]) {
+      assert.equal(
+        (await client.request({ type: "send_cv", content: { referenceNumber: reference } })).type,
+        "ok",
+      );
+    }
+    assert.equal(await outbox(), 2);
+    assert.equal(await gauge(), 2);
+    assert.equal((await client.finish()).status.code, 0);
+  }
+  await using client = await startLiveClient(dir, env);
+  assert.deepEqual(await client.request(credentialsLine(primary, [mirror])), { type: "ok" });
+  assert.equal(await outbox(), 2, "the waiting CVs of the earlier run are counted");
+  assert.equal(
+    (await client.request({ type: "send_cv", content: { referenceNumber: "wait-3" } })).type,
+    "ok",
+  );
+  assert.equal(await outbox(), 3);
+  mirror.clearFailures();
+  const deadline = Date.now() + 5000;
+  while ((await outbox()) !== 0) {
+    assert.ok(Date.now() < deadline, "the outbox did not empty");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(await gauge(), 0);
+  assert.equal((await client.finish()).status.code, 0);
+});

@@ -36,6 +36,11 @@ export class DurableQueue {
   #lastTime = 0;
   #sequence = 0;
   #pendingRemovals: Deno.KvMutation[] = [];
+  #pendingRemovalCount = 0;
+  /** Entries put minus entries removed by this process since it was created. */
+  #delta = 0;
+  /** The rows counted by the first {@link size} call, less the changes made before it. */
+  #baseline: Promise<number> | null = null;
   #removalsCommitted: Promise<void> | null = null;
 
   /** Creates a queue stored under `prefix` (e.g. `"cv_outbox"`). */
@@ -58,12 +63,31 @@ export class DurableQueue {
     return `${now.toString().padStart(15, "0")}-${this.#sequence.toString().padStart(6, "0")}-${random}`;
   }
 
-  /** The mutations that store `payload` under `id`: for a caller that commits several entries at once. */
-  putMutations(channel: string, id: string, payload: string): Deno.KvMutation[] {
-    if (payload.length <= PART_CHARS) {
-      return [{ type: "set", key: [this.#prefix, channel, id], value: payload }];
-    }
+  /**
+   * Queues payloads, each on its channel, in one group commit. The entries (with their new ids) are known
+   * at once, so their delivery can start before `committed` settles.
+   */
+  put(
+    items: readonly { channel: string; payload: string }[],
+  ): { entries: QueuedEntry[]; committed: Promise<void> } {
+    const entries: QueuedEntry[] = [];
     const mutations: Deno.KvMutation[] = [];
+    for (const { channel, payload } of items) {
+      const entry = this.#putMutations(channel, this.newId(), payload, mutations);
+      entries.push(entry);
+    }
+    const committed = this.#batcher.write(mutations).then(() => {
+      this.#delta += items.length;
+    });
+    return { entries, committed };
+  }
+
+  /** Adds the mutations that store `payload` under `id` to `mutations`; returns the entry. */
+  #putMutations(channel: string, id: string, payload: string, mutations: Deno.KvMutation[]): QueuedEntry {
+    if (payload.length <= PART_CHARS) {
+      mutations.push({ type: "set", key: [this.#prefix, channel, id], value: payload });
+      return { id, payload, parts: 0 };
+    }
     let index = 0;
     let start = 0;
     while (start < payload.length) {
@@ -78,17 +102,22 @@ export class DurableQueue {
       index++;
     }
     mutations.push({ type: "set", key: [this.#prefix, channel, id], value: { parts: index } });
-    return mutations;
+    return { id, payload, parts: index };
   }
 
-  /** Commits mutations built by {@link putMutations} (one group commit). */
-  commit(mutations: Deno.KvMutation[]): Promise<void> {
-    return this.#batcher.write(mutations);
-  }
-
-  /** How many part rows {@link putMutations} made (0 when the payload fits one value). */
-  static partsIn(mutations: readonly Deno.KvMutation[]): number {
-    return mutations.length > 1 ? mutations.length - 1 : 0;
+  /**
+   * How many entries wait in this queue (all channels). The rows are counted once, on the first call;
+   * after that the count follows this process's puts and removals (another process sharing the store is
+   * not seen until the next run).
+   */
+  async size(): Promise<number> {
+    this.#baseline ??= (async () => {
+      const deltaBefore = this.#delta;
+      let rows = 0;
+      for await (const _ of this.#kv.list({ prefix: [this.#prefix] }, { batchSize: 1000 })) rows++;
+      return rows - deltaBefore; // the scan saw the changes made so far; #delta keeps counting them
+    })();
+    return Math.max(0, (await this.#baseline) + this.#delta);
   }
 
   /**
@@ -97,21 +126,31 @@ export class DurableQueue {
    */
   remove(channel: string, id: string, parts: number): Promise<void> {
     for (const mutation of this.#removeMutations(channel, id, parts)) this.#pendingRemovals.push(mutation);
+    this.#pendingRemovalCount++;
     this.#removalsCommitted ??= new Promise<void>((resolve, reject) => {
       setTimeout(() => {
         const mutations = this.#pendingRemovals;
+        const count = this.#pendingRemovalCount;
         this.#pendingRemovals = [];
+        this.#pendingRemovalCount = 0;
         this.#removalsCommitted = null;
-        this.#batcher.write(mutations).then(resolve, reject);
+        this.#batcher.write(mutations).then(() => {
+          this.#delta -= count;
+          resolve();
+        }, reject);
       }, REMOVAL_DELAY_MS);
     });
     return this.#removalsCommitted;
   }
 
   /** Moves an entry to another queue (the dead letters: kept, never dropped), in one commit. */
-  moveTo(target: DurableQueue, channel: string, entry: QueuedEntry): Promise<void> {
-    const mutations = target.putMutations(channel, entry.id, entry.payload);
-    return this.#batcher.write([...mutations, ...this.#removeMutations(channel, entry.id, entry.parts)]);
+  async moveTo(target: DurableQueue, channel: string, entry: QueuedEntry): Promise<void> {
+    const mutations: Deno.KvMutation[] = [];
+    target.#putMutations(channel, entry.id, entry.payload, mutations);
+    mutations.push(...this.#removeMutations(channel, entry.id, entry.parts));
+    await this.#batcher.write(mutations);
+    this.#delta--;
+    target.#delta++;
   }
 
   #removeMutations(channel: string, id: string, parts: number): Deno.KvMutation[] {
@@ -137,16 +176,6 @@ export class DurableQueue {
       if (entries.length >= limit) break;
     }
     return entries;
-  }
-
-  /** How many entries wait, per channel. */
-  async countByChannel(): Promise<Map<string, number>> {
-    const counts = new Map<string, number>();
-    for await (const row of this.#kv.list({ prefix: [this.#prefix] })) {
-      const channel = String(row.key[1]);
-      counts.set(channel, (counts.get(channel) ?? 0) + 1);
-    }
-    return counts;
   }
 
   async #payloadOf(channel: string, id: string, value: unknown): Promise<string | null> {

@@ -1,6 +1,6 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import { CommandError } from "../commands/command_error.ts";
-import { DurableQueue } from "../outbox/durable_queue.ts";
+import type { DurableQueue } from "../outbox/durable_queue.ts";
 import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
 import type { MirrorDelivery } from "./mirror_delivery.ts";
@@ -57,14 +57,11 @@ export class LiveBackend implements RtcvBackend {
     let queued: Promise<void> = Promise.resolve();
     if (mirrors.length > 0) {
       const payload = JSON.stringify(cv);
-      const entries = mirrors.map((mirror) => {
-        const id = outbox.newId();
-        return { mirror, id, mutations: outbox.putMutations(mirror.channel, id, payload) };
-      });
-      queued = outbox.commit(entries.flatMap((entry) => entry.mutations));
-      for (const { mirror, id, mutations } of entries) {
-        mirror.sendNow({ id, payload, parts: DurableQueue.partsIn(mutations) }, cv, queued);
-      }
+      const { entries, committed } = outbox.put(
+        mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
+      );
+      queued = committed;
+      mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], cv, committed));
     }
     const answer = primary.scanCv(cv).then(
       (matched) => {
@@ -89,11 +86,9 @@ export class LiveBackend implements RtcvBackend {
       : null;
   }
 
-  /** How many CVs wait in the outbox for mirrors (a scan of the outbox rows). */
-  async outboxSize(): Promise<number> {
-    let total = 0;
-    for (const count of (await this.#parts.outbox.countByChannel()).values()) total += count;
-    return total;
+  /** How many CVs wait in the outbox for mirrors (counted once, then followed). */
+  outboxSize(): Promise<number> {
+    return this.#parts.outbox.size();
   }
 
   /** Reads a secret from the primary. */
