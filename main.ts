@@ -62,14 +62,13 @@ const stop = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, () => stop.abort());
 }
-const offset = Number(Deno.env.get("RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS") ?? "0");
-const clock = systemClock(Number.isFinite(offset) ? offset : 0);
+const clock = systemClock(config.clockOffsetMs);
 
 if (flags.replay !== null) {
   // Replay is for debugging: unless a store is named, it starts from an empty cache it throws away, so
   // it neither reads nor marks the scraper's real cache.
   const replayConfig = { ...config, kvPath: config.kvPath ?? ":memory:" };
-  const runtime = await createRuntime(replayConfig, { clock, cwd: Deno.cwd(), env: Deno.env, stderr })
+  const runtime = await createRuntime(replayConfig, { clock, cwd: Deno.cwd(), stderr })
     .catch(exitOnConfigError);
   const code = await runReplay({
     file: flags.replay,
@@ -94,6 +93,5 @@ const code = await runClient({
   stderr,
   stop: stop.signal,
   cwd: Deno.cwd(),
-  env: Deno.env,
 }).catch(exitOnConfigError);
 Deno.exit(code);

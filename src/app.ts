@@ -64,8 +64,6 @@ export interface RuntimeOptions {
   readonly clock: Clock;
   /** The working directory for the logs and the default store. */
   readonly cwd: string;
-  /** Environment variables (tuning knobs that are not part of the config document). */
-  readonly env?: { get(name: string): string | undefined };
   /** Prints a line for a person on stderr. */
   readonly stderr: (message: string) => void;
 }
@@ -78,7 +76,6 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   const debugLog = config.debugLog
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE))
     : DebugLog.disabled();
-  const env = options.env ?? new Map<string, string>();
   const metrics = new ClientMetrics();
   const onRetry: RequestPolicy["onRetry"] = (info) => {
     metrics.retried(info.origin);
@@ -96,7 +93,6 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     options.stderr(`rtcv_scraper_client: ${message}`);
     debugLog.log(`warning: ${message}`);
   };
-  const drainBudgetMs = positiveNumber(env.get("RTCV_SCRAPER_CLIENT_DRAIN_MS"), 5000);
   const core = new ClientCore({
     kvLocation: resolveKvLocation(config, options.cwd),
     clock: options.clock,
@@ -106,8 +102,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
-        outboxRetryMs: positiveNumber(env.get("RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS"), 1000),
-        drainBudgetMs,
+        outboxRetryMs: config.outboxRetryMs,
+        drainBudgetMs: config.drainMs,
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
       }),
   });
@@ -123,7 +119,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       warn,
       debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
       policy: { onRetry, onRequest },
-      tuning: { drainMs: drainBudgetMs },
+      tuning: { drainMs: config.drainMs },
     });
   } catch (error) {
     // The configured ingest server is malformed (e.g. a token that cannot go in a header).
@@ -238,11 +234,6 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
     await core.session.replaceBackend(await core.createMock({ ...secrets, ...config.mockSecrets }));
   }
   return null;
-}
-
-function positiveNumber(text: string | undefined, fallback: number): number {
-  const value = Number(text);
-  return text !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
 function rawText(line: InputLine): string {

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import {
   type ClientConfig,
   ConfigError,
+  DEFAULT_DRAIN_MS,
   DEFAULT_HEALTH_CHECK_HOST,
   DEFAULT_MAX_LINE_BYTES,
+  DEFAULT_OUTBOX_RETRY_MS,
   DEFAULT_TIMEOUT_MS,
   loadConfig,
 } from "../src/config/config.ts";
@@ -57,9 +59,14 @@ Deno.test("defaults with no configuration at all", async () => {
     healthCheckPort: null,
     healthCheckHost: DEFAULT_HEALTH_CHECK_HOST,
     maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+    outboxRetryMs: DEFAULT_OUTBOX_RETRY_MS,
+    drainMs: DEFAULT_DRAIN_MS,
+    clockOffsetMs: 0,
     logInput: false,
     debugLog: false,
   });
+  assert.equal(DEFAULT_OUTBOX_RETRY_MS, 1000);
+  assert.equal(DEFAULT_DRAIN_MS, 5000);
   assert.equal(DEFAULT_TIMEOUT_MS, 20000);
   assert.equal(DEFAULT_HEALTH_CHECK_HOST, "127.0.0.1");
   assert.equal(DEFAULT_MAX_LINE_BYTES, 16 * 1024 * 1024);
@@ -94,6 +101,8 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "health_check_port": 0,
   "health_check_host": "0.0.0.0",
   "max_line_bytes": 1024,
+  "outbox_retry_ms": 250,
+  "drain_ms": 0,
   "log_input": true,
   "debug_log": true,
   "some_future_field": {"ignored": true}, // unknown fields are ignored
@@ -118,6 +127,9 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
     healthCheckPort: 0,
     healthCheckHost: "0.0.0.0",
     maxLineBytes: 1024,
+    outboxRetryMs: 250,
+    drainMs: 0,
+    clockOffsetMs: 0,
     logInput: true,
     debugLog: true,
   });
@@ -170,6 +182,8 @@ Deno.test("environment variables win over the document for the same setting", as
     health_check_port: 8080,
     health_check_host: "10.0.0.1",
     max_line_bytes: 1000,
+    outbox_retry_ms: 100,
+    drain_ms: 100,
     log_input: true,
     debug_log: false,
   });
@@ -181,6 +195,9 @@ Deno.test("environment variables win over the document for the same setting", as
       RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT: "9090",
       RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST: "::1",
       RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES: "2000",
+      RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS: "300",
+      RTCV_SCRAPER_CLIENT_DRAIN_MS: "0",
+      RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS: "3600000",
       LOG_SCRAPER_CLIENT_INPUT: "false",
       ENABLE_SCRAPER_CLIENT_LOG: "TRUE",
     },
@@ -191,6 +208,9 @@ Deno.test("environment variables win over the document for the same setting", as
   assert.equal(config.healthCheckPort, 9090);
   assert.equal(config.healthCheckHost, "::1");
   assert.equal(config.maxLineBytes, 2000);
+  assert.equal(config.outboxRetryMs, 300);
+  assert.equal(config.drainMs, 0);
+  assert.equal(config.clockOffsetMs, 3600000);
   assert.equal(config.logInput, false);
   assert.equal(config.debugLog, true);
 });
@@ -223,6 +243,9 @@ Deno.test("numeric environment variables must be whole numbers in range; the err
     ["RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT", "http", "health_check_port"],
     ["RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES", "0", "max_line_bytes"],
     ["RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES", "16MiB", "max_line_bytes"],
+    ["RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS", "0", "outbox_retry_ms"],
+    ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "soon", "drain_ms"],
+    ["RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS", "-5", "clock_offset_ms"],
   ];
   for (const [name, value, field] of cases) {
     const err = await loadError({ [name]: value });

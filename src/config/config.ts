@@ -29,6 +29,10 @@ export const CONFIG_FILE_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV_FILE";
 export const DEFAULT_TIMEOUT_MS = 20_000;
 /** Default host the health check server binds to. */
 export const DEFAULT_HEALTH_CHECK_HOST = "127.0.0.1";
+/** Default first wait before retrying a failed mirror delivery (it doubles up to a minute). */
+export const DEFAULT_OUTBOX_RETRY_MS = 1000;
+/** Default time exit waits for mirror and ingest deliveries. */
+export const DEFAULT_DRAIN_MS = 5000;
 /** Default longest accepted input line, in bytes (16 MiB). */
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
@@ -66,6 +70,12 @@ export interface ClientConfig {
   healthCheckHost: string;
   /** Longest accepted input line in bytes (`RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES`), default 16 MiB. */
   maxLineBytes: number;
+  /** First wait before retrying a failed mirror delivery (`RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS`), default 1000. */
+  outboxRetryMs: number;
+  /** How long exit waits for mirror and ingest deliveries (`RTCV_SCRAPER_CLIENT_DRAIN_MS`), default 5000. */
+  drainMs: number;
+  /** Testing aid: shifts the client's clock (`RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS`, environment only), default 0. */
+  clockOffsetMs: number;
   /** Append every input line to `scraper_client_input.log` (`LOG_SCRAPER_CLIENT_INPUT`). */
   logInput: boolean;
   /** Write debug log lines to `scraper_client.log` (`ENABLE_SCRAPER_CLIENT_LOG`). */
@@ -140,6 +150,8 @@ const documentSchema = z.object({
   health_check_port: z.number().int().min(0).max(65535).nullish(),
   health_check_host: nonEmptyString.nullish(),
   max_line_bytes: z.number().int().min(1).nullish(),
+  outbox_retry_ms: z.number().int().min(1).nullish(),
+  drain_ms: z.number().int().min(0).nullish(),
   log_input: z.boolean().nullish(),
   debug_log: z.boolean().nullish(),
 });
@@ -392,6 +404,30 @@ export async function loadConfig(
     65535,
     "a port number from 0 to 65535",
   );
+  const outboxRetryMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS",
+    "outbox_retry_ms",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of milliseconds",
+  );
+  const drainMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_DRAIN_MS",
+    "drain_ms",
+    0,
+    Number.MAX_SAFE_INTEGER,
+    "a whole number of milliseconds",
+  );
+  const clockOffsetMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS",
+    "clock_offset_ms",
+    0,
+    Number.MAX_SAFE_INTEGER,
+    "a whole number of milliseconds",
+  );
   const maxLineBytes = envInteger(
     env,
     "RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES",
@@ -416,6 +452,9 @@ export async function loadConfig(
     healthCheckHost: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST")) ?? doc.health_check_host ??
       DEFAULT_HEALTH_CHECK_HOST,
     maxLineBytes: maxLineBytes ?? doc.max_line_bytes ?? DEFAULT_MAX_LINE_BYTES,
+    outboxRetryMs: outboxRetryMs ?? doc.outbox_retry_ms ?? DEFAULT_OUTBOX_RETRY_MS,
+    drainMs: drainMs ?? doc.drain_ms ?? DEFAULT_DRAIN_MS,
+    clockOffsetMs: clockOffsetMs ?? 0,
     logInput: envFlag(env, "LOG_SCRAPER_CLIENT_INPUT") ?? doc.log_input ?? false,
     debugLog: envFlag(env, "ENABLE_SCRAPER_CLIENT_LOG") ?? doc.debug_log ?? false,
   };
