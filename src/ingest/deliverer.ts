@@ -6,9 +6,16 @@
  * @module
  */
 
-import type { RequestPolicy } from "../rtcv/request_policy.ts";
+import { type RequestPolicy, withDeadline } from "../rtcv/request_policy.ts";
 import { IngestApiError, type IngestClient } from "./ingest_client.ts";
-import { batchBody, compareRowKeys, type IngestOutbox, type OutboxRow, splitItems } from "./ingest_outbox.ts";
+import {
+  batchBody,
+  compareRowKeys,
+  type IngestOutbox,
+  joinItems,
+  type OutboxRow,
+  splitItems,
+} from "./ingest_outbox.ts";
 import type { CommitBatcher } from "../cache/commit_batcher.ts";
 import { type StreamId, streamName } from "./streams.ts";
 
@@ -274,14 +281,9 @@ export class IngestDeliverer {
     this.#waiters.push(waiter);
     this.#urgent++;
     this.#pumpAll();
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
-        done,
-        new Promise<void>((wake) => timer = setTimeout(wake, Math.max(0, deadline - Date.now()))),
-      ]);
+      await withDeadline(done, deadline);
     } finally {
-      clearTimeout(timer);
       this.#urgent--;
       this.#waiters = this.#waiters.filter((other) => other !== waiter);
     }
@@ -620,19 +622,6 @@ function insertSlot(stream: Stream, slot: Slot): void {
     index--;
   }
   stream.slots.splice(index, 0, slot);
-}
-
-/** Joins row data with `,` (the pieces of one stored row). */
-function joinItems(pieces: Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  const joined = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, pieces.length - 1));
-  let at = 0;
-  pieces.forEach((piece, index) => {
-    if (index > 0) joined[at++] = 0x2c;
-    joined.set(piece, at);
-    at += piece.byteLength;
-  });
-  return joined;
 }
 
 function describe(error: unknown): string {

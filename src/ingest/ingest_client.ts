@@ -5,12 +5,8 @@
  * @module
  */
 
-import {
-  fetchWithRetries,
-  parseRetryAfter,
-  type RequestOutcome,
-  type RequestPolicy,
-} from "../rtcv/request_policy.ts";
+import { parseBaseUrl, readAnswer, Redactor } from "../rtcv/http_answers.ts";
+import { fetchWithRetries, isTransientStatus, type RequestPolicy } from "../rtcv/request_policy.ts";
 
 /** Where the ingest server is and the token it wants. */
 export interface IngestServer {
@@ -96,16 +92,6 @@ export function classifyStatus(status: number | null): IngestFailure {
   return "rejected";
 }
 
-/** 408, 429 and every 5xx: worth another attempt. */
-export function isTransientStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
-}
-
-const EXCERPT_CHARS = 200;
-const REDACTED = "[redacted]";
-/** Shorter tokens are not searched for in messages: replacing every "ab" would mangle them. */
-const MIN_REDACTED_LENGTH = 4;
-
 /**
  * Checks an ingest server's address and token and returns the normalized base URL (origin plus path
  * prefix, no trailing slash). Throws a `TypeError` naming the field (never quoting the token).
@@ -117,18 +103,11 @@ const MIN_REDACTED_LENGTH = 4;
  * ```
  */
 export function checkIngestServer(server: IngestServer): string {
-  let url: URL;
-  try {
-    url = new URL(server.baseUrl);
-  } catch {
-    throw new TypeError("base_url is not a URL; expected http(s)://host[:port][/prefix]");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new TypeError(`base_url must start with http:// or https://, not ${url.protocol}//`);
-  }
-  if (url.username !== "" || url.password !== "") {
-    throw new TypeError(`base_url of ${url.origin} must not contain a user name or password`);
-  }
+  const { url, baseUrl } = parseBaseUrl(
+    "base_url",
+    server.baseUrl,
+    "base_url is not a URL; expected http(s)://host[:port][/prefix]",
+  );
   if (url.search !== "" || url.hash !== "") {
     throw new TypeError(`base_url of ${url.origin} must not have a query or a fragment`);
   }
@@ -141,7 +120,7 @@ export function checkIngestServer(server: IngestServer): string {
       "token must be printable ASCII without line breaks or leading or trailing spaces",
     );
   }
-  return url.origin + url.pathname.replace(/\/+$/, "");
+  return baseUrl;
 }
 
 /**
@@ -162,12 +141,14 @@ export class IngestClient {
   readonly #origin: string;
   readonly #baseUrl: string;
   readonly #token: string;
+  readonly #redactor: Redactor;
   readonly #policy: RequestPolicy;
 
   private constructor(origin: string, baseUrl: string, token: string, policy: RequestPolicy) {
     this.#origin = origin;
     this.#baseUrl = baseUrl;
     this.#token = token;
+    this.#redactor = new Redactor([token]);
     this.#policy = policy;
   }
 
@@ -240,63 +221,17 @@ export class IngestClient {
       options.policy ?? this.#policy,
       options.signal,
     );
-    if (outcome.kind !== "response") throw this.#transportError(outcome);
-    const { status, attempts } = outcome;
-    const suffix = attempts > 1 ? ` (${attempts} attempts)` : "";
-    const parsed = parseJson(outcome.body);
-    if (status < 200 || status > 299) {
-      const retryAfterMs = parseRetryAfter(outcome.headers.get("retry-after"));
-      const message = serverMessageOf(parsed.value);
-      if (message !== null) {
-        const serverMessage = this.#excerpt(message);
-        throw new IngestApiError(this.#origin, `answered ${status}: ${serverMessage}${suffix}`, {
-          status,
-          serverMessage,
-          attempts,
-          retryAfterMs,
-        });
-      }
-      const what = outcome.body.trim() === ""
-        ? "with an empty body"
-        : `with a${parsed.ok ? " JSON body without a message" : " non-JSON body"}: ${
-          this.#excerpt(outcome.body)
-        }`;
-      throw new IngestApiError(this.#origin, `answered ${status} ${what}${suffix}`, {
-        status,
-        attempts,
-        retryAfterMs,
-      });
-    }
-    if (method === "POST") return undefined; // any 2xx accepts the batch, whatever its body
-    if (!parsed.ok) {
-      const what = outcome.body.trim() === ""
-        ? "an empty body"
-        : `a non-JSON body: ${this.#excerpt(outcome.body)}`;
-      throw new IngestApiError(this.#origin, `answered ${status} to GET ${label} with ${what}`, {
-        status,
-        attempts,
-      });
-    }
-    return parsed.value;
-  }
-
-  #transportError(outcome: Exclude<RequestOutcome, { kind: "response" }>): IngestApiError {
-    const attempts = `${outcome.attempts} attempt${outcome.attempts === 1 ? "" : "s"}`;
-    const detail = outcome.kind === "timeout"
-      ? `did not answer within ${outcome.timeoutMs} ms (${attempts})`
-      : outcome.status === null
-      ? `could not be reached: ${this.#redact(outcome.reason)} (${attempts})`
-      : `broke off its answer (status ${outcome.status}): ${this.#redact(outcome.reason)} (${attempts})`;
-    return new IngestApiError(this.#origin, detail, { status: null, attempts: outcome.attempts });
-  }
-
-  #redact(text: string): string {
-    return this.#token.length >= MIN_REDACTED_LENGTH ? text.replaceAll(this.#token, REDACTED) : text;
-  }
-
-  #excerpt(text: string): string {
-    const flat = this.#redact(text).replace(/\s+/g, " ").trim();
-    return flat.length > EXCERPT_CHARS ? flat.slice(0, EXCERPT_CHARS) + "…" : flat;
+    const answer = readAnswer(outcome, {
+      request: `${method} ${label}`,
+      redactor: this.#redactor,
+      serverMessage: (body) => {
+        const message = serverMessageOf(body);
+        return message === null ? null : this.#redactor.excerpt(message);
+      },
+      anyBody: method === "POST", // any 2xx accepts the batch, whatever its body
+    });
+    if (!answer.ok) throw new IngestApiError(this.#origin, answer.failure.detail, answer.failure);
+    return answer.value;
   }
 }
 
@@ -321,12 +256,4 @@ function serverMessageOf(body: unknown): string | null {
     if (messages.length > 0) return messages.slice(0, 3).join("; ");
   }
   return null;
-}
-
-function parseJson(text: string): { ok: true; value: unknown } | { ok: false; value: undefined } {
-  try {
-    return { ok: true, value: JSON.parse(text) };
-  } catch {
-    return { ok: false, value: undefined };
-  }
 }

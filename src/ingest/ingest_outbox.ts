@@ -20,6 +20,7 @@
  * @module
  */
 
+import { getManyChunked } from "../cache/kv_reads.ts";
 import type { DataType, Platform, StreamId } from "./streams.ts";
 import { isDataType, isPlatform } from "./streams.ts";
 
@@ -108,7 +109,7 @@ export interface OutboxCounters {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const COMMA = encoder.encode(",");
+const NOTHING = new Uint8Array(0);
 
 /**
  * A new run id: sorts after the ids of runs started earlier (the time comes first, fixed width), and is
@@ -175,19 +176,42 @@ export function batchBody(stream: StreamId, rows: readonly Uint8Array[]): Uint8A
   const tail = encoder.encode(
     `],"data_type":${JSON.stringify(stream.dataType)},"platform":${JSON.stringify(stream.platform)}}`,
   );
-  let length = head.byteLength + tail.byteLength + Math.max(0, rows.length - 1);
-  for (const row of rows) length += row.byteLength;
-  const body = new Uint8Array(length);
-  let at = 0;
-  body.set(head, at);
-  at += head.byteLength;
-  rows.forEach((row, index) => {
-    if (index > 0) body.set(COMMA, at++);
-    body.set(row, at);
-    at += row.byteLength;
+  return joinBetween(head, rows, tail);
+}
+
+/**
+ * Joins row data with `,` (the pieces of one stored row); a single piece is returned as it is.
+ *
+ * @example
+ * ```ts
+ * import { joinItems } from "./ingest_outbox.ts";
+ * const encoder = new TextEncoder();
+ * const joined = joinItems([encoder.encode('{"a":1}'), encoder.encode('{"a":2}')]);
+ * console.assert(new TextDecoder().decode(joined) === '{"a":1},{"a":2}');
+ * ```
+ */
+export function joinItems(pieces: readonly Uint8Array[]): Uint8Array {
+  return pieces.length === 1 ? pieces[0] : joinBetween(NOTHING, pieces, NOTHING);
+}
+
+/** `head`, the pieces joined by `,`, then `tail`, in one new array. */
+function joinBetween(
+  head: Uint8Array,
+  pieces: readonly Uint8Array[],
+  tail: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  let length = head.byteLength + tail.byteLength + Math.max(0, pieces.length - 1);
+  for (const piece of pieces) length += piece.byteLength;
+  const joined = new Uint8Array(length);
+  joined.set(head);
+  let at = head.byteLength;
+  pieces.forEach((piece, index) => {
+    if (index > 0) joined[at++] = 0x2c; // ,
+    joined.set(piece, at);
+    at += piece.byteLength;
   });
-  body.set(tail, at);
-  return body;
+  joined.set(tail, at);
+  return joined;
 }
 
 /**
@@ -387,14 +411,11 @@ export class IngestOutbox {
     if (typeof value.parts !== "number" || typeof value.bytes !== "number") return null;
     const data = new Uint8Array(value.bytes);
     let at = 0;
-    const keys: Deno.KvKey[] = [];
-    for (let index = 0; index < value.parts; index++) keys.push([...partPrefix, index]);
-    for (let start = 0; start < keys.length; start += 10) {
-      for (const part of await this.#kv.getMany<Uint8Array[]>(keys.slice(start, start + 10))) {
-        if (!(part.value instanceof Uint8Array) || at + part.value.byteLength > data.byteLength) return null;
-        data.set(part.value, at);
-        at += part.value.byteLength;
-      }
+    const keys = Array.from({ length: value.parts }, (_, index): Deno.KvKey => [...partPrefix, index]);
+    for (const part of await getManyChunked<Uint8Array>(this.#kv, keys)) {
+      if (!(part.value instanceof Uint8Array) || at + part.value.byteLength > data.byteLength) return null;
+      data.set(part.value, at);
+      at += part.value.byteLength;
     }
     return at === data.byteLength ? data : null;
   }

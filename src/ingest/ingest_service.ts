@@ -7,7 +7,7 @@
 
 import type { Clock } from "../clock.ts";
 import { CommandError } from "../commands/command_error.ts";
-import type { RequestPolicy } from "../rtcv/request_policy.ts";
+import { type RequestPolicy, withDeadline } from "../rtcv/request_policy.ts";
 import { DedupeIndex, itemId } from "./dedupe_index.ts";
 import { type IngestCounts, IngestDeliverer, type Slot } from "./deliverer.ts";
 import { IngestApiError, IngestClient, type IngestServer } from "./ingest_client.ts";
@@ -146,7 +146,10 @@ export class IngestService {
   readonly #stores = new Set<Promise<unknown>>();
   readonly #flushes = new Set<Promise<unknown>>();
   readonly #adopted = new Set<string>();
+  /** Whether this run's own claim may be in the store (set when its first write is sent). */
   #ownClaimWritten = false;
+  /** Until when this run's own claim holds, as last committed (0: not yet). */
+  #ownClaimUntil = 0;
   #rescanning: Promise<void> | null = null;
   #tick: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -188,17 +191,13 @@ export class IngestService {
     this.#client = client;
     this.#deliverer.setClient(client);
     this.#log(`ingest: delivering to ${client.origin}`);
-    await this.start();
+    await this.#start();
   }
 
   /**
    * Opens the store, reads the counters and takes over rows that no live process delivers. Called by
    * every operation; only the first call does the work.
    */
-  async start(): Promise<void> {
-    await this.#start();
-  }
-
   #start(): Promise<Started> {
     if (this.#closed) return Promise.reject(new CommandError("the ingest sink is closed"));
     if (this.#started === null) {
@@ -278,15 +277,19 @@ export class IngestService {
       }));
       const queued = rows.reduce((sum, row) => sum + row.count, 0);
       const mutations: Deno.KvMutation[] = [];
-      if (rows.length > 0) {
-        const claim = { owner: this.#runId, until: Date.now() + this.#tuning.claimTtlMs };
-        mutations.push(outbox.claimMutation(this.#runId, claim));
+      // The claim goes first, so rows never exist without it. The tick renews it; a line writes it only
+      // when no committed claim has more than half its lifetime left (not on every line: a hot path).
+      let claimUntil = 0;
+      if (rows.length > 0 && Date.now() > this.#ownClaimUntil - this.#tuning.claimTtlMs / 2) {
+        claimUntil = Date.now() + this.#tuning.claimTtlMs;
+        mutations.push(outbox.claimMutation(this.#runId, { owner: this.#runId, until: claimUntil }));
         this.#ownClaimWritten = true;
       }
       for (const row of rows) mutations.push(...outbox.rowMutations(row.key, row.data!, row.count));
       mutations.push(...marks); // last: an id is never marked without its item (if the write is split)
       this.#deliverer.fill(slot, rows);
       await writer.write(mutations);
+      this.#ownClaimUntil = Math.max(this.#ownClaimUntil, claimUntil);
       settle?.(true);
       this.#deliverer.ready(slot);
       return { queued, skipped: pending.total - queued };
@@ -308,7 +311,7 @@ export class IngestService {
   }
 
   /** Like {@link flush}, but without a server set it answers at once (used at exit). */
-  async drain(timeoutMs: number): Promise<IngestStatus> {
+  async #drain(timeoutMs: number): Promise<IngestStatus> {
     if (this.#started === null) return { delivered: 0, pending: 0, dead: 0 };
     if (this.#client === null) return this.status();
     return await this.#waitDelivered(Date.now() + timeoutMs);
@@ -376,7 +379,7 @@ export class IngestService {
       this.#closed = true;
       return;
     }
-    if (drainMs > 0) await this.drain(drainMs);
+    if (drainMs > 0) await this.#drain(drainMs);
     else await Promise.allSettled([...this.#stores]);
     this.#closed = true;
     clearInterval(this.#tick);
@@ -401,7 +404,11 @@ export class IngestService {
     const until = Date.now() + this.#tuning.claimTtlMs;
     const renewals: Promise<void>[] = [];
     if (this.#ownClaimWritten) {
-      renewals.push(started.outbox.setClaim(this.#runId, { owner: this.#runId, until }));
+      renewals.push(
+        started.outbox.setClaim(this.#runId, { owner: this.#runId, until }).then(() => {
+          this.#ownClaimUntil = Math.max(this.#ownClaimUntil, until);
+        }),
+      );
     }
     for (const run of this.#adopted) {
       if (this.#deliverer.hasRun(run)) {
@@ -458,18 +465,6 @@ function track<T>(set: Set<Promise<unknown>>, work: Promise<T>): Promise<T> {
   const forget = () => set.delete(work);
   work.then(forget, forget);
   return work;
-}
-
-async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      promise.catch(() => {}),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function describe(error: unknown): string {

@@ -7,10 +7,9 @@
 
 import type { ClientCore } from "../client_core.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "../rtcv/request_policy.ts";
-import type { IngestCounts } from "./deliverer.ts";
 import { checkIngestServer, type IngestServer } from "./ingest_client.ts";
 import { ingestCommands } from "./ingest_commands.ts";
-import { IngestService, type IngestStatus, type IngestTuning } from "./ingest_service.ts";
+import { IngestService, type IngestTuning } from "./ingest_service.ts";
 
 /** What {@linkcode installIngest} needs. */
 export interface InstallIngestOptions {
@@ -32,8 +31,6 @@ export interface InstallIngestOptions {
 export interface InstalledIngest {
   /** The service behind the commands (for metrics, the health endpoint and tests). */
   readonly service: IngestService;
-  /** The counts now: `{delivered, pending, dead}`. */
-  status(): Promise<IngestCounts>;
   /**
    * At exit, before `core.close()`: delivers for at most `drainMs` (default 5 s, see
    * {@linkcode IngestTuning.drainMs}), then stops; what is left is delivered after the next start.
@@ -69,11 +66,7 @@ export function installIngest(core: ClientCore, options: InstallIngestOptions): 
       throw new TypeError(`ingest.${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  const policy: RequestPolicy = {
-    ...defaultRequestPolicy(new Map()),
-    timeoutMs: options.timeoutMs,
-    ...options.policy,
-  };
+  const policy: RequestPolicy = { ...defaultRequestPolicy(options.timeoutMs), ...options.policy };
   const service = new IngestService({
     openStore: () => core.store.open(),
     clock: core.clock,
@@ -90,7 +83,6 @@ export function installIngest(core: ClientCore, options: InstallIngestOptions): 
   }
   return {
     service,
-    status: (): Promise<IngestStatus> => service.status(),
     close: (drainMs?: number) => service.close(drainMs),
   };
 }

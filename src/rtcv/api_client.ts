@@ -5,7 +5,8 @@
  * @module
  */
 
-import { fetchWithRetries, type RequestOutcome, type RequestPolicy } from "./request_policy.ts";
+import { parseBaseUrl, readAnswer, Redactor } from "./http_answers.ts";
+import { fetchWithRetries, type RequestPolicy } from "./request_policy.ts";
 
 /** Where an RT-CV server is and the api key to use with it. */
 export interface RtcvCredentials {
@@ -73,11 +74,6 @@ export class RtcvApiError extends Error {
   }
 }
 
-const REDACTED = "[redacted]";
-/** Shorter api keys are not searched for in messages: replacing every "ab" would mangle them. */
-const MIN_REDACTED_LENGTH = 4;
-const EXCERPT_CHARS = 200;
-
 /**
  * A client for one RT-CV server. Build it with {@linkcode RtcvApiClient.create}, which computes the
  * Authorization header once (`Basic <apiKeyId>:<lower-case hex SHA-512 of apiKey>`).
@@ -104,7 +100,7 @@ export class RtcvApiClient {
   #baseUrl: string;
   #apiKeyId: string;
   #headers: Record<string, string>;
-  #secrets: string[];
+  #redactor: Redactor;
   #policy: RequestPolicy;
 
   private constructor(
@@ -112,7 +108,7 @@ export class RtcvApiClient {
     baseUrl: string,
     apiKeyId: string,
     authorization: string,
-    secrets: string[],
+    redactor: Redactor,
     policy: RequestPolicy,
   ) {
     this.#origin = origin;
@@ -123,7 +119,7 @@ export class RtcvApiClient {
       "Content-Type": "application/json",
       "Accept": "application/json",
     };
-    this.#secrets = secrets;
+    this.#redactor = redactor;
     this.#policy = policy;
   }
 
@@ -133,22 +129,7 @@ export class RtcvApiClient {
    */
   static async create(credentials: RtcvCredentials, policy: RequestPolicy): Promise<RtcvApiClient> {
     const { serverLocation, apiKeyId, apiKey } = credentials;
-    let url: URL;
-    try {
-      url = new URL(serverLocation);
-    } catch {
-      throw new TypeError(
-        `server_location ${JSON.stringify(serverLocation)} is not a URL; expected http(s)://host[:port]`,
-      );
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new TypeError(
-        `server_location must start with http:// or https://, not ${url.protocol}//`,
-      );
-    }
-    if (url.username !== "" || url.password !== "") {
-      throw new TypeError(`server_location of ${url.origin} must not contain a user name or password`);
-    }
+    const { url, baseUrl } = parseBaseUrl("server_location", serverLocation);
     if (typeof apiKeyId !== "string" || apiKeyId === "") {
       throw new TypeError(`api_key_id for ${url.origin} must be a non-empty string`);
     }
@@ -158,9 +139,8 @@ export class RtcvApiClient {
     const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(apiKey));
     const hash = Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
     const authorization = `Basic ${apiKeyId}:${hash}`;
-    const baseUrl = url.origin + url.pathname.replace(/\/+$/, "");
-    const secrets = [authorization, hash, apiKey].filter((secret) => secret.length >= MIN_REDACTED_LENGTH);
-    return new RtcvApiClient(url.origin, baseUrl, apiKeyId, authorization, secrets, policy);
+    const redactor = new Redactor([authorization, hash, apiKey]);
+    return new RtcvApiClient(url.origin, baseUrl, apiKeyId, authorization, redactor, policy);
   }
 
   /** The server's URL origin, e.g. `http://127.0.0.1:4000`; never includes the key. */
@@ -184,7 +164,7 @@ export class RtcvApiClient {
     if (!isRecord(body) || body.status !== true) {
       throw new RtcvApiError(
         this.#origin,
-        `reports it is not healthy: ${this.#excerpt(JSON.stringify(body))}`,
+        `reports it is not healthy: ${this.#redactor.excerpt(JSON.stringify(body))}`,
         {
           status: 200,
           retryable: true,
@@ -287,65 +267,20 @@ export class RtcvApiClient {
       this.#policy,
       options.signal,
     );
-    const secrets = [...this.#secrets, ...(options.extraSecrets ?? [])];
-    if (outcome.kind !== "response") throw this.#transportError(outcome, secrets);
-    const { status, body, attempts } = outcome;
-    if (status === 404 && options.notFoundAsNull) return NOT_FOUND;
-    const suffix = attempts > 1 ? ` (${attempts} attempts)` : "";
-    const parsed = parseJson(body);
-    if (status < 200 || status > 299) {
-      const retryable = status === 408 || status === 429 || status >= 500;
-      const error = isRecord(parsed.value) && typeof parsed.value.error === "string"
-        ? parsed.value.error
-        : null;
-      if (error !== null) {
-        const serverMessage = this.#redact(error, secrets);
-        return this.#throw(`answered ${status}: ${serverMessage}${suffix}`, {
-          status,
-          serverMessage,
-          retryable,
-          attempts,
-        });
-      }
-      const what = body.trim() === ""
-        ? "with an empty body"
-        : `with a${parsed.ok ? " JSON body without an error message" : " non-JSON body"}: ${
-          this.#excerpt(body, secrets)
-        }`;
-      return this.#throw(`answered ${status} ${what}${suffix}`, { status, retryable, attempts });
-    }
-    if (!parsed.ok) {
-      const what = body.trim() === "" ? "an empty body" : `a non-JSON body: ${this.#excerpt(body, secrets)}`;
-      return this.#throw(`answered ${status} to ${method} ${options.label ?? path} with ${what}`, {
-        status,
-        attempts,
-      });
-    }
-    return parsed.value;
-  }
-
-  #throw(detail: string, details: RtcvApiErrorDetails): never {
-    throw new RtcvApiError(this.#origin, detail, details);
-  }
-
-  #transportError(outcome: Exclude<RequestOutcome, { kind: "response" }>, secrets: string[]): RtcvApiError {
-    const attempts = `${outcome.attempts} attempt${outcome.attempts === 1 ? "" : "s"}`;
-    const detail = outcome.kind === "timeout"
-      ? `did not answer within ${outcome.timeoutMs} ms (${attempts})`
-      : outcome.status === null
-      ? `could not be reached: ${this.#redact(outcome.reason, secrets)} (${attempts})`
-      : `broke off its answer (status ${outcome.status}): ${
-        this.#redact(outcome.reason, secrets)
-      } (${attempts})`;
-    return new RtcvApiError(this.#origin, detail, {
-      status: null,
-      retryable: true,
-      attempts: outcome.attempts,
+    if (options.notFoundAsNull && outcome.kind === "response" && outcome.status === 404) return NOT_FOUND;
+    const redactor = this.#redactor.with(options.extraSecrets ?? []);
+    const answer = readAnswer(outcome, {
+      request: `${method} ${options.label ?? path}`,
+      redactor,
+      serverMessage: (body) =>
+        isRecord(body) && typeof body.error === "string" ? redactor.redact(body.error) : null,
     });
+    if (!answer.ok) throw new RtcvApiError(this.#origin, answer.failure.detail, answer.failure);
+    return answer.value;
   }
 
   #unexpected(path: string, expected: string, body: unknown): RtcvApiError {
-    const shown = this.#excerpt(JSON.stringify(body) ?? String(body));
+    const shown = this.#redactor.excerpt(JSON.stringify(body) ?? String(body));
     return new RtcvApiError(
       this.#origin,
       `gave an unexpected answer to ${path}: expected ${expected}, got ${shown}`,
@@ -354,19 +289,6 @@ export class RtcvApiClient {
       },
     );
   }
-
-  #redact(text: string, secrets: string[] = this.#secrets): string {
-    let result = text;
-    for (const secret of secrets) {
-      if (secret.length >= MIN_REDACTED_LENGTH) result = result.replaceAll(secret, REDACTED);
-    }
-    return result;
-  }
-
-  #excerpt(text: string, secrets: string[] = this.#secrets): string {
-    const flat = this.#redact(text, secrets).replace(/\s+/g, " ").trim();
-    return flat.length > EXCERPT_CHARS ? flat.slice(0, EXCERPT_CHARS) + "…" : flat;
-  }
 }
 
 /** Marks a 404 answer that the caller asked to receive as a value. */
@@ -374,12 +296,4 @@ const NOT_FOUND: unique symbol = Symbol("not found");
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): { ok: true; value: unknown } | { ok: false; value: undefined } {
-  try {
-    return { ok: true, value: JSON.parse(text) };
-  } catch {
-    return { ok: false, value: undefined };
-  }
 }

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { DEFAULT_TIMEOUT_MS } from "../config/config.ts";
+
 /** How hard to try before giving up on a request; see {@linkcode defaultRequestPolicy}. */
 export interface RequestPolicy {
   /** Time allowed for one attempt, from sending the request to having read the whole answer body. */
@@ -34,36 +36,19 @@ export interface RequestPolicy {
   onRequest?: (info: { origin: string; path: string; status: number | null; ms: number }) => void;
 }
 
-/** The environment variable that sets {@linkcode RequestPolicy.timeoutMs}. */
-export const TIMEOUT_ENV_VAR = "RTCV_SCRAPER_CLIENT_TIMEOUT_MS";
-
 /**
- * The policy of the protocol: `RTCV_SCRAPER_CLIENT_TIMEOUT_MS` (default 20000) per attempt, 3 retries,
- * backoff from 250 ms, `Retry-After` capped at 10 s.
- *
- * Throws a `RangeError` naming the variable when it is set but is not a positive whole number.
+ * The policy of the protocol: `timeoutMs` (default {@linkcode DEFAULT_TIMEOUT_MS}, 20000) per attempt,
+ * 3 retries, backoff from 250 ms, `Retry-After` capped at 10 s. The program passes the configured timeout
+ * (`config.timeoutMs`, which the config checks).
  *
  * @example
  * ```ts
  * import { defaultRequestPolicy } from "./request_policy.ts";
- * const policy = defaultRequestPolicy(new Map([["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "5000"]]));
+ * const policy = defaultRequestPolicy(5000);
  * console.assert(policy.timeoutMs === 5000 && policy.maxRetries === 3);
  * ```
  */
-export function defaultRequestPolicy(
-  env: { get(name: string): string | undefined } = Deno.env,
-): RequestPolicy {
-  const raw = env.get(TIMEOUT_ENV_VAR)?.trim();
-  let timeoutMs = 20_000;
-  if (raw !== undefined && raw !== "") {
-    const parsed = Number(raw);
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(parsed) || parsed <= 0) {
-      throw new RangeError(
-        `${TIMEOUT_ENV_VAR} must be a positive whole number of milliseconds, got ${JSON.stringify(raw)}`,
-      );
-    }
-    timeoutMs = parsed;
-  }
+export function defaultRequestPolicy(timeoutMs: number = DEFAULT_TIMEOUT_MS): RequestPolicy {
   return { timeoutMs, maxRetries: 3, baseDelayMs: 250, maxRetryAfterMs: 10_000 };
 }
 
@@ -95,6 +80,15 @@ export type RequestOutcome =
 /** The statuses that are retried by default: 429, 502, 503 and 504. */
 export function isRetryableStatus(status: number): boolean {
   return status === 429 || status === 502 || status === 503 || status === 504;
+}
+
+/**
+ * The statuses after which the same request may succeed later: 408, 429 and every 5xx. Wider than
+ * {@linkcode isRetryableStatus}: it says whether a failure is worth trying again at all, not whether to
+ * retry at once.
+ */
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
 }
 
 /**
@@ -135,6 +129,28 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
   });
 }
 
+/**
+ * Waits for `promise` to settle (fulfilled or rejected alike) or until `deadline` (ms since the epoch),
+ * whichever comes first; never rejects.
+ *
+ * @example
+ * ```ts
+ * import { withDeadline } from "./request_policy.ts";
+ * await withDeadline(new Promise(() => {}), Date.now() + 10); // gives up after 10 ms
+ * ```
+ */
+export async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      promise.catch(() => {}),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 type AttemptResult =
   | { kind: "response"; status: number; headers: Headers; body: string }
   | { kind: "retry-status"; status: number; retryAfter: string | null }
@@ -157,7 +173,7 @@ type AttemptResult =
  * const origin = `http://127.0.0.1:${server.addr.port}`;
  * const outcome = await fetchWithRetries(
  *   { origin, path: "/", send: (signal) => fetch(origin + "/", { signal }) },
- *   defaultRequestPolicy(new Map()),
+ *   defaultRequestPolicy(),
  * );
  * console.assert(outcome.kind === "response" && outcome.body === "hi");
  * await server.shutdown();
