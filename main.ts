@@ -76,12 +76,12 @@ if (flags.replay !== null) {
     repeat: flags.repeatReplay,
     env: Deno.env,
     core: runtime.core,
+    close: runtime.close,
     out: stdoutLine,
     err: stderr,
     stop: stop.signal,
     maxLineBytes: config.maxLineBytes,
   });
-  await runtime.close();
   Deno.exit(code);
 }
 

@@ -73,8 +73,12 @@ export interface RuntimeOptions {
  * and the debug log. The line server and replay both run on it.
  */
 export async function createRuntime(config: ClientConfig, options: RuntimeOptions): Promise<ClientRuntime> {
+  // The logs are debugging aids: one that cannot be opened is reported, and the client serves without it.
   const debugLog = config.debugLog
-    ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE))
+    ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE)).catch((error) => {
+      options.stderr(`rtcv_scraper_client: no debug log: ${describeError(error)}`);
+      return DebugLog.disabled();
+    })
     : DebugLog.disabled();
   const metrics = new ClientMetrics();
   const onRetry: RequestPolicy["onRetry"] = (info) => {
@@ -84,8 +88,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   const onRequest: RequestPolicy["onRequest"] = (info) =>
     metrics.requestFinished(info.origin, info.ms / 1000);
   const policy: RequestPolicy = {
-    ...defaultRequestPolicy(new Map()),
-    timeoutMs: config.timeoutMs,
+    ...defaultRequestPolicy(config.timeoutMs),
     onRetry,
     onRequest,
   };
@@ -158,10 +161,16 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   const { config } = options;
   const runtime = await createRuntime(config, options);
   const { core } = runtime;
-  const inputLog = config.logInput ? await InputLog.open(join(options.cwd, INPUT_LOG_FILE)) : null;
   const writer = new AnswerWriter(options.stdout);
   let health: HealthServer | null = null;
+  let inputLog: InputLog | null = null;
   try {
+    if (config.logInput) {
+      inputLog = await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
+        options.stderr(`rtcv_scraper_client: no input log: ${describeError(error)}`);
+        return null;
+      });
+    }
     const startupError = await applyStartupConfig(core, config);
     if (startupError !== null) {
       options.stderr(`rtcv_scraper_client: ${startupError}`);
@@ -185,7 +194,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     await serveLines(options.stdin, writer, {
       maxLineBytes: config.maxLineBytes,
       answer: (line) => core.registry.dispatch(line),
-      onLine: inputLog ? (line) => inputLog.append(rawText(line)) : undefined,
+      onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
       stop: options.stop,
     });
@@ -234,6 +243,10 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
     await core.session.replaceBackend(await core.createMock({ ...secrets, ...config.mockSecrets }));
   }
   return null;
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function rawText(line: InputLine): string {

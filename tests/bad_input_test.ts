@@ -67,7 +67,7 @@ const CORPUS: readonly BadLine[] = [
   },
   { line: "", expect: ["input line is empty", '{"type":"ping"}'] },
   { line: "\t  ", expect: ["input line is empty"] },
-  { line: "[]", expect: ['must be a JSON object with a "type" field', "got an array"] },
+  { line: "[]", expect: ['must be a JSON object with a "type" field', "got an empty array"] },
   { line: "null", expect: ['must be a JSON object with a "type" field', "got null"] },
   { line: "42", expect: ['must be a JSON object with a "type" field', "got a number"] },
   { line: '"str"', expect: ['must be a JSON object with a "type" field', "got a string"] },

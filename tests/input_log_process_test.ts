@@ -219,3 +219,24 @@ Deno.test("ENABLE_SCRAPER_CLIENT_LOG=true writes timestamped debug lines without
     assert.ok(!(await exists(join(dir, INPUT_LOG))), "the input log is off unless asked for");
   });
 });
+
+Deno.test("a log that cannot be opened is reported on stderr, and the client serves without it", async () => {
+  await withTempDir(async (dir) => {
+    // A directory where the log files would go: opening them fails, also for root.
+    await Deno.mkdir(join(dir, INPUT_LOG));
+    await Deno.mkdir(join(dir, DEBUG_LOG));
+    const session = await runSession(
+      dir,
+      {
+        LOG_SCRAPER_CLIENT_INPUT: "true",
+        ENABLE_SCRAPER_CLIENT_LOG: "true",
+        RTCV_SCRAPER_CLIENT_KV: ":memory:",
+      },
+      encoder.encode('{"type":"ping"}\n{"type":"set_mock"}\n'),
+    );
+    assert.equal(session.code, 0, session.stderr);
+    assert.deepEqual(session.answers.slice(-2), ['{"type":"pong"}', '{"type":"ok"}']);
+    assert.match(session.stderr, /no input log: .*scraper_client_input\.log/);
+    assert.match(session.stderr, /no debug log: .*scraper_client\.log/);
+  });
+});

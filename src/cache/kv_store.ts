@@ -1,6 +1,9 @@
 /** Where the reference cache and the outboxes live when `RTCV_SCRAPER_CLIENT_KV` is not set. */
 export const DEFAULT_KV_FILE = "rtcv_scraper_client.kv";
 
+/** How long to keep retrying a store that another process holds locked. */
+const LOCK_WAIT_MS = 2000;
+
 /** The store could not be opened; the message says which store and what to do. */
 export class StoreError extends Error {
   override name = "StoreError";
@@ -10,8 +13,6 @@ export class StoreError extends Error {
 export interface OpenKvOptions {
   /** Called with a warning a person should read (a corrupt store moved aside). */
   warn?: (message: string) => void;
-  /** How long to keep retrying a store that another process holds locked. */
-  lockWaitMs?: number;
 }
 
 /**
@@ -19,7 +20,8 @@ export interface OpenKvOptions {
  *
  * A file that is not a readable database is moved aside (`<file>.corrupt-<time>`) with a warning, and a
  * fresh store is used, so a damaged cache never stops the scraper. A store locked by another process is
- * retried for `lockWaitMs`, then reported as a {@link StoreError}.
+ * retried for {@link LOCK_WAIT_MS} (on top of SQLite's own busy timeout of about 5 s per try), then
+ * reported as a {@link StoreError}.
  */
 export async function openKvStore(location: string, options: OpenKvOptions = {}): Promise<Deno.Kv> {
   if (location === ":memory:" || /^https?:\/\//i.test(location)) {
@@ -31,7 +33,7 @@ export async function openKvStore(location: string, options: OpenKvOptions = {})
   }
   const slash = location.lastIndexOf("/");
   if (slash > 0) await Deno.mkdir(location.slice(0, slash), { recursive: true }).catch(() => {});
-  const lockDeadline = Date.now() + (options.lockWaitMs ?? 2000);
+  const lockDeadline = Date.now() + LOCK_WAIT_MS;
   let movedAside = false;
   for (let attempt = 0;; attempt++) {
     try {

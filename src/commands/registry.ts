@@ -60,13 +60,10 @@ export class CommandRegistry {
     this.#onUnexpected = onUnexpected;
   }
 
-  /** Adds a command; a later registration of the same type replaces the earlier one. */
-  register(type: string, definition: CommandDefinition): this {
-    this.#commands.set(type, definition);
-    return this;
-  }
-
-  /** Adds every command of a group, e.g. `registry.registerAll(cacheCommands(deps))`. */
+  /**
+   * Adds every command of a group, e.g. `registry.registerAll(cacheCommands(deps))`; a later registration
+   * of the same type replaces the earlier one.
+   */
   registerAll(group: Record<string, CommandDefinition>): this {
     for (const [type, definition] of Object.entries(group)) this.#commands.set(type, definition);
     return this;
@@ -182,9 +179,7 @@ export function parseCommandLine(text: string): CommandLine | string {
     }); expected one JSON object per line like {"type":"ping"}`;
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    return `input line must be a JSON object with a "type" field, got ${
-      Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`
-    }`;
+    return `input line must be a JSON object with a "type" field, got ${describeValue(value)}`;
   }
   const type = (value as Record<string, unknown>).type;
   if (typeof type !== "string") {

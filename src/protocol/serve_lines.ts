@@ -20,11 +20,14 @@ export interface ServeLinesOptions {
   readonly stop?: AbortSignal;
   /** Told when reading the input fails; serving then ends as at end of input. */
   readonly onReadError?: (error: unknown) => void;
-  /** Stop reading while this many answers are waiting to be written. */
-  readonly maxPendingAnswers?: number;
 }
 
 const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * Reading pauses while this many answers wait (until half of them are written): it bounds memory under a
+ * flood of pipelined lines, while leaving room for three full 1000-mutation commits in flight.
+ */
+const MAX_PENDING_ANSWERS = 5_000;
 
 /**
  * Reads lines from `source` until end of input (or `stop`), answers each through `writer` in order, and
@@ -38,7 +41,7 @@ export async function serveLines(
 ): Promise<void> {
   const splitter = new LineSplitter(options.maxLineBytes);
   const buffer = new Uint8Array(READ_BUFFER_BYTES);
-  const maxPending = options.maxPendingAnswers ?? 5_000;
+  const maxPending = MAX_PENDING_ANSWERS;
   const stopped = stopPromise(options.stop);
   const handle = (lines: InputLine[]) => {
     for (const line of lines) {

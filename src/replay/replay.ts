@@ -37,10 +37,15 @@ export interface ReplayOptions {
   /** Where {@linkcode API_KEY_ENV_VAR} is read from (`Deno.env` in the program). */
   readonly env: { get(name: string): string | undefined };
   /**
-   * The client to run the commands with. Replay owns it from here on: it is closed before
+   * The client to run the commands with. Replay owns it from here on: it is closed (by `close`) before
    * {@linkcode runReplay} resolves.
    */
   readonly core: ClientCore;
+  /**
+   * Closes what replay ran on; default `core.close()`. The program passes the whole runtime's close, so
+   * the ingest sink finishes before the store it writes to is closed.
+   */
+  readonly close?: () => Promise<void>;
   /** Prints one line of the report (stdout in the program). */
   readonly out: (line: string) => void;
   /** Prints one line for a person: warnings and errors (stderr in the program). */
@@ -213,7 +218,7 @@ export async function runReplay(options: ReplayOptions): Promise<number> {
     code = REPLAY_FILE_EXIT_CODE;
   } finally {
     try {
-      await core.close();
+      await (options.close ? options.close() : core.close());
     } catch (error) {
       err(
         `rtcv_scraper_client: replay: closing the client failed: ${

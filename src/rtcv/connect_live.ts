@@ -2,7 +2,7 @@ import type { ClientCore } from "../client_core.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
 import { DurableQueue } from "../outbox/durable_queue.ts";
-import { RtcvApiClient, RtcvApiError } from "./api_client.ts";
+import { RtcvApiClient } from "./api_client.ts";
 import { LiveBackend } from "./live_backend.ts";
 import { MirrorDelivery } from "./mirror_delivery.ts";
 import type { RequestPolicy } from "./request_policy.ts";
@@ -126,6 +126,5 @@ class StepError extends Error {
 }
 
 function describe(error: unknown): string {
-  if (error instanceof StepError || error instanceof RtcvApiError) return error.message;
   return error instanceof Error ? error.message : String(error);
 }
