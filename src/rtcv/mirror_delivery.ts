@@ -1,7 +1,7 @@
 import type { DurableQueue, QueuedEntry } from "../outbox/durable_queue.ts";
 import type { RtcvApiClient } from "./api_client.ts";
 import { RtcvApiError } from "./api_client.ts";
-import { abortableSleep } from "./request_policy.ts";
+import { abortableSleep, withDeadline } from "./request_policy.ts";
 
 /** What a {@link MirrorDelivery} reports and how long it waits between background rounds. */
 export interface MirrorDeliveryOptions {
@@ -76,10 +76,7 @@ export class MirrorDelivery {
       if (budgetMs > 0 && this.#failures === 0) this.resume(); // one last round for older entries
       await this.#background;
     })();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, budgetMs));
-    await Promise.race([everything, deadline]);
-    clearTimeout(timer);
+    await withDeadline(everything, Date.now() + budgetMs);
     this.#stop.abort();
     await Promise.allSettled([...this.#live.values(), this.#background]);
   }
