@@ -167,6 +167,7 @@ const PING_LINE = '{"type":"ping"}';
  * The shape of most lines under load, `{"type":"<name>","content":"<plain string>"}` (cache commands): read
  * without JSON.parse. Only strings without escapes or quotes match, so the result is what JSON.parse gives.
  */
+// deno-lint-ignore no-control-regex -- control characters are what must not match (JSON forbids them raw)
 const STRING_COMMAND = /^\{"type":"([a-z_]{1,64})","content":"([^"\\\u0000-\u001f]*)"\}$/;
 
 /** Parses one input line, or returns the error message for it (never quoting the line). */
