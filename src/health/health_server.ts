@@ -1,4 +1,3 @@
-import { DEFAULT_HEALTH_CHECK_HOST } from "../config/config.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 
 /**
@@ -119,6 +118,17 @@ export interface HealthBody {
 }
 
 /**
+ * The default interface: the health check is for the machine itself unless configured otherwise.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HEALTH_HOST } from "./health_server.ts";
+ * console.assert(DEFAULT_HEALTH_HOST === "127.0.0.1");
+ * ```
+ */
+export const DEFAULT_HEALTH_HOST = "127.0.0.1";
+
+/**
  * Starts the health check server of `RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT`:
  *
  * - `GET /` → 200 `{"status":"ok","mode":...,"servers":[...],"outbox":n,"uptime_seconds":s}`, or 503 with
@@ -146,7 +156,7 @@ export interface HealthBody {
  * ```
  */
 export function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
-  const host = options.host ?? DEFAULT_HEALTH_CHECK_HOST;
+  const host = options.host ?? DEFAULT_HEALTH_HOST;
   return new Promise((resolve, reject) => {
     let server: Deno.HttpServer<Deno.NetAddr>;
     try {
