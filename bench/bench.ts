@@ -20,8 +20,12 @@ import { failed, formatTable, formatTotals, type Row } from "./report.ts";
 import type { Scenario, ScenarioContext, SpawnSettings, Target } from "./scenario.ts";
 import { pipelinedCacheScenario, store1mScenario } from "./scenarios/cache.ts";
 import { reason } from "./scenarios/common.ts";
-import { ingestScenario } from "./scenarios/ingest.ts";
-import { sendCvFanoutScenario, sendCvOverheadScenario } from "./scenarios/send_cv.ts";
+import { ingestDedupeScenario, ingestScenario } from "./scenarios/ingest.ts";
+import {
+  sendCvFanoutScenario,
+  sendCvMirrorOverheadScenario,
+  sendCvOverheadScenario,
+} from "./scenarios/send_cv.ts";
 import { idleRssScenario, pingScenario, readyScenario } from "./scenarios/startup.ts";
 
 /** Every scenario, in the order they run. */
@@ -33,7 +37,9 @@ export const SCENARIOS: readonly Scenario[] = [
   store1mScenario,
   sendCvFanoutScenario,
   sendCvOverheadScenario,
+  sendCvMirrorOverheadScenario,
   ingestScenario,
+  ingestDedupeScenario,
 ];
 
 /** Environment variables of the client that would change what is measured; never passed on. */
