@@ -7,6 +7,8 @@ import { type HealthServer, startHealthServer } from "./health/health_server.ts"
 import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts";
 import { connectLive } from "./rtcv/connect_live.ts";
 import { LiveBackend } from "./rtcv/live_backend.ts";
+import { type OutboxCount, readOutboxCounts } from "./outbox/outbox_status.ts";
+import { defaultIngestTuning } from "./ingest/ingest_service.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
@@ -66,6 +68,10 @@ export interface RuntimeOptions {
   readonly cwd: string;
   /** Prints a line for a person on stderr. */
   readonly stderr: (message: string) => void;
+  /** Aborted at SIGTERM / SIGINT: waits (`flush_data`) end at once. */
+  readonly stop?: AbortSignal;
+  /** Once input has ended: the drain deadline (clock time), which waits do not outlast; else null. */
+  readonly inputEndedAt?: () => number | null;
 }
 
 /**
@@ -101,12 +107,22 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
+    outbox: {
+      leaseMs: config.outboxLeaseMs,
+      retry: {
+        retryMs: config.outboxRetryMs,
+        maxAttempts: config.outboxMaxAttempts,
+        maxAgeMs: config.outboxMaxAgeMs,
+      },
+      log: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
+      onResult: (channel, ok) => {
+        if (!channel.startsWith("ingest/")) metrics.cvSent(originOf(channel), ok);
+      },
+    },
     connectLive: (servers, core) =>
       connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
-        outboxRetryMs: config.outboxRetryMs,
-        drainBudgetMs: config.drainMs,
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
       }),
   });
@@ -122,7 +138,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       warn,
       debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
       policy: { onRetry, onRequest },
-      tuning: { drainMs: config.drainMs },
+      tuning: { flushTimeoutMs: defaultIngestTuning(config.timeoutMs, config.outboxRetryMs).flushTimeoutMs },
+      stop: options.stop,
+      inputEndedAt: options.inputEndedAt,
     });
   } catch (error) {
     // The configured ingest server is malformed (e.g. a token that cannot go in a header).
@@ -131,10 +149,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
     throw error;
   }
-  metrics.setOutboxSize(async () => {
-    const backend = core.session.currentBackend;
-    return backend instanceof LiveBackend ? await backend.outboxSize() : 0;
-  });
+  metrics.setOutboxCounts(() => outboxCounts(core));
   metrics.setCacheEntries(async () => {
     const backend = core.session.currentBackend;
     if (backend?.kind === "mock") return backend.references.rememberedCount;
@@ -146,6 +161,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     metrics,
     ingest,
     close: async () => {
+      // One shared deadline for every delivery (CV copies and job data, all servers at once).
+      await core.drainOutbox(options.clock.now() + config.drainMs);
       await ingest.close(); // needs the store open
       await core.close();
       await debugLog.close();
@@ -159,7 +176,22 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
  */
 export async function runClient(options: RunClientOptions): Promise<number> {
   const { config } = options;
-  const runtime = await createRuntime(config, options);
+  // Waits end at a signal, and do not outlast the drain once input has ended.
+  let endedAt: number | null = null;
+  const ended = () => endedAt ??= options.clock.now() + config.drainMs;
+  const stdin: ByteSource = {
+    read: async (buffer) => {
+      try {
+        const read = await options.stdin.read(buffer);
+        if (read === null) ended();
+        return read;
+      } catch (error) {
+        ended();
+        throw error;
+      }
+    },
+  };
+  const runtime = await createRuntime(config, { ...options, inputEndedAt: () => endedAt });
   const { core } = runtime;
   const writer = new AnswerWriter(options.stdout);
   let health: HealthServer | null = null;
@@ -171,7 +203,8 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return null;
       });
     }
-    const startupError = await applyStartupConfig(core, config);
+    const startupError = await untilStopped(applyStartupConfig(core, config), options.stop);
+    if (startupError === STOPPED) return 0; // a signal during the start-up checks
     if (startupError !== null) {
       options.stderr(`rtcv_scraper_client: ${startupError}`);
       return EXIT_STARTUP_FAILED;
@@ -191,7 +224,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     }
     writer.push(READY_ANSWER);
     writer.flush();
-    await serveLines(options.stdin, writer, {
+    await serveLines(stdin, writer, {
       maxLineBytes: config.maxLineBytes,
       answer: (line) => core.registry.dispatch(line),
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
@@ -210,12 +243,47 @@ export async function runClient(options: RunClientOptions): Promise<number> {
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
   const live = backend instanceof LiveBackend ? backend : null;
+  const counts = await outboxCounts(runtime.core).catch(() => []);
+  const section = (kind: OutboxCount["kind"]) =>
+    Object.fromEntries(
+      counts.filter((row) => row.kind === kind).map((
+        row,
+      ) => [row.target, { pending: row.pending, dead: row.dead }]),
+    );
   return {
     mode: backend?.kind ?? "none" as const,
     servers: live?.origins ?? [],
-    outbox: await runtime.metrics.outboxSize(),
+    outbox: counts.reduce((sum, row) => sum + row.pending, 0),
+    outbox_detail: { mirrors: section("cv"), ingest: section("ingest") },
     failing: live?.failing ?? null,
   };
+}
+
+/** Pending and dead outbox items per server and stream (none before the store is opened). */
+async function outboxCounts(core: Core): Promise<OutboxCount[]> {
+  if (!core.store.isOpen) return [];
+  return readOutboxCounts((await core.outbox()).store);
+}
+
+const STOPPED: unique symbol = Symbol("stopped");
+
+/** `work`'s result, or {@link STOPPED} as soon as `signal` aborts. */
+function untilStopped<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof STOPPED> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.resolve(STOPPED);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(STOPPED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function originOf(location: string): string {
+  try {
+    return new URL(location).origin;
+  } catch {
+    return location;
+  }
 }
 
 /**

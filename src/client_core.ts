@@ -5,12 +5,30 @@ import { CommandError } from "./commands/command_error.ts";
 import type { Clock } from "./clock.ts";
 import { cacheCommands } from "./commands/cache_commands.ts";
 import { cvCommands } from "./commands/cv_commands.ts";
+import { outboxCommands } from "./commands/outbox_commands.ts";
 import { CommandRegistry } from "./commands/registry.ts";
 import { secretCommands } from "./commands/secret_commands.ts";
 import { liveModeUnavailable, type ServerCredentials, sessionCommands } from "./commands/session_commands.ts";
 import type { RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
+import { KvOutboxStore } from "./outbox/kv_outbox_store.ts";
+import { Outbox } from "./outbox/outbox.ts";
+import { DEFAULT_RETRY_SETTINGS, type RetrySettings } from "./outbox/retry_rules.ts";
+
+/** The outbox's settings (from the config); every field has a default. */
+export interface OutboxSettings {
+  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`, default 30000. */
+  readonly leaseMs?: number;
+  /** Requests in flight per server or stream, default 8. */
+  readonly maxInFlight?: number;
+  /** Retry and dead-letter rules. */
+  readonly retry?: Partial<RetrySettings>;
+  /** Debug log lines of deliveries. */
+  readonly log?: (message: string) => void;
+  /** Told about every delivery attempt (metrics). */
+  readonly onResult?: (channel: string, ok: boolean, items: number) => void;
+}
 
 /** Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. */
 export type LiveConnector = (servers: ServerCredentials[], core: ClientCore) => Promise<RtcvBackend>;
@@ -27,6 +45,8 @@ export interface ClientCoreOptions {
   readonly connectLive?: LiveConnector;
   /** Told about every reference cache lookup (metrics). */
   readonly onCacheLookup?: (hit: boolean) => void;
+  /** How the outbox delivers. */
+  readonly outbox?: OutboxSettings;
 }
 
 /**
@@ -47,6 +67,9 @@ export class ClientCore {
   #mockKv: Deno.Kv | null = null;
   #closing: Promise<void> | null = null;
   readonly #onCacheLookup: ((hit: boolean) => void) | undefined;
+  readonly #outboxSettings: OutboxSettings;
+  readonly #warn: (message: string) => void;
+  #outbox: Promise<Outbox> | null = null;
 
   /** Wires the registry, the session and the store. */
   constructor(options: ClientCoreOptions) {
@@ -67,6 +90,8 @@ export class ClientCore {
     });
     this.#connectLive = options.connectLive;
     this.#onCacheLookup = options.onCacheLookup;
+    this.#outboxSettings = options.outbox ?? {};
+    this.#warn = options.warn;
     this.registry
       .registerAll(sessionCommands({
         session: this.session,
@@ -75,7 +100,8 @@ export class ClientCore {
       }))
       .registerAll(cacheCommands(this.session))
       .registerAll(cvCommands(this.session))
-      .registerAll(secretCommands(this.session));
+      .registerAll(secretCommands(this.session))
+      .registerAll(outboxCommands(() => this.outbox(), this.clock));
   }
 
   /** Checks servers and builds a live backend (does not install it). */
@@ -94,9 +120,40 @@ export class ClientCore {
     return new MockBackend(await this.#mockCache, secrets);
   }
 
+  /** The one outbox (CV copies and job data), over the store; opened on first use. */
+  outbox(): Promise<Outbox> {
+    if (this.#outbox === null) {
+      const settings = this.#outboxSettings;
+      this.#outbox = this.store.open().then(({ kv, batcher }) =>
+        new Outbox({
+          store: new KvOutboxStore(kv, batcher),
+          clock: this.clock,
+          leaseMs: settings.leaseMs,
+          maxInFlight: settings.maxInFlight,
+          retry: { ...DEFAULT_RETRY_SETTINGS, ...settings.retry },
+          log: settings.log,
+          warn: this.#warn,
+          onResult: settings.onResult,
+        })
+      );
+      this.#outbox.catch(() => this.#outbox = null);
+    }
+    return this.#outbox;
+  }
+
+  /**
+   * Delivers what this process holds in the outbox, every server and stream at once, until `deadline`
+   * (clock time), then stops and frees its leases. Without an outbox opened, nothing to do.
+   */
+  async drainOutbox(deadline: number): Promise<void> {
+    const outbox = await this.#outbox?.catch(() => null);
+    await outbox?.close(deadline);
+  }
+
   /** Finishes background work, waits for every write, and closes the stores; later calls wait for the first. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.drainOutbox(0);
       await this.session.close();
       await this.store.close();
       this.#mockKv?.close();

@@ -64,7 +64,7 @@ interface PendingWrite {
   readonly mutations: Deno.KvMutation[];
   readonly bytes: number[];
   readonly total: number;
-  readonly resolve: () => void;
+  readonly resolve: (versionstamp: string) => void;
   readonly reject: (error: Error) => void;
 }
 
@@ -92,7 +92,15 @@ export class CommitBatcher {
 
   /** Queues mutations; resolves when all of them are committed. */
   write(mutations: Deno.KvMutation[]): Promise<void> {
-    if (mutations.length === 0) return Promise.resolve();
+    return this.writeStamped(mutations) as Promise<unknown> as Promise<void>;
+  }
+
+  /**
+   * Like {@link write}, resolving with the versionstamp of the (last) commit that held the mutations: every
+   * key one commit writes gets its versionstamp.
+   */
+  writeStamped(mutations: Deno.KvMutation[]): Promise<string> {
+    if (mutations.length === 0) return Promise.resolve("");
     const bytes = mutations.map(estimateMutationBytes);
     const total = bytes.reduce((sum, size) => sum + size, 0);
     return new Promise((resolve, reject) => {
@@ -144,8 +152,8 @@ export class CommitBatcher {
       ? this.#commitInChunks(batch[0])
       : this.#commitOnce(batch.flatMap((write) => write.mutations));
     commit.then(
-      () => {
-        for (const write of batch) write.resolve();
+      (versionstamp) => {
+        for (const write of batch) write.resolve(versionstamp);
       },
       (error) => {
         const failure = error instanceof Error ? error : new Error(String(error));
@@ -157,14 +165,16 @@ export class CommitBatcher {
     });
   }
 
-  async #commitOnce(mutations: Deno.KvMutation[]): Promise<void> {
+  async #commitOnce(mutations: Deno.KvMutation[]): Promise<string> {
     const result = await this.#kv.atomic().mutate(...mutations).commit();
     if (!result.ok) throw new Error("the store refused a commit");
+    return result.versionstamp;
   }
 
   /** Commits one oversized write in order, in chunks within the limits. */
-  async #commitInChunks(write: PendingWrite): Promise<void> {
+  async #commitInChunks(write: PendingWrite): Promise<string> {
     let start = 0;
+    let versionstamp = "";
     while (start < write.mutations.length) {
       let end = start;
       let bytes = 0;
@@ -175,8 +185,9 @@ export class CommitBatcher {
         bytes += write.bytes[end];
         end++;
       }
-      await this.#commitOnce(write.mutations.slice(start, end));
+      versionstamp = await this.#commitOnce(write.mutations.slice(start, end));
       start = end;
     }
+    return versionstamp;
   }
 }

@@ -1,4 +1,5 @@
 import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "./metrics.ts";
+import type { OutboxCount } from "../outbox/outbox_status.ts";
 
 /**
  * Bucket bounds (seconds) of the request duration histogram: 10 ms up to the 20 s default timeout and more.
@@ -67,7 +68,9 @@ export interface RequestMetricHooks {
  * - `rtcv_scraper_client_cv_sent_total{server,result}`: CVs posted to each server (origin), `ok` or `error`.
  * - `rtcv_scraper_client_retries_total{server}`: HTTP retries.
  * - `rtcv_scraper_client_request_duration_seconds{server}`: a histogram of HTTP attempt durations.
- * - `rtcv_scraper_client_outbox_size`: CVs waiting in the durable outbox (a callback gauge).
+ * - `rtcv_scraper_client_outbox_size`: items waiting in the durable outbox, all servers and streams.
+ * - `rtcv_scraper_client_outbox_items{kind,target,state}`: per server (`kind="cv"`, the origin) and ingest
+ *   stream (`kind="ingest"`, e.g. `job/boss`), `state` `pending` or `dead`.
  * - `rtcv_scraper_client_cache_lookups_total{result}`: reference cache lookups, `hit` or `miss`.
  * - `rtcv_scraper_client_cache_entries`: reference numbers this process cached or found cached, when a
  *   callback is set (counting a shared store of millions per scrape would load it).
@@ -94,6 +97,8 @@ export class ClientMetrics {
   readonly #retries: Counter;
   readonly #requestDuration: Histogram;
   readonly #outboxSize: Gauge;
+  readonly #outboxItems: Gauge;
+  #readOutbox: (() => Promise<OutboxCount[]>) | null = null;
   readonly #cacheLookups: Counter;
   readonly #cacheEntries: Gauge;
   readonly #now: () => number;
@@ -127,8 +132,14 @@ export class ClientMetrics {
     });
     this.#outboxSize = r.gauge({
       name: "rtcv_scraper_client_outbox_size",
-      help: "CVs waiting in the durable outbox for a server.",
+      help: "Items waiting in the durable outbox (CV copies and job data).",
       collect: () => 0,
+    });
+    this.#outboxItems = r.gauge({
+      name: "rtcv_scraper_client_outbox_items",
+      help:
+        "Outbox items by kind (cv, ingest), target (server origin or ingest stream) and state (pending, dead).",
+      labelNames: ["kind", "target", "state"],
     });
     this.#cacheLookups = r.counter({
       name: "rtcv_scraper_client_cache_lookups_total",
@@ -179,6 +190,15 @@ export class ClientMetrics {
     this.#outboxSize.setCollector(read);
   }
 
+  /**
+   * Sets how the outbox counts are read at scrape time (every entry in the store): they feed
+   * `rtcv_scraper_client_outbox_items` and the total `rtcv_scraper_client_outbox_size`.
+   */
+  setOutboxCounts(read: () => Promise<OutboxCount[]>): void {
+    this.#readOutbox = read;
+    this.setOutboxSize(async () => (await read()).reduce((sum, row) => sum + row.pending, 0));
+  }
+
   /** Sets how the number of cached references is read at scrape time (left out of scrapes until then). */
   setCacheEntries(read: () => number | undefined | Promise<number | undefined>): void {
     this.#cacheEntries.setCollector(read);
@@ -213,7 +233,14 @@ export class ClientMetrics {
   }
 
   /** Renders every metric as Prometheus text (exposition format 0.0.4). */
-  render(): Promise<string> {
-    return this.registry.render();
+  async render(): Promise<string> {
+    if (this.#readOutbox !== null) {
+      const rows = await this.#readOutbox().catch(() => []);
+      for (const row of rows) {
+        this.#outboxItems.set(row.pending, { kind: row.kind, target: row.target, state: "pending" });
+        this.#outboxItems.set(row.dead, { kind: row.kind, target: row.target, state: "dead" });
+      }
+    }
+    return await this.registry.render();
   }
 }

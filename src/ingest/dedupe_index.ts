@@ -7,9 +7,10 @@
 
 import type { Clock } from "../clock.ts";
 import { expiryValue, keyFor, readExpiries, rememberBounded } from "../cache/expiry_keys.ts";
-import { INGEST_PREFIX } from "./ingest_outbox.ts";
 import type { StreamId } from "./streams.ts";
 
+/** The first part of the dedupe index's keys (the store is shared with the cache and the outbox). */
+const INGEST_PREFIX = "ingest";
 /** How long a stored item id keeps later items with the same id out: 72 hours. */
 export const DEDUPE_LIFETIME_MS = 72 * 60 * 60 * 1000;
 /** How many ids this process remembers, to answer without reading the store. */

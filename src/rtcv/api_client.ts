@@ -34,6 +34,8 @@ export interface RtcvApiErrorDetails {
   retryable?: boolean;
   /** How many attempts were made (default 1). */
   attempts?: number;
+  /** The wait a failed answer asked for with `Retry-After`, in ms, or null. */
+  retryAfterMs?: number | null;
 }
 
 /**
@@ -62,6 +64,8 @@ export class RtcvApiError extends Error {
   readonly retryable: boolean;
   /** How many attempts were made before giving up. */
   readonly attempts: number;
+  /** The wait the server asked for with `Retry-After`, in ms, or null. */
+  readonly retryAfterMs: number | null;
 
   /** Builds the error; `detail` follows the origin in the message. */
   constructor(origin: string, detail: string, details: RtcvApiErrorDetails = {}) {
@@ -71,6 +75,7 @@ export class RtcvApiError extends Error {
     this.serverMessage = details.serverMessage ?? null;
     this.retryable = details.retryable ?? false;
     this.attempts = details.attempts ?? 1;
+    this.retryAfterMs = details.retryAfterMs ?? null;
   }
 }
 

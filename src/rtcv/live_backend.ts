@@ -1,20 +1,21 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import { CommandError } from "../commands/command_error.ts";
-import type { DurableQueue } from "../outbox/durable_queue.ts";
+import { cvChannel, cvCopies, cvSender } from "../outbox/cv_channel.ts";
+import type { Outbox } from "../outbox/outbox.ts";
 import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
-import type { MirrorDelivery } from "./mirror_delivery.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
   readonly primary: RtcvApiClient;
-  readonly mirrors: readonly MirrorDelivery[];
-  /** Deliveries of outbox entries left by earlier runs for the other servers (the primary's backlog). */
-  readonly backlogs: readonly MirrorDelivery[];
+  /**
+   * Clients for outbox deliveries (one request per attempt: the outbox retries), the mirrors first, then the
+   * primary (it gets what earlier runs left for it while it was a mirror).
+   */
+  readonly deliveryClients: { readonly mirrors: readonly RtcvApiClient[]; readonly primary: RtcvApiClient };
   readonly references: ReferenceCache;
-  readonly outbox: DurableQueue;
-  /** How long `close` waits for mirrors to catch up before leaving the rest in the outbox. */
-  readonly drainBudgetMs: number;
+  /** The one outbox of the client. */
+  readonly outbox: Outbox;
   /** Told about each primary scanCV outcome (metrics). */
   readonly onPrimaryResult?: (ok: boolean) => void;
 }
@@ -23,9 +24,9 @@ export interface LiveBackendParts {
 const FAILING_AFTER = 3;
 
 /**
- * Live mode: CVs go to every server at once. The primary's answer is the command's answer; mirrors get
- * the CV through a durable outbox, so a slow or dead mirror neither delays nor changes the answer and
- * never loses a CV.
+ * Live mode: CVs go to every server at once. The primary's answer is the command's answer; each mirror
+ * gets its copy through the durable outbox (committed before the command answers, whatever the primary
+ * answers), so a slow or dead mirror neither delays nor changes the answer and never loses a CV.
  */
 export class LiveBackend implements RtcvBackend {
   /** Always `live`. */
@@ -33,12 +34,14 @@ export class LiveBackend implements RtcvBackend {
   /** The persistent reference cache. */
   readonly references: ReferenceCache;
   readonly #parts: LiveBackendParts;
+  readonly #mirrorChannels: string[];
   #primaryFailuresInARow = 0;
 
   /** Creates the backend over checked servers. */
   constructor(parts: LiveBackendParts) {
     this.#parts = parts;
     this.references = parts.references;
+    this.#mirrorChannels = parts.deliveryClients.mirrors.map(cvChannel);
   }
 
   /** The primary server's origin. */
@@ -48,35 +51,28 @@ export class LiveBackend implements RtcvBackend {
 
   /** Every server's origin, the primary first. */
   get origins(): string[] {
-    return [this.#parts.primary.origin, ...this.#parts.mirrors.map((mirror) => mirror.origin)];
+    return [
+      this.#parts.primary.origin,
+      ...this.#parts.deliveryClients.mirrors.map((mirror) => mirror.origin),
+    ];
   }
 
   /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    const { primary, mirrors, outbox } = this.#parts;
-    let queued: Promise<void> = Promise.resolve();
-    if (mirrors.length > 0) {
-      const payload = JSON.stringify(cv);
-      const { entries, committed } = outbox.put(
-        mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
-      );
-      queued = committed;
-      mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], cv, committed));
+    const queued = this.#parts.outbox.enqueue(cvCopies(this.#mirrorChannels, cv));
+    const answer = this.#parts.primary.scanCv(cv);
+    const [sent, stored] = await Promise.allSettled([answer, queued]);
+    if (stored.status === "rejected") {
+      throw new CommandError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
     }
-    const answer = primary.scanCv(cv).then(
-      (matched) => {
-        this.#primaryFailuresInARow = 0;
-        this.#parts.onPrimaryResult?.(true);
-        return matched;
-      },
-      (error) => {
-        this.#primaryFailuresInARow++;
-        this.#parts.onPrimaryResult?.(false);
-        throw asCommandError("primary", error);
-      },
-    );
-    const [matched] = await Promise.all([answer, queued]);
-    return matched;
+    if (sent.status === "rejected") {
+      this.#primaryFailuresInARow++;
+      this.#parts.onPrimaryResult?.(false);
+      throw asCommandError("primary", sent.reason);
+    }
+    this.#primaryFailuresInARow = 0;
+    this.#parts.onPrimaryResult?.(true);
+    return sent.value;
   }
 
   /** Why the primary counts as failing (3 or more failed sends in a row), or null while it works. */
@@ -84,11 +80,6 @@ export class LiveBackend implements RtcvBackend {
     return this.#primaryFailuresInARow >= FAILING_AFTER
       ? `primary ${this.primaryOrigin}: ${this.#primaryFailuresInARow} sends failed in a row`
       : null;
-  }
-
-  /** How many CVs wait in the outbox for mirrors (counted once, then followed). */
-  outboxSize(): Promise<number> {
-    return this.#parts.outbox.size();
   }
 
   /** Reads a secret from the primary. */
@@ -108,16 +99,19 @@ export class LiveBackend implements RtcvBackend {
     };
   }
 
-  /** Starts delivering what earlier runs left in the outbox, to every server named again. */
+  /** Delivers the outbox entries of every server named, also those earlier runs left. */
   start(): void {
-    for (const delivery of [...this.#parts.mirrors, ...this.#parts.backlogs]) delivery.resume();
+    const { mirrors, primary } = this.#parts.deliveryClients;
+    for (const client of [...mirrors, primary]) this.#parts.outbox.serve(cvChannel(client), cvSender(client));
   }
 
-  /** Gives mirrors a bounded time to catch up; the rest waits in the outbox for the next start. */
-  async close(options: { drainMs?: number } = {}): Promise<void> {
-    const budget = options.drainMs ?? this.#parts.drainBudgetMs;
-    const deliveries = [...this.#parts.mirrors, ...this.#parts.backlogs];
-    await Promise.all(deliveries.map((delivery) => delivery.close(budget)));
+  /**
+   * Stops delivering to these servers: requests in flight are aborted and their entries freed for the next
+   * process (the shared drain at exit happens in the outbox before this).
+   */
+  async close(_options: { drainMs?: number } = {}): Promise<void> {
+    const { mirrors, primary } = this.#parts.deliveryClients;
+    await Promise.all([...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))));
   }
 }
 
@@ -125,4 +119,8 @@ export class LiveBackend implements RtcvBackend {
 export function asCommandError(role: string, error: unknown): Error {
   if (error instanceof RtcvApiError) return new CommandError(`${role} ${error.message}`);
   return error instanceof Error ? error : new Error(String(error));
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
