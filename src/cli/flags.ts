@@ -202,20 +202,20 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES", "longest accepted input line in bytes (default 16777216 = 16 MiB)"],
   [
     "RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS",
-    "first wait before retrying a failed outbox delivery (default 1000, doubles, with jitter)",
+    "first wait before an outbox retry (default 1000, doubles, jitter)",
   ],
   [
     "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS",
-    "the same refusal this many times makes a dead letter (default 5)",
+    "same refusal this often: dead letter (default 5)",
   ],
   [
     "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS",
-    "how long transient failures are retried (default 259200000 = 72 h)",
+    "retry transient failures this long (default 72 h)",
   ],
-  ["RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS", "how long a process holds an entry it sends (default 30000)"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS", "lease of an entry being sent (default 30000)"],
   [
     "RTCV_SCRAPER_CLIENT_DRAIN_MS",
-    "one deadline at exit for all outbox deliveries, in parallel (default 5000)",
+    "one exit deadline for all deliveries (default 5000)",
   ],
   ["RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS", "testing aid: shifts the client's clock by this many milliseconds"],
 ];
