@@ -148,7 +148,7 @@ export class KvOutboxStore implements OutboxStore {
       atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
       atomic.mutate(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
       if (index.value === null) atomic.set(indexKey, id);
-      const result = await atomic.commit();
+      const result = await retryLocked(() => atomic.commit());
       if (result.ok) return leasedOf(entry.channel, id, row, result.versionstamp, entry.payload);
       index = await this.#kv.get<string>(indexKey);
     }
@@ -175,7 +175,7 @@ export class KvOutboxStore implements OutboxStore {
     if (chosen.length === 0) return { taken: [], nextCheckAt };
     const atomic = this.#kv.atomic();
     for (const row of chosen) atomic.check(row).set(row.key, { ...row.value, o: owner, u: until });
-    const result = await atomic.commit();
+    const result = await retryLocked(() => atomic.commit());
     if (!result.ok) return { taken: [], nextCheckAt: now }; // another process took some: look again
     const taken = await Promise.all(chosen.map(async (row) => {
       const id = String(row.key[3]);
@@ -200,13 +200,13 @@ export class KvOutboxStore implements OutboxStore {
     return joined;
   }
 
-  async renew(leases: readonly Lease[], owner: string, until: number): Promise<Lease[]> {
-    const renewed: Lease[] = [];
+  async renew(leases: readonly Lease[], owner: string, until: number): Promise<(Lease | null)[]> {
+    const renewed = new Map<Lease, Lease>();
     await this.#conditional(leases, owner, (atomic, lease, row) => {
       atomic.set(entryKey(lease.channel, lease.id), { ...row, u: until });
-      return (versionstamp) => renewed.push({ ...lease, token: versionstamp });
+      return (versionstamp) => renewed.set(lease, { ...lease, token: versionstamp });
     });
-    return renewed;
+    return leases.map((lease) => renewed.get(lease) ?? null);
   }
 
   async ack(leases: readonly Lease[], owner: string): Promise<void> {
@@ -252,8 +252,8 @@ export class KvOutboxStore implements OutboxStore {
   }
 
   /**
-   * Applies `change` to each entry whose token is still the lease's, in checked atomic operations. An entry
-   * replaced meanwhile (newer token) that this owner still leases is freed, so its new copy is sent.
+   * Applies `change` to each entry whose token is still the lease's (and that `owner` still holds), in
+   * checked atomic operations; others were replaced by a newer copy or taken over and are left alone.
    */
   async #conditional(
     leases: readonly Lease[],
@@ -273,18 +273,14 @@ export class KvOutboxStore implements OutboxStore {
         group.forEach((lease, index) => {
           const row = rows[index];
           if (row.value === null) return; // gone: delivered or buried by whoever took it over
+          if (row.versionstamp !== lease.token || row.value.o !== owner) return; // replaced or taken over
           atomic.check(row);
-          if (row.versionstamp === lease.token) {
-            const after = change(atomic, lease, row.value);
-            if (after) done.push(after);
-            writes++;
-          } else if (row.value.o === owner) {
-            atomic.set(row.key, { ...row.value, o: "", u: 0 });
-            writes++;
-          }
+          const after = change(atomic, lease, row.value);
+          if (after) done.push(after);
+          writes++;
         });
         if (writes === 0) break;
-        const result = await atomic.commit();
+        const result = await retryLocked(() => atomic.commit());
         if (!result.ok) continue; // changed between the read and the commit: read again
         for (const after of done) after(result.versionstamp);
         break;
@@ -389,6 +385,23 @@ function leasedOf(channel: string, id: string, row: Row, token: string, payload:
     lastError: row.e,
   };
   return { entry, lease: { channel, id, token }, payload };
+}
+
+/**
+ * Runs a commit again while SQLite says the file is locked by another connection (processes sharing one
+ * store file), for up to about two seconds.
+ */
+async function retryLocked<T>(commit: () => Promise<T>): Promise<T> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await commit();
+    } catch (error) {
+      if (attempt >= 40 || !/locked|busy/i.test(error instanceof Error ? error.message : String(error))) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 45));
+    }
+  }
 }
 
 /** A key as stored: itself, or a digest when it is too long for a Deno.Kv key. */

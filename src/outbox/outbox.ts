@@ -45,15 +45,18 @@ export interface OutboxOptions {
   readonly onResult?: (channel: string, ok: boolean, items: number) => void;
 }
 
-interface Queued {
+/** One copy of an entry this process holds (queued or in flight), with its current lease. */
+interface Holding {
   readonly item: LeasedEntry;
+  lease: Lease;
+  /** When it was queued (clock time; -Infinity: taken from the store, no lingering). */
   readonly at: number;
 }
 
 interface Channel {
   readonly name: string;
   sender: ChannelSender;
-  queue: Queued[];
+  queue: Holding[];
   readonly inFlight: Map<Promise<void>, AbortController>;
   timer: ReturnType<typeof setTimeout> | undefined;
   wakeAt: number;
@@ -68,10 +71,8 @@ export class Outbox {
   readonly #leaseMs: number;
   readonly #maxInFlight: number;
   readonly #channels = new Map<string, Channel>();
-  /** Leases this process holds (queued or in flight), by entry id. */
-  readonly #held = new Map<string, Lease>();
-  /** Entries this process put or took and has not seen delivered or dead, by channel. */
-  readonly #waiting = new Map<string, Set<string>>();
+  /** The copies this process holds, queued or in flight. */
+  readonly #holdings = new Set<Holding>();
   #changed: (() => void)[] = [];
   #urgent = 0;
   #renewal: ReturnType<typeof setInterval> | undefined;
@@ -144,12 +145,12 @@ export class Outbox {
         this.#options.store.release([item.lease], this.owner).catch(() => {});
         continue;
       }
-      if (this.#held.has(item.entry.id)) {
-        // The same key is queued or in flight here: the newer copy replaces the queued one.
-        state.queue = state.queue.filter((queued) => queued.item.entry.id !== item.entry.id);
+      // The same key queued here: the newer copy replaces it (one in flight ends with a stale lease).
+      for (const queued of state.queue) {
+        if (queued.item.entry.id === item.entry.id) this.#holdings.delete(queued);
       }
-      this.#hold(item);
-      state.queue.push({ item, at: now });
+      state.queue = state.queue.filter((queued) => queued.item.entry.id !== item.entry.id);
+      state.queue.push(this.#hold(item, now));
     }
     for (const state of new Set(leased.map((item) => this.#channels.get(item.entry.channel)))) {
       if (state) this.#pump(state);
@@ -174,9 +175,9 @@ export class Outbox {
       const channels = [...this.#channels.values()].filter((state) => accepts(state.name));
       await Promise.all(channels.map((state) => this.#take(state)));
       while (!signal?.aborted && this.#options.clock.now() < end()) {
-        const mine = [...this.#waiting].some(([channel, ids]) => ids.size > 0 && accepts(channel));
+        const mine = [...this.#holdings].some((holding) => accepts(holding.item.entry.channel));
         if (!mine) {
-          // Entries of other processes (in backoff, or leased by one that died) count until they are done.
+          // Entries in backoff, or held by other processes (or one that died), count until they are done.
           let others = 0;
           for (const [channel, counts] of await this.#options.store.status()) {
             if (accepts(channel)) others += counts.pending;
@@ -221,26 +222,24 @@ export class Outbox {
       abort.abort(new DOMException("the client is closing", "AbortError"));
     }
     await Promise.allSettled([...state.inFlight.keys()]);
-    const leases = [...this.#held.values()].filter((lease) => lease.channel === state.name);
-    for (const lease of leases) this.#held.delete(lease.id);
+    const holdings = [...this.#holdings].filter((holding) => holding.item.entry.channel === state.name);
+    for (const holding of holdings) this.#holdings.delete(holding);
+    const leases = holdings.map((holding) => holding.lease);
     state.queue = [];
-    this.#waiting.delete(state.name);
     await this.#options.store.release(leases, this.owner).catch((error) =>
       this.#log(`outbox: could not release ${leases.length} leases of ${state.name}: ${describe(error)}`)
     );
   }
 
-  #hold(item: LeasedEntry): void {
-    this.#held.set(item.entry.id, item.lease);
-    let ids = this.#waiting.get(item.entry.channel);
-    if (!ids) this.#waiting.set(item.entry.channel, ids = new Set());
-    ids.add(item.entry.id);
+  #hold(item: LeasedEntry, at: number): Holding {
+    const holding: Holding = { item, lease: item.lease, at };
+    this.#holdings.add(holding);
+    return holding;
   }
 
-  /** The entry is done here (delivered, dead, or no longer ours). */
-  #settle(channel: string, id: string, stillWaiting = false): void {
-    this.#held.delete(id);
-    if (!stillWaiting) this.#waiting.get(channel)?.delete(id);
+  /** The copy is done here (delivered, dead, rescheduled, or no longer ours): wake flushes. */
+  #settle(holding: Holding): void {
+    this.#holdings.delete(holding);
     const wake = this.#changed;
     this.#changed = [];
     for (const finish of wake) finish();
@@ -267,7 +266,7 @@ export class Outbox {
       } else {
         end = 1;
       }
-      this.#send(state, state.queue.splice(0, end).map((queued) => queued.item));
+      this.#send(state, state.queue.splice(0, end));
     }
     if (state.queue.length === 0 && state.inFlight.size < this.#maxInFlight) this.#wake(state, state.wakeAt);
   }
@@ -301,17 +300,14 @@ export class Outbox {
       now,
       until: now + this.#leaseMs,
       limit,
-      skip: new Set(this.#held.keys()),
+      skip: new Set([...this.#holdings].map((holding) => holding.item.entry.id)),
     }).then(({ taken, nextCheckAt }) => {
       state.taking = null;
       if (this.#closed || this.#channels.get(state.name) !== state) {
         this.#options.store.release(taken.map((item) => item.lease), this.owner).catch(() => {});
         return;
       }
-      for (const item of taken) {
-        this.#hold(item);
-        state.queue.push({ item, at: -Infinity }); // left over: no lingering
-      }
+      for (const item of taken) state.queue.push(this.#hold(item, -Infinity)); // left over: no lingering
       if (taken.length > 0) this.#log(`outbox: took ${taken.length} waiting entries of ${state.name}`);
       state.wakeAt = taken.length >= limit ? now : nextCheckAt ?? Infinity;
       this.#pump(state);
@@ -324,12 +320,12 @@ export class Outbox {
     return state.taking;
   }
 
-  #send(state: Channel, batch: LeasedEntry[]): void {
+  #send(state: Channel, batch: Holding[]): void {
     const abort = new AbortController();
-    const items = batch.reduce((sum, item) => sum + item.entry.count, 0);
+    const items = batch.reduce((sum, holding) => sum + holding.item.entry.count, 0);
     const work = (async () => {
       try {
-        await state.sender.deliver(batch, abort.signal);
+        await state.sender.deliver(batch.map((holding) => holding.item), abort.signal);
       } catch (error) {
         if (abort.signal.aborted) return; // stopping: the leases are released
         this.#options.onResult?.(state.name, false, items);
@@ -337,8 +333,11 @@ export class Outbox {
         return;
       }
       this.#options.onResult?.(state.name, true, items);
-      await this.#persist(state, () => this.#options.store.ack(this.#leasesOf(batch), this.owner));
-      for (const item of batch) this.#settle(state.name, item.entry.id);
+      await this.#persist(
+        state,
+        () => this.#options.store.ack(batch.map((holding) => holding.lease), this.owner),
+      );
+      for (const holding of batch) this.#settle(holding);
       this.#log(`outbox: delivered ${items} item(s) of ${batch.length} entries to ${state.name}`);
     })();
     state.inFlight.set(work, abort);
@@ -349,25 +348,26 @@ export class Outbox {
       });
   }
 
-  async #failed(state: Channel, batch: LeasedEntry[], failure: DeliveryFailure): Promise<void> {
+  async #failed(state: Channel, batch: Holding[], failure: DeliveryFailure): Promise<void> {
     const now = this.#options.clock.now();
-    for (const item of batch) {
+    for (const holding of batch) {
+      const item = holding.item;
       const decision = decideRetry(item.entry, failure, now, this.#options.retry);
-      const lease = () => this.#held.get(item.entry.id) ?? item.lease;
+      const lease = () => holding.lease;
       if ("dead" in decision) {
         await this.#persist(state, () => this.#options.store.bury(lease(), this.owner, decision.dead, now));
         this.#options.warn?.(
           `outbox: ${state.name} refused ${item.entry.count} item(s) (${item.entry.label}); ` +
             `kept as a dead letter (see dead_letters): ${decision.dead}`,
         );
-        this.#settle(state.name, item.entry.id);
+        this.#settle(holding);
       } else {
         await this.#persist(state, () => this.#options.store.reschedule(lease(), this.owner, decision.retry));
         this.#log(
           `outbox: delivery of ${item.entry.label} to ${state.name} failed (${failure.message}); ` +
             `again in ${decision.retry.nextAt - now} ms`,
         );
-        this.#settle(state.name, item.entry.id, true);
+        this.#settle(holding);
         state.wakeAt = Math.min(state.wakeAt, decision.retry.nextAt);
       }
     }
@@ -392,27 +392,25 @@ export class Outbox {
     }
   }
 
-  #leasesOf(batch: readonly LeasedEntry[]): Lease[] {
-    return batch.map((item) => this.#held.get(item.entry.id) ?? item.lease);
-  }
-
-  /** Extends every lease held; a lease found lost (taken over) is dropped from the queue. */
+  /** Extends every lease held; a copy whose lease was lost (taken over) is dropped from the queue. */
   #renew(): void {
-    if (this.#held.size === 0) return;
-    const leases = [...this.#held.values()];
+    const holdings = [...this.#holdings];
+    if (holdings.length === 0) return;
     const until = this.#options.clock.now() + this.#leaseMs;
-    this.#options.store.renew(leases, this.owner, until).then((renewed) => {
-      const kept = new Set<string>();
-      for (const lease of renewed) {
-        if (this.#held.has(lease.id)) this.#held.set(lease.id, lease);
-        kept.add(lease.id);
-      }
-      for (const lease of leases) {
-        if (kept.has(lease.id) || this.#held.get(lease.id) !== lease) continue;
-        const state = this.#channels.get(lease.channel);
-        if (state) state.queue = state.queue.filter((queued) => queued.item.entry.id !== lease.id);
-        this.#held.delete(lease.id);
-      }
+    this.#options.store.renew(holdings.map((holding) => holding.lease), this.owner, until).then((renewed) => {
+      holdings.forEach((holding, index) => {
+        const next = renewed[index];
+        if (next) {
+          holding.lease = next;
+          return;
+        }
+        if (!this.#holdings.has(holding)) return; // done meanwhile
+        const state = this.#channels.get(holding.item.entry.channel);
+        if (state?.queue.includes(holding)) {
+          state.queue = state.queue.filter((queued) => queued !== holding);
+          this.#settle(holding);
+        }
+      });
     }, (error) => this.#log(`outbox: could not renew leases: ${describe(error)}`));
   }
 

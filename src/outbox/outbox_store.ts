@@ -110,10 +110,10 @@ export interface DeadLetterRecord {
  * - **Atomic.** Each call's changes (entry, payload parts, key index, counters) land together or not at all.
  * - **Counters follow the entries**: `pending` changes exactly when an entry appears, is delivered or dies.
  * - **A lease is taken once.** Two processes calling {@link take} at the same time never both get an entry.
- * - **Conditional on the token.** {@link renew}, {@link ack}, {@link reschedule}, {@link bury} act only on an
- *   entry whose token is still the lease's; otherwise the entry was replaced by a newer copy or taken over,
- *   and the call leaves it alone (except: `ack`/`reschedule`/`bury` of a replaced entry release this
- *   owner's lease on the new copy, so it is sent).
+ * - **Conditional on the token.** {@link renew}, {@link ack}, {@link reschedule}, {@link bury},
+ *   {@link release} act only on an entry whose token is still the lease's and whose owner is the caller;
+ *   otherwise the entry was replaced by a newer copy (which its putter holds and sends) or taken over, and
+ *   the call leaves it alone.
  */
 export interface OutboxStore {
   /**
@@ -131,8 +131,11 @@ export interface OutboxStore {
     channel: string,
     options: { owner: string; now: number; until: number; limit: number; skip: ReadonlySet<string> },
   ): Promise<{ taken: LeasedEntry[]; nextCheckAt: number | null }>;
-  /** Extends leases still held (token unchanged) to `until`; returns the renewed leases (new tokens). */
-  renew(leases: readonly Lease[], owner: string, until: number): Promise<Lease[]>;
+  /**
+   * Extends leases still held (token unchanged, owner the caller) to `until`. Answers one element per lease,
+   * in order: the renewed lease (new token), or null where the lease was lost.
+   */
+  renew(leases: readonly Lease[], owner: string, until: number): Promise<(Lease | null)[]>;
   /** Removes delivered entries and counts them delivered. */
   ack(leases: readonly Lease[], owner: string): Promise<void>;
   /** Records a failed attempt and frees the entry (any process may take it once due). */
