@@ -161,15 +161,15 @@ Deno.test("the periodic rescan takes over released entries without a flush", asy
       await up.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
       await down.send("store_data", store(jobItems(6, "down")).content);
       await down.close(0);
+      // Positive signal first (nothing pending in the store), then count.
       const deadline = Date.now() + 3000;
-      while (server.items("job", "boss").length < 6 && Date.now() < deadline) {
+      let status = await up.send("ingest_status") as { content: { pending: number } };
+      while (status.content.pending > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
+        status = await up.send("ingest_status") as { content: { pending: number } };
       }
+      assert.deepEqual(status, { type: "ok", content: { delivered: 6, pending: 0, dead: 0 } });
       assert.deepEqual(sorted(server.items("job", "boss")), sorted(jobItems(6, "down")));
-      assert.deepEqual(await up.send("ingest_status"), {
-        type: "ok",
-        content: { delivered: 6, pending: 0, dead: 0 },
-      });
     } finally {
       await server.close();
     }

@@ -10,7 +10,9 @@
  * | `["outbox","count",channel,"pending"\|"dead"\|"delivered"]` | `Deno.KvU64` item counters |
  * | `["outbox","error",channel]` | the channel's last failure |
  *
- * A lease's token is the entry's versionstamp; conditional calls check it in the same atomic operation.
+ * A lease's token is the entry's versionstamp (with the row facts an ack needs: parts, items, index key), so
+ * an ack is one checked atomic operation without a read; other conditional calls read the row and check
+ * its versionstamp in the same atomic operation.
  * New entries without a key go through the shared {@link CommitBatcher} (pipelined lines share commits);
  * keyed puts, leases and acks are checked atomic operations of their own.
  *
@@ -124,7 +126,7 @@ export class KvOutboxStore implements OutboxStore {
       }
       const token = await this.#batcher.writeStamped(mutations);
       for (const [entry, id, row] of made) {
-        leased.set(entry, leasedOf(entry.channel, id, row, token, entry.payload));
+        leased.set(entry, leasedOf(entry.channel, id, row, tokenOf(token, row), entry.payload));
       }
     }
     await Promise.all(
@@ -149,7 +151,7 @@ export class KvOutboxStore implements OutboxStore {
       atomic.mutate(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
       if (index.value === null) atomic.set(indexKey, id);
       const result = await retryLocked(() => atomic.commit());
-      if (result.ok) return leasedOf(entry.channel, id, row, result.versionstamp, entry.payload);
+      if (result.ok) return leasedOf(entry.channel, id, row, tokenOf(result.versionstamp, row), entry.payload);
       index = await this.#kv.get<string>(indexKey);
     }
   }
@@ -180,7 +182,8 @@ export class KvOutboxStore implements OutboxStore {
     const taken = await Promise.all(chosen.map(async (row) => {
       const id = String(row.key[3]);
       const value = { ...row.value, o: owner, u: until };
-      return leasedOf(channel, id, value, result.versionstamp, await this.#payload(channel, id, value.p));
+      const token = tokenOf(result.versionstamp, value);
+      return leasedOf(channel, id, value, token, await this.#payload(channel, id, value.p));
     }));
     return { taken, nextCheckAt };
   }
@@ -204,12 +207,32 @@ export class KvOutboxStore implements OutboxStore {
     const renewed = new Map<Lease, Lease>();
     await this.#conditional(leases, owner, (atomic, lease, row) => {
       atomic.set(entryKey(lease.channel, lease.id), { ...row, u: until });
-      return (versionstamp) => renewed.set(lease, { ...lease, token: versionstamp });
+      return (versionstamp) => renewed.set(lease, { ...lease, token: tokenOf(versionstamp, row) });
     });
     return leases.map((lease) => renewed.get(lease) ?? null);
   }
 
   async ack(leases: readonly Lease[], owner: string): Promise<void> {
+    // Without a read: the token carries what the removal needs, the check guards it.
+    for (let start = 0; start < leases.length; start += PER_ATOMIC) {
+      const group = leases.slice(start, start + PER_ATOMIC);
+      const atomic = this.#kv.atomic();
+      const items = new Map<string, number>();
+      for (const lease of group) {
+        const facts = factsOf(lease.token);
+        atomic.check({ key: entryKey(lease.channel, lease.id), versionstamp: facts.versionstamp });
+        atomic.mutate(...removeMutations(lease, facts));
+        items.set(lease.channel, (items.get(lease.channel) ?? 0) + facts.n);
+      }
+      for (const [channel, count] of items) {
+        atomic.mutate(add(channel, "pending", -count), add(channel, "delivered", count));
+      }
+      const result = await retryLocked(() => atomic.commit());
+      if (!result.ok) await this.#ackRead(group, owner); // some were replaced or taken over
+    }
+  }
+
+  async #ackRead(leases: readonly Lease[], owner: string): Promise<void> {
     await this.#conditional(leases, owner, (atomic, lease, row) => {
       atomic.mutate(...removeMutations(lease, row));
       atomic.mutate(add(lease.channel, "pending", -row.n), add(lease.channel, "delivered", row.n));
@@ -273,7 +296,7 @@ export class KvOutboxStore implements OutboxStore {
         group.forEach((lease, index) => {
           const row = rows[index];
           if (row.value === null) return; // gone: delivered or buried by whoever took it over
-          if (row.versionstamp !== lease.token || row.value.o !== owner) return; // replaced or taken over
+          if (row.versionstamp !== stampOf(lease.token) || row.value.o !== owner) return; // replaced or taken over
           atomic.check(row);
           const after = change(atomic, lease, row.value);
           if (after) done.push(after);
@@ -358,7 +381,7 @@ function entryMutations(channel: string, id: string, row: Row, payload: Uint8Arr
   return mutations;
 }
 
-function removeMutations(lease: Lease, row: Row, keepParts = false): Deno.KvMutation[] {
+function removeMutations(lease: Lease, row: Pick<Row, "p" | "x">, keepParts = false): Deno.KvMutation[] {
   const mutations: Deno.KvMutation[] = [{ type: "delete", key: entryKey(lease.channel, lease.id) }];
   if (!keepParts) {
     for (let index = 0; index < row.p; index++) {
@@ -367,6 +390,21 @@ function removeMutations(lease: Lease, row: Row, keepParts = false): Deno.KvMuta
   }
   if (row.x !== null) mutations.push({ type: "delete", key: [ROOT, "key", lease.channel, row.x] });
   return mutations;
+}
+
+/** A lease token: the versionstamp, then the parts, items and index key of the row it was written with. */
+function tokenOf(versionstamp: string, row: Row): string {
+  return `${versionstamp}/${row.p}/${row.n}/${row.x ?? ""}`;
+}
+
+function stampOf(token: string): string {
+  return token.slice(0, token.indexOf("/"));
+}
+
+function factsOf(token: string): { versionstamp: string; p: number; n: number; x: string | null } {
+  const [versionstamp, p, n] = token.split("/", 3);
+  const x = token.slice(versionstamp.length + p.length + n.length + 3);
+  return { versionstamp, p: Number(p), n: Number(n), x: x === "" ? null : x };
 }
 
 function leasedOf(channel: string, id: string, row: Row, token: string, payload: Uint8Array): LeasedEntry {

@@ -77,6 +77,7 @@ export class Outbox {
   #urgent = 0;
   #renewal: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  #acks: { leases: Lease[]; done: PromiseWithResolvers<void> }[] = [];
 
   /** Creates the engine; nothing is sent until a channel is {@link serve}d. */
   constructor(options: OutboxOptions) {
@@ -371,6 +372,23 @@ export class Outbox {
         state.wakeAt = Math.min(state.wakeAt, decision.retry.nextAt);
       }
     }
+  }
+
+  /** Acks delivered leases; acks of deliveries that end in the same turn share one store write. */
+  #ack(leases: Lease[]): Promise<void> {
+    const done = Promise.withResolvers<void>();
+    this.#acks.push({ leases, done });
+    if (this.#acks.length === 1) {
+      setTimeout(() => {
+        const acks = this.#acks;
+        this.#acks = [];
+        this.#options.store.ack(acks.flatMap((ack) => ack.leases), this.owner).then(
+          () => acks.forEach((ack) => ack.done.resolve()),
+          (error) => acks.forEach((ack) => ack.done.reject(error)),
+        );
+      }, 0);
+    }
+    return done.promise;
   }
 
   /** Runs a store write until it succeeds, with the same backoff as deliveries (the lease is renewed meanwhile). */
