@@ -181,7 +181,7 @@ export class IngestService {
 
   async #store(request: StoreRequest, texts: string[], ids: (string | null)[] | null): Promise<StoreResult> {
     const stream = { dataType: request.dataType, platform: request.platform };
-    const { outbox, store, dedupe } = await this.#start();
+    const { outbox, dedupe } = await this.#start();
     const decision = ids === null ? null : await dedupe.decide(stream, request.dedupeKey!, ids);
     try {
       const accepted = decision === null ? texts : texts.filter((_, index) => decision.accepted[index]);
@@ -194,9 +194,8 @@ export class IngestService {
         count: row.count,
         payload: row.data,
       }));
-      await outbox.enqueue(entries);
-      // After the items: an id is never marked without its item.
-      if (decision !== null) await store.batcher.write(decision.marks);
+      // The marks commit with the items, after them: an id is never marked without its item.
+      await outbox.enqueue(entries, decision?.marks);
       decision?.settle(true);
       return { queued: accepted.length, skipped: texts.length - accepted.length };
     } catch (error) {

@@ -110,11 +110,13 @@ export class KvOutboxStore implements OutboxStore {
     owner: string,
     until: number,
     now: number,
+    alsoCommit?: unknown,
   ): Promise<LeasedEntry[]> {
     const plain = entries.filter((entry) => entry.key === null);
+    const extra = Array.isArray(alsoCommit) ? alsoCommit as Deno.KvMutation[] : [];
     const keyed = entries.filter((entry) => entry.key !== null);
     const leased = new Map<NewOutboxEntry, LeasedEntry>();
-    if (plain.length > 0) {
+    if (plain.length > 0 || extra.length > 0) {
       const mutations: Deno.KvMutation[] = [];
       const made: [NewOutboxEntry, string, Row][] = [];
       for (const entry of plain) {
@@ -124,6 +126,7 @@ export class KvOutboxStore implements OutboxStore {
         mutations.push(add(entry.channel, "pending", entry.count));
         made.push([entry, id, row]);
       }
+      mutations.push(...extra); // last: when a write is too big for one commit, these land after the entries
       const token = await this.#batcher.writeStamped(mutations);
       for (const [entry, id, row] of made) {
         leased.set(entry, leasedOf(entry.channel, id, row, tokenOf(token, row), entry.payload));

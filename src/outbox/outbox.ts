@@ -129,15 +129,16 @@ export class Outbox {
 
   /**
    * Commits entries (leased to this process when their channel is served, else free for whoever serves
-   * it) and starts sending them; resolves once they are durable.
+   * it) and starts sending them; resolves once they are durable. `alsoCommit` goes to
+   * {@link OutboxStore.put} with the entries (store-specific writes that must land with them).
    */
-  async enqueue(entries: readonly NewOutboxEntry[]): Promise<void> {
-    if (entries.length === 0) return;
+  async enqueue(entries: readonly NewOutboxEntry[], alsoCommit?: unknown): Promise<void> {
+    if (entries.length === 0 && alsoCommit === undefined) return;
     const now = this.#options.clock.now();
     const served = entries.filter((entry) => this.#channels.has(entry.channel));
     const others = entries.filter((entry) => !this.#channels.has(entry.channel));
     const [leased] = await Promise.all([
-      this.#options.store.put(served, this.owner, now + this.#leaseMs, now),
+      this.#options.store.put(served, this.owner, now + this.#leaseMs, now, alsoCommit),
       others.length > 0 ? this.#options.store.put(others, "", 0, now) : Promise.resolve([]),
     ]);
     for (const item of leased) {

@@ -120,8 +120,17 @@ export interface OutboxStore {
    * Adds entries, leased to `owner` until `until` (the putting process sends them at once). An entry with a
    * `key` that is already waiting in its channel replaces it: same id, new payload, attempts and schedule
    * reset, `createdAt = now`, leased to `owner`, pending counted once. Resolves once durable.
+   *
+   * `alsoCommit`: writes of this store's own kind (for Deno.Kv an array of `Deno.KvMutation`: the ingest
+   * dedupe marks) that must land with the entries, never before them. Only given with entries without a key.
    */
-  put(entries: readonly NewOutboxEntry[], owner: string, until: number, now: number): Promise<LeasedEntry[]>;
+  put(
+    entries: readonly NewOutboxEntry[],
+    owner: string,
+    until: number,
+    now: number,
+    alsoCommit?: unknown,
+  ): Promise<LeasedEntry[]>;
   /**
    * Leases up to `limit` entries of `channel` that are due (`nextAt <= now`) and free (no owner, or the
    * lease lapsed: `until <= now`), oldest first, skipping ids in `skip`, to `owner` until `until`.
