@@ -154,7 +154,9 @@ export class KvOutboxStore implements OutboxStore {
       atomic.mutate(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
       if (index.value === null) atomic.set(indexKey, id);
       const result = await retryLocked(() => atomic.commit());
-      if (result.ok) return leasedOf(entry.channel, id, row, tokenOf(result.versionstamp, row), entry.payload);
+      if (result.ok) {
+        return leasedOf(entry.channel, id, row, tokenOf(result.versionstamp, row), entry.payload);
+      }
       index = await this.#kv.get<string>(indexKey);
     }
   }
