@@ -285,3 +285,46 @@ Deno.test("a failed store write (a dead letter that cannot be written) is retrie
     await box.close(Date.now());
   });
 });
+
+Deno.test("a living process renews its leases: a delivery slower than the lease is not taken over", async () => {
+  await withStore(async (_, open) => {
+    const a = outbox(await open(), { leaseMs: 150 });
+    const b = outbox(await open(), { leaseMs: 150 });
+    const slowA = new FakeSender();
+    slowA.latencyMs = 600; // four lease lengths
+    const senderB = new FakeSender();
+    a.serve(CHANNEL, slowA);
+    b.serve(CHANNEL, senderB);
+    await a.enqueue([copy("slow-1")]);
+    await drained(a);
+    assert.deepEqual(slowA.delivered, ["slow-1"]);
+    await drained(b);
+    assert.deepEqual(senderB.delivered, [], "B never took the entry A was still sending");
+    await Promise.all([a.close(Date.now()), b.close(Date.now())]);
+  });
+});
+
+Deno.test("metrics show pending and dead per server and stream", async () => {
+  const { ClientMetrics } = await import("../src/health/client_metrics.ts");
+  const metrics = new ClientMetrics();
+  metrics.setOutboxCounts(() =>
+    Promise.resolve([
+      { kind: "cv" as const, target: "https://mirror.example", pending: 3, dead: 1 },
+      { kind: "ingest" as const, target: "job/boss", pending: 200, dead: 0 },
+    ])
+  );
+  const text = await metrics.render();
+  assert.match(
+    text,
+    /rtcv_scraper_client_outbox_items\{kind="cv",target="https:\/\/mirror.example",state="pending"\} 3/,
+  );
+  assert.match(
+    text,
+    /rtcv_scraper_client_outbox_items\{kind="cv",target="https:\/\/mirror.example",state="dead"\} 1/,
+  );
+  assert.match(
+    text,
+    /rtcv_scraper_client_outbox_items\{kind="ingest",target="job\/boss",state="pending"\} 200/,
+  );
+  assert.match(text, /rtcv_scraper_client_outbox_size 203/);
+});

@@ -270,3 +270,18 @@ async function startLiveClientNoReady(dir: LiveDir, env: Record<string, string>)
   const { spawnClient } = await import("./helpers/spawn_client.ts");
   return spawnClient({ cwd: dir.path, env: { RTCV_SCRAPER_CLIENT_KV: dir.kv, ...env } });
 }
+
+Deno.test("entries for servers this session does not name neither hold up the exit nor get lost", async () => {
+  await using primary = await startFakeRtcv();
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await leaveWaiting(dir, primary, mirror, ["other-1"]);
+  await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_DRAIN_MS: "5000" });
+  await ok(client, credentialsLine(primary)); // the mirror is not named
+  const status = await outboxStatus(client);
+  assert.equal(status.mirrors[new URL(mirror.url).origin].pending, 1);
+  const started = performance.now();
+  assert.equal((await client.finish()).status.code, 0);
+  assert.ok(performance.now() - started < 2500, "no drain wait for a server nobody serves");
+  assert.equal(received(mirror, "other-1"), 0);
+});

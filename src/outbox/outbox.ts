@@ -182,7 +182,7 @@ export class Outbox {
           // Entries in backoff, or held by other processes (or one that died), count until they are done.
           let others = 0;
           for (const [channel, counts] of await this.#options.store.status()) {
-            if (accepts(channel)) others += counts.pending;
+            if (accepts(channel) && this.#channels.has(channel)) others += counts.pending; // served here only
           }
           if (others === 0) return;
           await Promise.all(channels.map((state) => this.#take(state)));
