@@ -57,7 +57,7 @@ export interface ClientRuntime {
   /** The job-data ingestion sink (its commands are registered in the core). */
   readonly ingest: InstalledIngest;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
-  close(): Promise<void>;
+  close(deadline?: number): Promise<void>;
 }
 
 /** How {@link createRuntime} reaches the process. */
@@ -160,9 +160,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     debugLog,
     metrics,
     ingest,
-    close: async () => {
+    close: async (deadline = options.clock.now() + config.drainMs) => {
       // One shared deadline for every delivery (CV copies and job data, all servers at once).
-      await core.drainOutbox(options.clock.now() + config.drainMs);
+      await core.drainOutbox(deadline);
       await ingest.close(); // needs the store open
       await core.close();
       await debugLog.close();
@@ -196,6 +196,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   const writer = new AnswerWriter(options.stdout);
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
+  let stopDeadline: number | undefined;
   try {
     if (config.logInput) {
       inputLog = await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
@@ -224,16 +225,31 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     }
     writer.push(READY_ANSWER);
     writer.flush();
-    await serveLines(stdin, writer, {
+    const serving = serveLines(stdin, writer, {
       maxLineBytes: config.maxLineBytes,
       answer: (line) => core.registry.dispatch(line),
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
       stop: options.stop,
     });
+    // After a signal, answers still in flight (e.g. a set_credentials whose server hangs) get the drain
+    // time, the same deadline as the deliveries: the exit is bounded in every state.
+    await untilStopped(serving, options.stop);
+    if (options.stop?.aborted) {
+      stopDeadline = options.clock.now() + config.drainMs;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const answered = await Promise.race([
+        serving.then(() => true),
+        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), config.drainMs)),
+      ]);
+      clearTimeout(timer);
+      if (!answered) {
+        options.stderr("rtcv_scraper_client: stopping with commands still unanswered (drain time over)");
+      }
+    }
   } finally {
     await health?.close();
-    await runtime.close();
+    await runtime.close(stopDeadline);
     await inputLog?.close();
   }
   return 0;

@@ -285,3 +285,21 @@ Deno.test("entries for servers this session does not name neither hold up the ex
   assert.ok(performance.now() - started < 2500, "no drain wait for a server nobody serves");
   assert.equal(received(mirror, "other-1"), 0);
 });
+
+Deno.test("SIGTERM while a set_credentials waits for a hung server: exit within the drain time plus 1 s", async () => {
+  await using hung = await startFakeRtcv();
+  hung.hang = true;
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir, {
+    RTCV_SCRAPER_CLIENT_DRAIN_MS: "500",
+    RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "20000",
+  });
+  await client.send(credentialsLine(hung));
+  await waitFor(() => hung.requests.length > 0, 5000, "the health check is in flight");
+  const started = performance.now();
+  client.kill("SIGTERM");
+  const finished = await client.waitForExit();
+  assert.equal(finished.status.code, 0);
+  const ms = performance.now() - started;
+  assert.ok(ms < 1500, `exited after ${ms.toFixed(0)} ms`);
+});
