@@ -275,9 +275,11 @@ async function healthStatus(runtime: ClientRuntime) {
   };
 }
 
-/** Pending and dead outbox items per server and stream (none before the store is opened). */
+/**
+ * Pending and dead outbox items per server and stream: every entry in the store, also before credentials
+ * are set (read by the health server and /metrics; opens the store on first use).
+ */
 async function outboxCounts(core: Core): Promise<OutboxCount[]> {
-  if (!core.store.isOpen) return [];
   return readOutboxCounts((await core.outbox()).store);
 }
 

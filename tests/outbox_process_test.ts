@@ -303,3 +303,25 @@ Deno.test("SIGTERM while a set_credentials waits for a hung server: exit within 
   const ms = performance.now() - started;
   assert.ok(ms < 1500, `exited after ${ms.toFixed(0)} ms`);
 });
+
+Deno.test("the health JSON and /metrics count what waits in the store, before any credentials are set", async () => {
+  await using primary = await startFakeRtcv();
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await leaveWaiting(dir, primary, mirror, ["seen-1", "seen-2"]);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT: String(port) });
+  const origin = new URL(mirror.url).origin;
+  const health = await (await fetch(`http://127.0.0.1:${port}/`)).json();
+  assert.deepEqual(health.outbox_detail.mirrors[origin], { pending: 2, dead: 0 });
+  assert.equal(health.outbox, 2);
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  assert.ok(
+    metrics.includes(`rtcv_scraper_client_outbox_items{kind="cv",target="${origin}",state="pending"} 2`),
+    metrics,
+  );
+  assert.ok(!metrics.includes(primary.wireCredentials().api_key));
+  assert.equal((await client.finish()).status.code, 0);
+});

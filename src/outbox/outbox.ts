@@ -154,9 +154,11 @@ export class Outbox {
       state.queue = state.queue.filter((queued) => queued.item.entry.id !== item.entry.id);
       state.queue.push(this.#hold(item, now));
     }
-    for (const state of new Set(leased.map((item) => this.#channels.get(item.entry.channel)))) {
-      if (state) this.#pump(state);
-    }
+    // Sent in the next macrotask: the answer of the command that queued them goes out first.
+    const states = new Set(leased.map((item) => this.#channels.get(item.entry.channel)));
+    setTimeout(() => {
+      for (const state of states) if (state) this.#pump(state);
+    }, 0);
   }
 
   /**
