@@ -55,6 +55,36 @@ export function cvCopies(mirrors: readonly string[], cv: Record<string, unknown>
   }));
 }
 
+/**
+ * The copies of a CV list (`send_cvs_list`, route `allCVs`, body `{"cvs": [...]}`) for `mirrors`, keyed by
+ * the list's text (the store keeps a digest of a long key): the same list sent again while its copy waits
+ * replaces the waiting copy. The `allCVs` sender is added to {@link CV_ROUTES} with the API client's method.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { cvListCopies } from "./cv_channel.ts";
+ * const [copy] = cvListCopies(["https://mirror.example"], [{ referenceNumber: "a" }, { referenceNumber: "b" }]);
+ * assert.strictEqual(copy.route, "allCVs");
+ * assert.strictEqual(copy.label, "a list of 2 CVs");
+ * ```
+ */
+export function cvListCopies(
+  mirrors: readonly string[],
+  cvs: readonly Record<string, unknown>[],
+): NewOutboxEntry[] {
+  const text = JSON.stringify({ cvs });
+  const payload = encoder.encode(text);
+  return mirrors.map((channel) => ({
+    channel,
+    key: `allCVs:${text}`,
+    route: "allCVs",
+    label: `a list of ${cvs.length} CVs`,
+    count: 1,
+    payload,
+  }));
+}
+
 /** The sender of a server's channel: one entry per request, on the entry's route. */
 export function cvSender(client: RtcvApiClient): ChannelSender {
   return {

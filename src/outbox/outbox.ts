@@ -173,6 +173,7 @@ export class Outbox {
   ): Promise<void> {
     const signal = stop.signal;
     const end = () => Math.min(deadline, stop.until?.() ?? Infinity);
+    if (signal?.aborted || this.#options.clock.now() >= end()) return;
     this.#urgent++;
     try {
       // Entries others left (a released or lapsed lease) count too: look for them first.
