@@ -13,6 +13,9 @@ import type { Clock } from "../clock.ts";
 import type { Lease, LeasedEntry, NewOutboxEntry, OutboxStore } from "./outbox_store.ts";
 import { decideRetry, type DeliveryFailure, type RetrySettings } from "./retry_rules.ts";
 
+/** Payload bytes held in memory for sending; entries past it are read back from the store when sent. */
+const MAX_HELD_BYTES = 64 * 1024 * 1024;
+
 /** How a channel's entries are delivered (an adapter: CVs to a server, job data to the ingest API). */
 export interface ChannelSender {
   /** Sends the entries as one request; rejects on failure (`signal` aborts it at exit). */
@@ -77,6 +80,7 @@ export class Outbox {
   #urgent = 0;
   #renewal: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  #heldBytes = 0;
   #acks: { leases: Lease[]; done: PromiseWithResolvers<void> }[] = [];
 
   /** Creates the engine; nothing is sent until a channel is {@link serve}d. */
@@ -135,8 +139,12 @@ export class Outbox {
   async enqueue(entries: readonly NewOutboxEntry[], alsoCommit?: unknown): Promise<void> {
     if (entries.length === 0 && alsoCommit === undefined) return;
     const now = this.#options.clock.now();
-    const served = entries.filter((entry) => this.#channels.has(entry.channel));
-    const others = entries.filter((entry) => !this.#channels.has(entry.channel));
+    // Held in memory up to a budget; past it, entries wait in the store and are taken when there is room.
+    let room = MAX_HELD_BYTES - this.#heldBytes;
+    const held = (entry: NewOutboxEntry) =>
+      this.#channels.has(entry.channel) && (room -= entry.payload.byteLength) >= 0;
+    const served = entries.filter(held);
+    const others = entries.filter((entry) => !served.includes(entry));
     const [leased] = await Promise.all([
       this.#options.store.put(served, this.owner, now + this.#leaseMs, now, alsoCommit),
       others.length > 0 ? this.#options.store.put(others, "", 0, now) : Promise.resolve([]),
@@ -149,7 +157,7 @@ export class Outbox {
       }
       // The same key queued here: the newer copy replaces it (one in flight ends with a stale lease).
       for (const queued of state.queue) {
-        if (queued.item.entry.id === item.entry.id) this.#holdings.delete(queued);
+        if (queued.item.entry.id === item.entry.id) this.#drop(queued);
       }
       state.queue = state.queue.filter((queued) => queued.item.entry.id !== item.entry.id);
       state.queue.push(this.#hold(item, now));
@@ -228,7 +236,7 @@ export class Outbox {
     }
     await Promise.allSettled([...state.inFlight.keys()]);
     const holdings = [...this.#holdings].filter((holding) => holding.item.entry.channel === state.name);
-    for (const holding of holdings) this.#holdings.delete(holding);
+    for (const holding of holdings) this.#drop(holding);
     const leases = holdings.map((holding) => holding.lease);
     state.queue = [];
     await this.#options.store.release(leases, this.owner).catch((error) =>
@@ -239,12 +247,17 @@ export class Outbox {
   #hold(item: LeasedEntry, at: number): Holding {
     const holding: Holding = { item, lease: item.lease, at };
     this.#holdings.add(holding);
+    this.#heldBytes += item.payload.byteLength;
     return holding;
+  }
+
+  #drop(holding: Holding): void {
+    if (this.#holdings.delete(holding)) this.#heldBytes -= holding.item.payload.byteLength;
   }
 
   /** The copy is done here (delivered, dead, rescheduled, or no longer ours): wake flushes. */
   #settle(holding: Holding): void {
-    this.#holdings.delete(holding);
+    this.#drop(holding);
     const wake = this.#changed;
     this.#changed = [];
     for (const finish of wake) finish();
