@@ -172,7 +172,8 @@ Deno.test("kill -9 at a random moment: after a restart every CV arrives, repeats
   await using dir = await liveDir();
   const references = Array.from({ length: 60 }, (_, i) => `crash-${i}`);
   {
-    const client = await startLiveClient(dir);
+    // A short lease: what the killed process held is taken over after a second.
+    const client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS: "1000" });
     try {
       await ok(client, credentialsLine(primary, [mirror]));
       mirror.failNext(Infinity, 503, { error: "down" }, { route: SCAN_CV });

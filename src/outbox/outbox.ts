@@ -162,11 +162,9 @@ export class Outbox {
       state.queue = state.queue.filter((queued) => queued.item.entry.id !== item.entry.id);
       state.queue.push(this.#hold(item, now));
     }
-    // Sent in the next macrotask: the answer of the command that queued them goes out first.
-    const states = new Set(leased.map((item) => this.#channels.get(item.entry.channel)));
-    setTimeout(() => {
-      for (const state of states) if (state) this.#pump(state);
-    }, 0);
+    for (const state of new Set(leased.map((item) => this.#channels.get(item.entry.channel)))) {
+      if (state) this.#pump(state);
+    }
   }
 
   /**
@@ -231,6 +229,7 @@ export class Outbox {
   async #stopChannel(state: Channel): Promise<void> {
     clearTimeout(state.timer);
     state.timer = undefined;
+    await state.taking; // a take in progress frees what it got
     for (const abort of state.inFlight.values()) {
       abort.abort(new DOMException("the client is closing", "AbortError"));
     }
@@ -322,13 +321,14 @@ export class Outbox {
     }).then(({ taken, nextCheckAt }) => {
       state.taking = null;
       if (this.#closed || this.#channels.get(state.name) !== state) {
-        this.#options.store.release(taken.map((item) => item.lease), this.owner).catch(() => {});
-        return;
+        // Stopped meanwhile: free them now (the stop waits for this, before the store closes).
+        return this.#options.store.release(taken.map((item) => item.lease), this.owner).catch(() => {});
       }
       for (const item of taken) state.queue.push(this.#hold(item, -Infinity)); // left over: no lingering
       if (taken.length > 0) this.#log(`outbox: took ${taken.length} waiting entries of ${state.name}`);
       state.wakeAt = taken.length >= limit ? now : nextCheckAt ?? Infinity;
       this.#pump(state);
+      return Promise.resolve();
     }, (error) => {
       state.taking = null;
       this.#log(`outbox: could not read the entries of ${state.name}: ${describe(error)}`);
