@@ -108,6 +108,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
         outboxRetryMs: config.outboxRetryMs,
         drainBudgetMs: config.drainMs,
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
+        warn,
+        keyPair: config.keyPair,
       }),
   });
   core.registry.observe(metrics.commandObserver());
@@ -240,7 +242,9 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
       secrets.users = config.mockUsers;
       if (config.mockUsers.length > 0) secrets.user = config.mockUsers[0];
     }
-    await core.session.replaceBackend(await core.createMock({ ...secrets, ...config.mockSecrets }));
+    await core.session.replaceBackend(
+      await core.createMock({ ...secrets, ...config.mockSecrets }, config.mockUsers ?? []),
+    );
   }
   return null;
 }

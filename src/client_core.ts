@@ -8,7 +8,7 @@ import { cvCommands } from "./commands/cv_commands.ts";
 import { CommandRegistry } from "./commands/registry.ts";
 import { secretCommands } from "./commands/secret_commands.ts";
 import { liveModeUnavailable, type ServerCredentials, sessionCommands } from "./commands/session_commands.ts";
-import type { RtcvBackend } from "./session/backend.ts";
+import type { LoginUser, RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
 
@@ -71,7 +71,7 @@ export class ClientCore {
       .registerAll(sessionCommands({
         session: this.session,
         connectLive: (servers) => this.connectLive(servers),
-        createMock: (secrets) => this.createMock(secrets),
+        createMock: (secrets, loginUsers) => this.createMock(secrets, loginUsers),
       }))
       .registerAll(cacheCommands(this.session))
       .registerAll(cvCommands(this.session))
@@ -84,14 +84,14 @@ export class ClientCore {
   }
 
   /** Builds the mock backend; its in-memory cache lives as long as the process. */
-  async createMock(secrets: Record<string, unknown>): Promise<RtcvBackend> {
+  async createMock(secrets: Record<string, unknown>, loginUsers: LoginUser[] = []): Promise<RtcvBackend> {
     if (this.#mockCache === null) {
       this.#mockCache = Deno.openKv(":memory:").then((kv) => {
         this.#mockKv = kv;
         return new ReferenceCache(kv, this.clock, { onLookup: this.#onCacheLookup });
       });
     }
-    return new MockBackend(await this.#mockCache, secrets);
+    return new MockBackend(await this.#mockCache, secrets, loginUsers);
   }
 
   /** Finishes background work, waits for every write, and closes the stores; later calls wait for the first. */

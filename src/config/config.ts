@@ -33,6 +33,10 @@ export const DEFAULT_HEALTH_CHECK_HOST = "127.0.0.1";
 export const DEFAULT_OUTBOX_RETRY_MS = 1000;
 /** Default time exit waits for mirror and ingest deliveries. */
 export const DEFAULT_DRAIN_MS = 5000;
+/** The login-users public key (base64 of 32 bytes). */
+export const PUBLIC_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PUBLIC_KEY";
+/** The login-users private key (base64 of 32 bytes; a secret). */
+export const PRIVATE_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PRIVATE_KEY";
 /** Default longest accepted input line, in bytes (16 MiB). */
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
@@ -58,6 +62,12 @@ export interface ClientConfig {
   mockUsers: { username: string; password: string }[] | null;
   /** Mock secrets by key; they win over `mockUsers`. */
   mockSecrets: Record<string, unknown>;
+  /**
+   * The login-users key pair (base64 of 32 bytes each) from `RTCV_SCRAPER_CLIENT_PUBLIC_KEY` /
+   * `RTCV_SCRAPER_CLIENT_PRIVATE_KEY` or the document's `public_key` / `private_key`, or `null`. `source`
+   * names where it came from. `privateKey` is a secret. Checked when credentials are set.
+   */
+  keyPair: { publicKey: string; privateKey: string; source: string } | null;
   /** The job-data ingestion server, or `null`. `token` is a secret. */
   ingest: { baseUrl: string; token: string } | null;
   /** Per-attempt request timeout (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`), default 20000. */
@@ -144,6 +154,8 @@ const documentSchema = z.object({
   mock_mode: z.boolean().nullish(),
   mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
   mock_secrets: z.record(z.string(), z.unknown()).nullish(),
+  public_key: nonEmptyString.nullish(),
+  private_key: nonEmptyString.nullish(),
   ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
   timeout_ms: z.number().int().min(1).nullish(),
   kv: nonEmptyString.nullish(),
@@ -356,6 +368,29 @@ function envFlag(env: EnvReader, name: string): boolean | undefined {
   return ["true", "1", "t"].includes(raw.trim().toLowerCase());
 }
 
+/** The key pair: both environment variables, else both document fields; one without the other is an error. */
+function readKeyPair(env: EnvReader, doc: ConfigDocument): ClientConfig["keyPair"] {
+  const publicKey = nonEmpty(env.get(PUBLIC_KEY_ENV_VAR));
+  const privateKey = nonEmpty(env.get(PRIVATE_KEY_ENV_VAR));
+  if (publicKey !== undefined || privateKey !== undefined) {
+    if (publicKey === undefined) {
+      throw new ConfigError(PUBLIC_KEY_ENV_VAR, "", `must be set with ${PRIVATE_KEY_ENV_VAR}`);
+    }
+    if (privateKey === undefined) {
+      throw new ConfigError(PRIVATE_KEY_ENV_VAR, "", `must be set with ${PUBLIC_KEY_ENV_VAR}`);
+    }
+    return { publicKey, privateKey, source: `${PUBLIC_KEY_ENV_VAR} / ${PRIVATE_KEY_ENV_VAR}` };
+  }
+  const docPublic = doc.public_key ?? undefined;
+  const docPrivate = doc.private_key ?? undefined;
+  if (docPublic === undefined && docPrivate === undefined) return null;
+  if (docPublic === undefined || docPrivate === undefined) {
+    const missing = docPublic === undefined ? "public_key" : "private_key";
+    throw new ConfigError("configuration", missing, "is missing: public_key and private_key go together");
+  }
+  return { publicKey: docPublic, privateKey: docPrivate, source: "the config's public_key / private_key" };
+}
+
 function toServer(s: z.infer<typeof serverSchema>): ServerConfig {
   return { serverLocation: s.server_location, apiKeyId: s.api_key_id, apiKey: s.api_key };
 }
@@ -437,7 +472,10 @@ export async function loadConfig(
     "a positive integer number of bytes",
   );
 
+  const keyPair = readKeyPair(env, doc);
+
   return {
+    keyPair,
     primaryServer: doc.primary_server ? toServer(doc.primary_server) : null,
     alternativeServers: (doc.alternative_servers ?? []).map(toServer),
     mockMode: doc.mock_mode ?? false,

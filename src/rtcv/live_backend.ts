@@ -1,9 +1,18 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { DurableQueue } from "../outbox/durable_queue.ts";
-import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
+import {
+  type Cv,
+  type LoginUser,
+  NoKeyPairError,
+  NoSecretsRouteError,
+  type RtcvBackend,
+  type SecretSource,
+} from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
+import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
 import type { MirrorDelivery } from "./mirror_delivery.ts";
+import { encodeOutboxPayload, type OutboxDelivery } from "./outbox_route.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
@@ -17,6 +26,12 @@ export interface LiveBackendParts {
   readonly drainBudgetMs: number;
   /** Told about each primary scanCV outcome (metrics). */
   readonly onPrimaryResult?: (ok: boolean) => void;
+  /** The login-users key pair, or null when none is set. */
+  readonly keyPair?: LoginKeyPair | null;
+  /** What `set_credentials` found out about the primary's scraperUsers route. */
+  readonly loginUsersRoute?: LoginUsersRoute;
+  /** Warnings for a person (a login user left out). */
+  readonly warn?: (message: string) => void;
 }
 
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
@@ -53,21 +68,40 @@ export class LiveBackend implements RtcvBackend {
 
   /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    const { primary, mirrors, outbox } = this.#parts;
-    let queued: Promise<void> = Promise.resolve();
-    if (mirrors.length > 0) {
-      const payload = JSON.stringify(cv);
-      const { entries, committed } = outbox.put(
-        mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
-      );
-      queued = committed;
-      mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], cv, committed));
-    }
-    const answer = primary.scanCv(cv).then(
-      (matched) => {
+    const [matched] = await Promise.all([
+      this.#countPrimary(this.#parts.primary.scanCv(cv)),
+      this.#queueForMirrors({ route: "scanCV", cv }),
+    ]);
+    return matched;
+  }
+
+  /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
+  async sendCvsList(cvs: readonly Cv[]): Promise<void> {
+    await Promise.all([
+      this.#countPrimary(this.#parts.primary.scanCvList(cvs)),
+      this.#queueForMirrors({ route: "allCVs", cvs }),
+    ]);
+  }
+
+  /** Puts a copy for every mirror in the outbox and starts sending it; settles once committed. */
+  #queueForMirrors(delivery: OutboxDelivery): Promise<void> {
+    const { mirrors, outbox } = this.#parts;
+    if (mirrors.length === 0) return Promise.resolve();
+    const payload = encodeOutboxPayload(delivery);
+    const { entries, committed } = outbox.put(
+      mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
+    );
+    mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], delivery, committed));
+    return committed;
+  }
+
+  /** Follows the primary's outcome (failing state, metrics) and words its failure as the command's error. */
+  #countPrimary<T>(request: Promise<T>): Promise<T> {
+    return request.then(
+      (value) => {
         this.#primaryFailuresInARow = 0;
         this.#parts.onPrimaryResult?.(true);
-        return matched;
+        return value;
       },
       (error) => {
         this.#primaryFailuresInARow++;
@@ -75,8 +109,21 @@ export class LiveBackend implements RtcvBackend {
         throw asCommandError("primary", error);
       },
     );
-    const [matched] = await Promise.all([answer, queued]);
-    return matched;
+  }
+
+  /** The primary's login users with their passwords opened; needs a key pair. */
+  async getLoginUsers(): Promise<LoginUser[]> {
+    const { primary, keyPair } = this.#parts;
+    if (this.#parts.loginUsersRoute === "missing") {
+      throw new CommandError(
+        `primary ${primary.origin} has no login-users route (scraperUsers): it is an older RT-CV server; ` +
+          "use get_users_secret / get_user_secret there",
+      );
+    }
+    if (!keyPair) {
+      throw new NoKeyPairError(`login users need the scraper's key pair: ${KEY_PAIR_HINT}`);
+    }
+    return await readLoginUsers(primary, keyPair, this.#parts.warn ?? (() => {}));
   }
 
   /** Why the primary counts as failing (3 or more failed sends in a row), or null while it works. */
@@ -91,11 +138,18 @@ export class LiveBackend implements RtcvBackend {
     return this.#parts.outbox.size();
   }
 
-  /** Reads a secret from the primary. */
+  /** Reads a secret from the primary; {@link NoSecretsRouteError} when the primary has no secrets route. */
   async getSecret(key: string, encryptionKey: string): Promise<unknown> {
     try {
       return await this.#parts.primary.getSecret(key, encryptionKey);
     } catch (error) {
+      if (error instanceof RtcvApiError && error.missingRoute) {
+        throw new NoSecretsRouteError(
+          `primary ${this.#parts.primary.origin} has no secrets route (the newest RT-CV removed it; it ` +
+            `${error.message.slice(error.origin.length + 1)}); its login users replace the users secrets ` +
+            "(get_login_users)",
+        );
+      }
       throw asCommandError("primary", error);
     }
   }

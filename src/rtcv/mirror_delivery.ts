@@ -1,6 +1,7 @@
 import type { DurableQueue, QueuedEntry } from "../outbox/durable_queue.ts";
 import type { RtcvApiClient } from "./api_client.ts";
 import { RtcvApiError } from "./api_client.ts";
+import { decodeOutboxPayload, deliverTo, type OutboxDelivery } from "./outbox_route.ts";
 import { abortableSleep, withDeadline } from "./request_policy.ts";
 
 /** What a {@link MirrorDelivery} reports and how long it waits between background rounds. */
@@ -50,9 +51,9 @@ export class MirrorDelivery {
     return this.#client.origin;
   }
 
-  /** Sends a CV now; `queued` settles when its outbox entry is committed. Never throws. */
-  sendNow(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): void {
-    const attempt = this.#deliver(entry, cv, queued).catch((error) => this.#logFailure(entry.id, error))
+  /** Sends a CV (or list) now; `queued` settles when its outbox entry is committed. Never throws. */
+  sendNow(entry: QueuedEntry, delivery: OutboxDelivery, queued: Promise<void>): void {
+    const attempt = this.#deliver(entry, delivery, queued).catch((error) => this.#logFailure(entry.id, error))
       .finally(() => this.#live.delete(entry.id));
     this.#live.set(entry.id, attempt);
   }
@@ -89,11 +90,11 @@ export class MirrorDelivery {
   }
 
   /** One delivery; on success the entry is removed, on a permanent refusal it becomes a dead letter. */
-  async #deliver(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): Promise<void> {
+  async #deliver(entry: QueuedEntry, delivery: OutboxDelivery, queued: Promise<void>): Promise<void> {
     const { outbox, deadLetters, log } = this.#options;
     const id = entry.id;
     try {
-      await this.#client.scanCv(cv, this.#stop.signal);
+      await deliverTo(this.#client, delivery, this.#stop.signal);
       await queued;
       await outbox.remove(this.channel, id, entry.parts);
       this.#failures = 0;
@@ -132,7 +133,7 @@ export class MirrorDelivery {
         if (this.#stop.signal.aborted) return;
         if (this.#live.has(entry.id)) continue; // sent live meanwhile
         const failuresBefore = this.#failures;
-        const attempt = this.#deliver(entry, JSON.parse(entry.payload), Promise.resolve())
+        const attempt = this.#deliver(entry, decodeOutboxPayload(entry.payload), Promise.resolve())
           .catch((error) => this.#logFailure(entry.id, error));
         this.#live.set(entry.id, attempt);
         await attempt.finally(() => this.#live.delete(entry.id));
