@@ -649,7 +649,7 @@ export class FakeRtcv {
     try {
       parsed = JSON.parse(metadataText);
     } catch (error) {
-      throw new Refusal(500, goJsonSyntaxError(error));
+      throw new Refusal(500, goJsonSyntaxError(error, metadataText));
     }
     const cv = decodeCv(parsed, "metadata");
     validateCv(cv);
@@ -729,14 +729,18 @@ function decodeJsonBody(context: RouteContext): unknown {
   try {
     return JSON.parse(context.text);
   } catch (error) {
-    throw new Refusal(500, goJsonSyntaxError(error));
+    throw new Refusal(500, goJsonSyntaxError(error, context.text));
   }
 }
 
-function goJsonSyntaxError(error: unknown): string {
+function goJsonSyntaxError(error: unknown, text: string): string {
   const message = error instanceof Error ? error.message : String(error);
-  if (/end of (JSON )?input|Unterminated/i.test(message)) return "unexpected end of JSON input";
-  const token = /token '?(.)'?/.exec(message)?.[1] ?? "?";
+  const position = /position (\d+)/.exec(message);
+  const at = position ? Number(position[1]) : -1;
+  if (/end of (JSON )?input|Unterminated/i.test(message) || at >= text.trimEnd().length) {
+    return "unexpected end of JSON input";
+  }
+  const token = /token '(.)'/.exec(message)?.[1] ?? (at >= 0 ? text[at] : "?");
   return `invalid character '${token}' looking for beginning of value`;
 }
 

@@ -238,3 +238,30 @@ for (const variant of FAKE_RTCV_VARIANTS) {
     assert.equal(await ok(client, { type: "has_cached_reference", content: "bad-1" }), false);
   });
 }
+
+for (const variant of FAKE_RTCV_VARIANTS) {
+  Deno.test(`send_cv: RT-CV's 500 with a JSON error (a CV it cannot decode) is reported at once, not retried [${variant}]`, async () => {
+    await using primary = await startFakeRtcv({ variant });
+    await using dir = await liveDir();
+    await using client = await startLiveClient(dir);
+    await ok(client, { type: "set_credentials", content: server(primary) });
+
+    const phone = await error(
+      client,
+      sendCv("bad-phone", { personalDetails: { phoneNumber: "call me maybe" } }),
+    );
+    assert.equal(phone, `send_cv: primary ${primary.origin} answered 500: invalid phone number`);
+    assert.equal(scanRequests(primary, "bad-phone"), 1, "a refusal is not retried");
+
+    const date = await error(client, sendCv("bad-date", { createdAt: "2024-01-02" }));
+    assert.match(date, /^send_cv: primary .* answered 500: parsing time .*2024-01-02/);
+    const type = await error(client, sendCv("bad-type", { presentation: 5 }));
+    assert.match(type, /answered 500: json: cannot unmarshal number into Go struct field .*presentation/);
+    const future = await error(client, sendCv("future", { lastChanged: "2999-01-01T00:00:00Z" }));
+    assert.match(future, /answered 400: lastChanged can't be more than 24 hours in the future/);
+    for (const reference of ["bad-date", "bad-type", "future"]) {
+      assert.equal(scanRequests(primary, reference), 1);
+    }
+    assert.equal(primary.receivedCvs.length, 0);
+  });
+}
