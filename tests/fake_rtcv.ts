@@ -435,7 +435,12 @@ export class FakeRtcv {
     }
   }
 
-  async #route(request: Request, path: string, bytes: Uint8Array<ArrayBuffer>, text: string): Promise<Response> {
+  async #route(
+    request: Request,
+    path: string,
+    bytes: Uint8Array<ArrayBuffer>,
+    text: string,
+  ): Promise<Response> {
     const method = request.method;
     if (bytes.length > FAKE_RTCV_BODY_LIMIT) throw new Refusal(500, "Request Entity Too Large");
     const cannot = new Refusal(500, `Cannot ${method} ${path}`);

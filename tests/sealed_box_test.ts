@@ -60,3 +60,22 @@ Deno.test("LoginKeyPair opens RT-CV passwords (32 random bytes in front) and nev
     /does not work/,
   );
 });
+
+Deno.test("deno task keypair prints a pair that passes the client's key pair check", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", new URL("../examples/keypair.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  const printed = JSON.parse(new TextDecoder().decode(output.stdout));
+  const pair = LoginKeyPair.from(
+    { publicKey: printed.public_key, privateKey: printed.private_key },
+    "keypair",
+  );
+  assert.equal(pair.publicKey, printed.public_key);
+  assert.ok(
+    !new TextDecoder().decode(output.stderr).includes(printed.private_key),
+    "stderr never repeats it",
+  );
+});

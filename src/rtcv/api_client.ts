@@ -388,7 +388,10 @@ export class RtcvApiClient {
  * ```
  */
 export function encodePathSegment(segment: string): string {
-  return encodeURIComponent(segment).replace(/%(24|26|2B|2C|3B|3D|3A|40)/gi, (escape) => decodeURIComponent(escape));
+  return encodeURIComponent(segment).replace(
+    /%(24|26|2B|2C|3B|3D|3A|40)/gi,
+    (escape) => decodeURIComponent(escape),
+  );
 }
 
 /** The list route of the newest servers. */
