@@ -127,7 +127,7 @@ const PERMISSION_ERROR = /NotCapable|PermissionDenied|Requires \w+ access|--allo
 Deno.test("main.ts runs every feature with exactly the compile task's permissions", async () => {
   const dir = await Deno.makeTempDir({ prefix: "rtcv_compile_test_" });
   const rtcv = await startFakeRtcv({ hasMatches: true, scannedReferenceNrs: ["warm-1"] });
-  rtcv.setSecret("api", "enc", { token: "abc" });
+  rtcv.setSecret("api", "enc-key-0123456789", { token: "abc" });
   try {
     const configFile = join(dir, "config.jsonc");
     await Deno.writeTextFile(configFile, '{\n  // read at start\n  "timeout_ms": 3000,\n}\n');
@@ -174,7 +174,7 @@ Deno.test("main.ts runs every feature with exactly the compile task's permission
       [{ type: "set_credentials", content: rtcv.wireCredentials() }, { type: "ok" }],
       [{ type: "has_cached_reference", content: "warm-1" }, { type: "ok", content: true }],
       [{ type: "send_cv", content: { referenceNumber: "live-1" } }, { type: "ok", content: true }],
-      [{ type: "get_secret", content: { key: "api", encryption_key: "enc" } }, {
+      [{ type: "get_secret", content: { key: "api", encryption_key: "enc-key-0123456789" } }, {
         type: "ok",
         content: { token: "abc" },
       }],
