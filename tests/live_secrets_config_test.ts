@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   DEFAULT_FAKE_KEY,
+  FAKE_RTCV_VARIANTS,
   rtcvAuthHeader,
   sha512Hex,
   startFakeRtcv,
@@ -252,78 +253,85 @@ Deno.test("secrets never leak: api keys and their hashes are in no output, log o
   }
 });
 
-Deno.test("start-up config with primary_server and alternative_servers: ready, then send_cv without set_credentials", async () => {
-  await using primary = await startFakeRtcv({ hasMatches: true, scannedReferenceNrs: ["warm-1"] });
-  await using mirror = await startFakeRtcv();
-  await using dir = await liveDir();
-  const config = `{
+for (const variant of FAKE_RTCV_VARIANTS) {
+  Deno.test(`start-up config with primary_server and alternative_servers: ready, then send_cv without set_credentials [${variant}]`, async () => {
+    await using primary = await startFakeRtcv({ variant, hasMatches: true, scannedReferenceNrs: ["warm-1"] });
+    await using mirror = await startFakeRtcv({ variant });
+    await using dir = await liveDir();
+    const config = `{
     // JSONC: comments and trailing commas are fine
     "primary_server": ${JSON.stringify(primary.wireCredentials())},
     "alternative_servers": [${JSON.stringify(mirror.wireCredentials())},],
   }`;
-  await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_ENV: config });
-  // The checks ran before the ready line.
-  assert.equal(primary.requestsTo("/api/v1/auth/keyinfo").length, 1);
-  assert.equal(mirror.requestsTo("/api/v1/auth/keyinfo").length, 1);
+    await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_ENV: config });
+    // The checks ran before the ready line.
+    assert.equal(primary.requestsTo("/api/v1/auth/keyinfo").length, 1);
+    assert.equal(mirror.requestsTo("/api/v1/auth/keyinfo").length, 1);
 
-  assert.equal(await ok(client, { type: "has_cached_reference", content: "warm-1" }), true);
-  assert.equal(await ok(client, sendCv("cfg-1")), true);
-  await waitFor(() => received(mirror, "cfg-1") === 1, 3000, "the alternative server gets the CV");
-  assert.equal(received(primary, "cfg-1"), 1);
-  assert.equal(await ok(client, sendCv("cfg-1")), false);
-  assert.equal(scanRequests(primary, "cfg-1"), 1);
+    // The newest server has no warm-up route: nothing was cached from it.
+    assert.equal(await ok(client, { type: "has_cached_reference", content: "warm-1" }), variant === "older");
+    assert.equal(await ok(client, sendCv("cfg-1")), true);
+    await waitFor(() => received(mirror, "cfg-1") === 1, 3000, "the alternative server gets the CV");
+    assert.equal(received(primary, "cfg-1"), 1);
+    assert.equal(await ok(client, sendCv("cfg-1")), false);
+    assert.equal(scanRequests(primary, "cfg-1"), 1);
 
-  // A later set_credentials line replaces the configured servers.
-  await using other = await startFakeRtcv();
-  await ok(client, { type: "set_credentials", content: server(other) });
-  assert.equal(await ok(client, sendCv("cfg-2")), false);
-  assert.equal(received(other, "cfg-2"), 1);
-  assert.equal(scanRequests(primary, "cfg-2"), 0);
-  assert.equal((await client.finish()).status.code, 0);
-  assert.equal(scanRequests(mirror, "cfg-2"), 0);
-});
-
-Deno.test("start-up config naming an unreachable server: exit 1 before the ready line, naming server and step", async () => {
-  await using primary = await startFakeRtcv();
-  await using dir = await liveDir();
-  const gone = await unreachableRtcvUrl();
-  const config = JSON.stringify({
-    primary_server: primary.wireCredentials(),
-    alternative_servers: [{ ...primary.wireCredentials(), server_location: gone }],
+    // A later set_credentials line replaces the configured servers.
+    await using other = await startFakeRtcv({ variant });
+    await ok(client, { type: "set_credentials", content: server(other) });
+    assert.equal(await ok(client, sendCv("cfg-2")), false);
+    assert.equal(received(other, "cfg-2"), 1);
+    assert.equal(scanRequests(primary, "cfg-2"), 0);
+    assert.equal((await client.finish()).status.code, 0);
+    assert.equal(scanRequests(mirror, "cfg-2"), 0);
   });
-  const started = performance.now();
-  const result = await runSession([{ type: "ping" }], {
-    RTCV_SCRAPER_CLIENT_ENV: config,
-    RTCV_SCRAPER_CLIENT_KV: dir.kv,
-    RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "300",
-  }, { cwd: dir.path });
-  assert.equal(result.code, 1, result.stderr);
-  assert.equal(result.ready, null);
-  assert.equal(result.stdout, "", "nothing on stdout, not even the ready line");
-  assert.ok(result.stderr.includes(gone), result.stderr);
-  assert.match(result.stderr, /health check/);
-  assert.match(result.stderr, /could not be reached/);
-  assert.match(result.stderr, /4 attempts/, "after the retries");
-  assert.ok(!result.stderr.includes(DEFAULT_FAKE_KEY.apiKey));
-  assert.ok(performance.now() - started < 8000);
-});
+}
 
-Deno.test("start-up config with a key the server refuses: exit 1 naming the server and the key check", async () => {
-  await using primary = await startFakeRtcv();
-  await using dir = await liveDir();
-  const config = JSON.stringify({
-    primary_server: { ...primary.wireCredentials(), api_key: "not-the-key-123" },
+for (const variant of FAKE_RTCV_VARIANTS) {
+  Deno.test(`start-up config naming an unreachable server: exit 1 before the ready line, naming server and step [${variant}]`, async () => {
+    await using primary = await startFakeRtcv({ variant });
+    await using dir = await liveDir();
+    const gone = await unreachableRtcvUrl();
+    const config = JSON.stringify({
+      primary_server: primary.wireCredentials(),
+      alternative_servers: [{ ...primary.wireCredentials(), server_location: gone }],
+    });
+    const started = performance.now();
+    const result = await runSession([{ type: "ping" }], {
+      RTCV_SCRAPER_CLIENT_ENV: config,
+      RTCV_SCRAPER_CLIENT_KV: dir.kv,
+      RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "300",
+    }, { cwd: dir.path });
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.ready, null);
+    assert.equal(result.stdout, "", "nothing on stdout, not even the ready line");
+    assert.ok(result.stderr.includes(gone), result.stderr);
+    assert.match(result.stderr, /health check/);
+    assert.match(result.stderr, /could not be reached/);
+    assert.match(result.stderr, /4 attempts/, "after the retries");
+    assert.ok(!result.stderr.includes(DEFAULT_FAKE_KEY.apiKey));
+    assert.ok(performance.now() - started < 8000);
   });
-  const result = await runSession([], { RTCV_SCRAPER_CLIENT_ENV: config, RTCV_SCRAPER_CLIENT_KV: dir.kv }, {
-    cwd: dir.path,
+}
+
+for (const variant of FAKE_RTCV_VARIANTS) {
+  Deno.test(`start-up config with a key the server refuses: exit 1 naming the server and the key check [${variant}]`, async () => {
+    await using primary = await startFakeRtcv({ variant });
+    await using dir = await liveDir();
+    const config = JSON.stringify({
+      primary_server: { ...primary.wireCredentials(), api_key: "not-the-key-123" },
+    });
+    const result = await runSession([], { RTCV_SCRAPER_CLIENT_ENV: config, RTCV_SCRAPER_CLIENT_KV: dir.kv }, {
+      cwd: dir.path,
+    });
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.ok(result.stderr.includes(primary.origin), result.stderr);
+    assert.match(result.stderr, /key check/);
+    assert.match(result.stderr, /401/);
+    assert.ok(!result.stderr.includes("not-the-key-123"), result.stderr);
   });
-  assert.equal(result.code, 1, result.stderr);
-  assert.equal(result.stdout, "");
-  assert.ok(result.stderr.includes(primary.origin), result.stderr);
-  assert.match(result.stderr, /key check/);
-  assert.match(result.stderr, /401/);
-  assert.ok(!result.stderr.includes("not-the-key-123"), result.stderr);
-});
+}
 
 Deno.test("invalid start-up config: exit 2 before the ready line, naming the field, no server contacted", async () => {
   await using primary = await startFakeRtcv();
@@ -383,13 +391,18 @@ Deno.test("start-up config in mock mode with mock_users: the user secrets answer
   ]);
 });
 
-Deno.test("start-up config: mock_secrets win over mock_users; a later set_credentials replaces mock mode", async () => {
-  await using rtcv = await startFakeRtcv();
-  await using dir = await liveDir();
-  const config = JSON.stringify({ mock_mode: true, mock_users: USERS, mock_secrets: { user: USERS[1] } });
-  await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_ENV: config });
-  assert.deepEqual(await ok(client, { type: "get_user_secret", content: { encryption_key: "x" } }), USERS[1]);
-  await ok(client, credentialsLine(rtcv));
-  assert.equal(await ok(client, sendCv("after-mock")), false);
-  assert.equal(received(rtcv, "after-mock"), 1);
-});
+for (const variant of FAKE_RTCV_VARIANTS) {
+  Deno.test(`start-up config: mock_secrets win over mock_users; a later set_credentials replaces mock mode [${variant}]`, async () => {
+    await using rtcv = await startFakeRtcv({ variant });
+    await using dir = await liveDir();
+    const config = JSON.stringify({ mock_mode: true, mock_users: USERS, mock_secrets: { user: USERS[1] } });
+    await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_ENV: config });
+    assert.deepEqual(
+      await ok(client, { type: "get_user_secret", content: { encryption_key: "x" } }),
+      USERS[1],
+    );
+    await ok(client, credentialsLine(rtcv));
+    assert.equal(await ok(client, sendCv("after-mock")), false);
+    assert.equal(received(rtcv, "after-mock"), 1);
+  });
+}
