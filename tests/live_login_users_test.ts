@@ -134,7 +134,7 @@ Deno.test("a different public key on the server is an error; the client never re
   assert.match(await error(client, sendCv("x")), /set_credentials first/, "the session did not change");
 });
 
-Deno.test("a key pair that does not work, or is not base64 of 32 bytes, is an error before anything is registered", async () => {
+Deno.test("a key pair that does not work, or is not base64 of 32 bytes, is an error before any server is contacted", async () => {
   await using rtcv = await newest();
   await using dir = await liveDir();
   await using client = await startLiveClient(dir);
@@ -155,7 +155,7 @@ Deno.test("a key pair that does not work, or is not base64 of 32 bytes, is an er
     content: { ...server(rtcv), public_key: a.public_key },
   });
   assert.match(half, /public_key and private_key must be given together/);
-  assert.equal(rtcv.requestsTo(SCRAPER_USERS).length, 0);
+  assert.equal(rtcv.requests.length, 0, "no server is contacted with a broken pair");
 });
 
 Deno.test("older server: the key pair is not checked there; get_login_users says it has no login-users route; secrets still work", async () => {

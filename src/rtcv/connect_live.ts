@@ -52,6 +52,8 @@ export async function connectLive(
     }
   }));
   const primaryIndex = servers.findIndex((server) => server.primary);
+  // A broken key pair fails before any server is contacted.
+  const keyPair = pickKeyPair(servers[primaryIndex], options);
   const roleOf = (index: number) => index === primaryIndex ? "primary" : "mirror";
   const checks = await Promise.allSettled(clients.map((client) => checkServer(client)));
   const failures = checks.flatMap((check, index) =>
@@ -60,7 +62,6 @@ export async function connectLive(
   if (failures.length > 0) throw new CommandError(failures.join("; "));
 
   const primary = clients[primaryIndex];
-  const keyPair = pickKeyPair(servers[primaryIndex], options);
   let loginUsersRoute: LoginUsersRoute = "not_checked";
   if (keyPair !== null) loginUsersRoute = await checkKeyPair(primary, keyPair, options.log);
   const references = await core.session.persistentCache();
