@@ -42,10 +42,10 @@ Deno.test("a sealed box for another key, altered or too short does not open", ()
   assert.deepEqual(publicKeyOf(pair.secretKey), pair.publicKey);
 });
 
-Deno.test("LoginKeyPair opens RT-CV passwords (32 random bytes in front) and never shows the private key", () => {
+Deno.test("LoginKeyPair opens RT-CV passwords (32 random bytes in front) and never shows the private key", async () => {
   const pair = sodium.crypto_box_keypair();
   const text = { publicKey: toBase64(pair.publicKey), privateKey: toBase64(pair.privateKey) };
-  const keyPair = LoginKeyPair.from(text, "test");
+  const keyPair = await LoginKeyPair.from(text, "test");
   assert.equal(keyPair.openPassword(sealPassword("pässwörd ✓", text.publicKey)), "pässwörd ✓");
   assert.equal(keyPair.openPassword(sealPassword("", text.publicKey)), "");
   assert.equal(keyPair.openPassword("not base64!"), null);
@@ -55,8 +55,8 @@ Deno.test("LoginKeyPair opens RT-CV passwords (32 random bytes in front) and nev
   for (const shown of [String(keyPair), JSON.stringify(keyPair), Deno.inspect(keyPair)]) {
     assert.ok(!shown.includes(text.privateKey), shown);
   }
-  assert.throws(
-    () => LoginKeyPair.from({ ...text, publicKey: toBase64(generateKeyPair().publicKey) }, "test"),
+  await assert.rejects(
+    LoginKeyPair.from({ ...text, publicKey: toBase64(generateKeyPair().publicKey) }, "test"),
     /does not work/,
   );
 });
@@ -69,7 +69,7 @@ Deno.test("deno task keypair prints a pair that passes the client's key pair che
   }).output();
   assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
   const printed = JSON.parse(new TextDecoder().decode(output.stdout));
-  const pair = LoginKeyPair.from(
+  const pair = await LoginKeyPair.from(
     { publicKey: printed.public_key, privateKey: printed.private_key },
     "keypair",
   );

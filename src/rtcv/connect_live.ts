@@ -53,7 +53,7 @@ export async function connectLive(
   }));
   const primaryIndex = servers.findIndex((server) => server.primary);
   // A broken key pair fails before any server is contacted.
-  const keyPair = pickKeyPair(servers[primaryIndex], options);
+  const keyPair = await pickKeyPair(servers[primaryIndex], options);
   const roleOf = (index: number) => index === primaryIndex ? "primary" : "mirror";
   const checks = await Promise.allSettled(clients.map((client) => checkServer(client)));
   const failures = checks.flatMap((check, index) =>
@@ -101,15 +101,15 @@ export async function connectLive(
 }
 
 /** The key pair of the primary's credentials, else the configured one; checked (a CommandError if broken). */
-function pickKeyPair(primary: ServerCredentials, options: LiveOptions): LoginKeyPair | null {
+async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Promise<LoginKeyPair | null> {
   const { publicKey, privateKey } = primary;
   if (publicKey !== undefined || privateKey !== undefined) {
     if (publicKey === undefined || privateKey === undefined) {
       throw new CommandError("public_key and private_key must be given together (the login-users key pair)");
     }
-    return LoginKeyPair.from({ publicKey, privateKey }, "set_credentials");
+    return await LoginKeyPair.from({ publicKey, privateKey }, "set_credentials");
   }
-  return options.keyPair ? LoginKeyPair.from(options.keyPair, options.keyPair.source) : null;
+  return options.keyPair ? await LoginKeyPair.from(options.keyPair, options.keyPair.source) : null;
 }
 
 /**
