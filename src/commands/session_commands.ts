@@ -11,8 +11,9 @@ export interface ServerCredentials {
   readonly apiKeyId: string;
   readonly apiKey: string;
   readonly primary: boolean;
-  /** The login-users key pair (base64), when the scraper gives it with the credentials; `privateKey` is secret. */
+  /** The login-users public key (base64), when the scraper gives the key pair with the credentials. */
   readonly publicKey?: string;
+  /** The login-users private key (base64): a secret like `apiKey`. */
   readonly privateKey?: string;
 }
 
