@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { startFakeRtcv } from "./fake_rtcv.ts";
 import {
   ALL_CVS,
@@ -169,7 +170,13 @@ Deno.test("send_cvs_list: the primary's refusal is the command's error; an older
 
   await ok(client, { type: "set_credentials", content: server(older) });
   const missing = await error(client, { type: "send_cvs_list", content: [cv("o-1")] });
-  assert.equal(missing, `send_cvs_list: primary ${older.origin} answered 500: Cannot POST ${ALL_CVS}`);
+  assert.match(missing, /^send_cvs_list: primary .* has no allCVs route/);
+  assert.ok(
+    missing.includes(`${older.origin}`) && missing.includes(`answered 500: Cannot POST ${ALL_CVS}`),
+    missing,
+  );
+  assert.match(missing, /send_cv/);
+  assert.equal(older.requestsTo(ALL_CVS).length, 1, "a missing route is not retried");
 });
 
 Deno.test("send_cvs_list in mock mode: checked like live mode, answered without a server", async () => {
@@ -185,4 +192,34 @@ Deno.test("send_cvs_list in mock mode: checked like live mode, answered without 
     await error(client, { type: "send_cvs_list", content: [cv("x"), {}] }),
     /cvs\[1\]\.referenceNumber/,
   );
+});
+
+Deno.test("send_cvs_list with an older mirror: its copy becomes a dead letter at once instead of being retried", async () => {
+  await using primary = await startFakeRtcv({ variant: "newest" });
+  await using mirror = await startFakeRtcv({ variant: "older" });
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir, { ENABLE_SCRAPER_CLIENT_LOG: "true" });
+  await ok(client, credentialsLine(primary, [mirror]));
+  assert.deepEqual(await ok(client, { type: "send_cvs_list", content: [cv("old-m-1")] }), {
+    sent: 1,
+    duplicates: 0,
+  });
+  assert.equal(primary.receivedCvLists.length, 1);
+  const log = join(dir.path, "scraper_client.log");
+  let text = "";
+  await waitFor(
+    () => {
+      try {
+        text = Deno.readTextFileSync(log);
+      } catch {
+        text = ""; // not written yet
+      }
+      return text.includes("kept as a dead letter");
+    },
+    10_000,
+    "the mirror's refusal is logged",
+  );
+  assert.match(text, /Cannot POST \/api\/v1\/scraper\/allCVs/);
+  assert.equal((await client.finish()).status.code, 0);
+  assert.equal(mirror.requestsTo(ALL_CVS).length, 1, "not retried");
 });

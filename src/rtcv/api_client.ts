@@ -67,7 +67,7 @@ export class RtcvApiError extends Error {
   readonly status: number | null;
   /** The message from the server's `{"error": "..."}` body, or null. */
   readonly serverMessage: string | null;
-  /** Whether trying again later may succeed: no answer, timeout, 408, 429 or any 5xx. */
+  /** Whether trying again later may succeed: no answer, timeout, 408, 429 or a 5xx, but not a missing route. */
   readonly retryable: boolean;
   /** How many attempts were made before giving up. */
   readonly attempts: number;
@@ -98,7 +98,8 @@ export class RtcvApiError extends Error {
     this.origin = origin;
     this.status = details.status ?? null;
     this.serverMessage = details.serverMessage ?? null;
-    this.retryable = details.retryable ?? false;
+    // A server without the route will not grow it on a retry (the newest RT-CV answers 500 for it).
+    this.retryable = (details.retryable ?? false) && !this.missingRoute;
     this.attempts = details.attempts ?? 1;
   }
 }

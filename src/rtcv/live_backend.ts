@@ -49,6 +49,8 @@ export class LiveBackend implements RtcvBackend {
   readonly references: ReferenceCache;
   readonly #parts: LiveBackendParts;
   #primaryFailuresInARow = 0;
+  /** Why the primary has no secrets route, once it said so. */
+  #noSecretsRoute: string | null = null;
 
   /** Creates the backend over checked servers. */
   constructor(parts: LiveBackendParts) {
@@ -77,8 +79,16 @@ export class LiveBackend implements RtcvBackend {
 
   /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
   async sendCvsList(cvs: readonly Cv[]): Promise<void> {
+    const { primary } = this.#parts;
+    const sent = primary.scanCvList(cvs).catch((error) => {
+      if (!(error instanceof RtcvApiError && error.missingRoute)) throw error;
+      throw new CommandError(
+        `primary ${primary.origin} has no allCVs route (an older RT-CV server; it ` +
+          `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
+      );
+    });
     await Promise.all([
-      this.#countPrimary(this.#parts.primary.scanCvList(cvs)),
+      this.#countPrimary(sent),
       this.#queueForMirrors({ route: "allCVs", cvs }),
     ]);
   }
@@ -140,15 +150,17 @@ export class LiveBackend implements RtcvBackend {
 
   /** Reads a secret from the primary; {@link NoSecretsRouteError} when the primary has no secrets route. */
   async getSecret(key: string, encryptionKey: string): Promise<unknown> {
+    // Once the primary said it has no secrets route, it is not asked again (each ask is a 500 in its log).
+    if (this.#noSecretsRoute !== null) throw new NoSecretsRouteError(this.#noSecretsRoute);
     try {
       return await this.#parts.primary.getSecret(key, encryptionKey);
     } catch (error) {
       if (error instanceof RtcvApiError && error.missingRoute) {
-        throw new NoSecretsRouteError(
-          `primary ${this.#parts.primary.origin} has no secrets route (the newest RT-CV removed it; it ` +
-            `${error.message.slice(error.origin.length + 1)}); its login users replace the users secrets ` +
-            "(get_login_users)",
-        );
+        this.#noSecretsRoute =
+          `primary ${this.#parts.primary.origin} has no secrets route (the newest RT-CV ` +
+          `removed it; GET /api/v1/secrets/myKey/... answered ${error.status}); its login users replace the ` +
+          "users secrets (get_login_users)";
+        throw new NoSecretsRouteError(this.#noSecretsRoute);
       }
       throw asCommandError("primary", error);
     }
