@@ -7,6 +7,7 @@ import { type HealthServer, startHealthServer } from "./health/health_server.ts"
 import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts";
 import { connectLive } from "./rtcv/connect_live.ts";
 import { LiveBackend } from "./rtcv/live_backend.ts";
+import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
@@ -33,6 +34,8 @@ export interface RunClientOptions extends RuntimeOptions {
 
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
 export const EXIT_STARTUP_FAILED = 1;
+/** Exit code when the scraper closed the client's stdout while it was serving. */
+export const EXIT_STDOUT_CLOSED = 1;
 
 /** `dir/name` (node:path costs ~5 ms of start-up for this one join). */
 function join(dir: string, name: string): string {
@@ -87,10 +90,13 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   };
   const onRequest: RequestPolicy["onRequest"] = (info) =>
     metrics.requestFinished(info.origin, info.ms / 1000);
+  // One bound on the requests in flight per server, shared by the RT-CV and ingest clients.
+  const limiter = new InFlightLimiter(config.maxInFlight);
   const policy: RequestPolicy = {
     ...defaultRequestPolicy(config.timeoutMs),
     onRetry,
     onRequest,
+    limiter,
   };
   const warn = (message: string) => {
     options.stderr(`rtcv_scraper_client: ${message}`);
@@ -121,7 +127,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       ingest: config.ingest,
       warn,
       debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
-      policy: { onRetry, onRequest },
+      policy: { onRetry, onRequest, limiter },
       tuning: { drainMs: config.drainMs },
     });
   } catch (error) {
@@ -161,7 +167,13 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   const { config } = options;
   const runtime = await createRuntime(config, options);
   const { core } = runtime;
-  const writer = new AnswerWriter(options.stdout);
+  const internalError = (error: unknown) =>
+    options.stderr(
+      `rtcv_scraper_client: internal error (answered as an error, kept serving): ${
+        error instanceof Error ? error.stack ?? error.message : String(error)
+      }`,
+    );
+  const writer = new AnswerWriter(options.stdout, { onInternalError: internalError });
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   try {
@@ -193,11 +205,22 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     writer.flush();
     await serveLines(options.stdin, writer, {
       maxLineBytes: config.maxLineBytes,
+      maxPendingBytes: config.maxPendingBytes,
       answer: (line) => core.registry.dispatch(line),
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
+      onInternalError: internalError,
       stop: options.stop,
     });
+    if (writer.failure !== null) {
+      // The scraper closed our stdout: its answers cannot reach it. Reading stopped; what was in flight
+      // has finished (as at SIGTERM); the store is closed below.
+      options.stderr(
+        `rtcv_scraper_client: stdout was closed (${writer.failure.message}); stopped reading input, ` +
+          "finished the commands in flight and closed the store",
+      );
+      return EXIT_STDOUT_CLOSED;
+    }
   } finally {
     await health?.close();
     await runtime.close();
