@@ -73,12 +73,33 @@ export class ReferenceCache {
     return writes.length;
   }
 
-  /** Caches `reference` for 12 hours, unless it is already cached for longer. */
+  /**
+   * Caches `reference` for 12 hours, unless it is already cached for longer. An entry this process knows
+   * to last longer costs nothing; one it does not know is written through the group commit on the
+   * condition that the store has no entry for it (no read first), and only when the store has one is it
+   * read and extended atomically.
+   */
   setShort(reference: string): Promise<void> {
     const expiresAt = this.#clock.now() + SHORT_LIFETIME_MS;
     const remembered = this.#remembered.get(reference);
     if (remembered && remembered.expiresAt >= expiresAt) return remembered.commit ?? Promise.resolve();
-    return this.#track(reference, expiresAt, this.#extendTo(reference, expiresAt));
+    const write = remembered
+      ? this.#extendTo(reference, expiresAt) // stored with a shorter lifetime: read, compare, extend
+      : this.#setIfAbsent(reference, expiresAt);
+    return this.#track(reference, expiresAt, write);
+  }
+
+  /** Sets the entry through the group commit if the store has none; otherwise extends it if needed. */
+  async #setIfAbsent(reference: string, expiresAt: number): Promise<void> {
+    const key = await storeKey(reference);
+    const set: Deno.KvMutation = {
+      type: "set",
+      key,
+      value: expiryValue(expiresAt),
+      expireIn: SHORT_LIFETIME_MS,
+    };
+    if (await this.#batcher.writeChecked([{ key, versionstamp: null }], [set])) return;
+    await this.#extendTo(reference, expiresAt);
   }
 
   /** Writes `expiresAt` for a reference unless the store holds a later expiry (checked and set atomically). */
