@@ -1,12 +1,14 @@
+// What the ready line does not need (the core and its commands, the ingest sink, the RT-CV client, the
+// health server) is imported when it is first used, after the ready line where the configuration allows:
+// see `runClient`. Only types are imported statically from there.
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
-import { ClientCore, type ClientCore as Core } from "./client_core.ts";
+import type { ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
-import { type HealthServer, startHealthServer } from "./health/health_server.ts";
-import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts";
-import { connectLive } from "./rtcv/connect_live.ts";
-import { LiveBackend } from "./rtcv/live_backend.ts";
+import type { HealthServer } from "./health/health_server.ts";
+import type { InstalledIngest } from "./ingest/install_ingest.ts";
+import type { LiveBackend } from "./rtcv/live_backend.ts";
 import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
@@ -76,6 +78,10 @@ export interface RuntimeOptions {
  * and the debug log. The line server and replay both run on it.
  */
 export async function createRuntime(config: ClientConfig, options: RuntimeOptions): Promise<ClientRuntime> {
+  const [{ ClientCore }, { installIngest }] = await Promise.all([
+    import("./client_core.ts"),
+    import("./ingest/install_ingest.ts"),
+  ]);
   // The logs are debugging aids: one that cannot be opened is reported, and the client serves without it.
   const debugLog = config.debugLog
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE)).catch((error) => {
@@ -107,8 +113,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
-    connectLive: (servers, core) =>
-      connectLive(servers, core, {
+    connectLive: async (servers, core) =>
+      (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
         outboxRetryMs: config.outboxRetryMs,
@@ -139,7 +145,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   }
   metrics.setOutboxSize(async () => {
     const backend = core.session.currentBackend;
-    return backend instanceof LiveBackend ? await backend.outboxSize() : 0;
+    return backend?.kind === "live" ? await (backend as LiveBackend).outboxSize() : 0;
   });
   metrics.setCacheEntries(async () => {
     const backend = core.session.currentBackend;
@@ -165,8 +171,6 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
  */
 export async function runClient(options: RunClientOptions): Promise<number> {
   const { config } = options;
-  const runtime = await createRuntime(config, options);
-  const { core } = runtime;
   const internalError = (error: unknown) =>
     options.stderr(
       `rtcv_scraper_client: internal error (answered as an error, kept serving): ${
@@ -174,6 +178,16 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       }`,
     );
   const writer = new AnswerWriter(options.stdout, { onInternalError: internalError });
+  // Nothing configured can fail or change the mode before the ready line: write it at once and load the
+  // rest while the scraper sends its first line (that line waits for the loading, in the pipe).
+  const readyFirst = config.primaryServer === null && !config.mockMode && config.ingest === null &&
+    config.healthCheckPort === null;
+  if (readyFirst) {
+    writer.push(READY_ANSWER);
+    writer.flush();
+  }
+  const runtime = await createRuntime(config, options);
+  const { core } = runtime;
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   try {
@@ -190,6 +204,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     }
     if (config.healthCheckPort !== null) {
       try {
+        const { startHealthServer } = await import("./health/health_server.ts");
         health = await startHealthServer({
           host: config.healthCheckHost,
           port: config.healthCheckPort,
@@ -201,8 +216,10 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return EXIT_STARTUP_FAILED;
       }
     }
-    writer.push(READY_ANSWER);
-    writer.flush();
+    if (!readyFirst) {
+      writer.push(READY_ANSWER);
+      writer.flush();
+    }
     await serveLines(options.stdin, writer, {
       maxLineBytes: config.maxLineBytes,
       maxPendingBytes: config.maxPendingBytes,
@@ -232,7 +249,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
-  const live = backend instanceof LiveBackend ? backend : null;
+  const live = backend?.kind === "live" ? backend as LiveBackend : null;
   return {
     mode: backend?.kind ?? "none" as const,
     servers: live?.origins ?? [],

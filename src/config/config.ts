@@ -18,7 +18,7 @@
  */
 
 import type { ParseError } from "jsonc-parser";
-import { z } from "zod";
+import type { z } from "zod";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
 export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
@@ -142,38 +142,54 @@ export interface EnvReader {
 
 // ---------------------------------------------------------------------------------------------------------
 // The document schema (snake_case, as the later Go client names the fields). Unknown fields are ignored.
+// Built on first use: zod is loaded only when there is a document (it and the schema cost ~20 ms of the
+// start-up, before the ready line).
 
-const nonEmptyString = z.string().min(1);
-const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
+type Zod = typeof import("zod").z;
 
-const serverSchema = z.object({
-  server_location: httpUrl,
-  api_key_id: nonEmptyString,
-  api_key: nonEmptyString,
-});
+function buildSchemas(z: Zod) {
+  const nonEmptyString = z.string().min(1);
+  const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
 
-const documentSchema = z.object({
-  primary_server: serverSchema.nullish(),
-  alternative_servers: z.array(serverSchema).nullish(),
-  mock_mode: z.boolean().nullish(),
-  mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
-  mock_secrets: z.record(z.string(), z.unknown()).nullish(),
-  ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
-  timeout_ms: z.number().int().min(1).nullish(),
-  kv: nonEmptyString.nullish(),
-  health_check_port: z.number().int().min(0).max(65535).nullish(),
-  health_check_host: nonEmptyString.nullish(),
-  max_line_bytes: z.number().int().min(1).nullish(),
-  outbox_retry_ms: z.number().int().min(1).nullish(),
-  drain_ms: z.number().int().min(0).nullish(),
-  log_input: z.boolean().nullish(),
-  debug_log: z.boolean().nullish(),
-  // Limits (see "Limits" below).
-  max_in_flight: z.number().int().min(1).max(MAX_IN_FLIGHT_LIMIT).nullish(),
-  max_pending_bytes: z.number().int().min(1).nullish(),
-});
+  const serverSchema = z.object({
+    server_location: httpUrl,
+    api_key_id: nonEmptyString,
+    api_key: nonEmptyString,
+  });
 
-type ConfigDocument = z.infer<typeof documentSchema>;
+  const documentSchema = z.object({
+    primary_server: serverSchema.nullish(),
+    alternative_servers: z.array(serverSchema).nullish(),
+    mock_mode: z.boolean().nullish(),
+    mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
+    mock_secrets: z.record(z.string(), z.unknown()).nullish(),
+    ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
+    timeout_ms: z.number().int().min(1).nullish(),
+    kv: nonEmptyString.nullish(),
+    health_check_port: z.number().int().min(0).max(65535).nullish(),
+    health_check_host: nonEmptyString.nullish(),
+    max_line_bytes: z.number().int().min(1).nullish(),
+    outbox_retry_ms: z.number().int().min(1).nullish(),
+    drain_ms: z.number().int().min(0).nullish(),
+    log_input: z.boolean().nullish(),
+    debug_log: z.boolean().nullish(),
+    // Limits (see "Limits" below).
+    max_in_flight: z.number().int().min(1).max(MAX_IN_FLIGHT_LIMIT).nullish(),
+    max_pending_bytes: z.number().int().min(1).nullish(),
+  });
+  return { serverSchema, documentSchema };
+}
+
+type Schemas = ReturnType<typeof buildSchemas>;
+type ConfigDocument = z.infer<Schemas["documentSchema"]>;
+
+let schemas: Schemas | null = null;
+
+/** The schemas, built once (loading zod the first time). */
+async function loadSchemas(): Promise<Schemas> {
+  schemas ??= buildSchemas((await import("zod")).z);
+  return schemas;
+}
 
 const TYPE_NAMES: Record<string, string> = {
   string: "a string",
@@ -299,6 +315,7 @@ async function parseDocument(text: string, source: string): Promise<ConfigDocume
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ConfigError(source, "", `must be a JSON object, not ${jsonTypeOf(value)}`);
   }
+  const { documentSchema } = await loadSchemas();
   const result = documentSchema.safeParse(value, { error: describeIssue });
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -373,7 +390,7 @@ function envFlag(env: EnvReader, name: string): boolean | undefined {
   return ["true", "1", "t"].includes(raw.trim().toLowerCase());
 }
 
-function toServer(s: z.infer<typeof serverSchema>): ServerConfig {
+function toServer(s: z.infer<Schemas["serverSchema"]>): ServerConfig {
   return { serverLocation: s.server_location, apiKeyId: s.api_key_id, apiKey: s.api_key };
 }
 
