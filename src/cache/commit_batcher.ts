@@ -98,9 +98,9 @@ export class CommitBatcher {
   }
 
   /** Queues mutations; resolves when all of them are committed. */
-  async write(mutations: Deno.KvMutation[]): Promise<void> {
-    if (mutations.length === 0) return;
-    await this.#enqueue(mutations, []);
+  write(mutations: Deno.KvMutation[]): Promise<void> {
+    if (mutations.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#enqueue(mutations, [], () => resolve(), reject));
   }
 
   /**
@@ -110,23 +110,28 @@ export class CommitBatcher {
    * fail the other writes of its batch: after such a failure each checked write is committed on its own.
    */
   writeChecked(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<boolean> {
-    return this.#enqueue(mutations, checks);
+    return new Promise((resolve, reject) => this.#enqueue(mutations, checks, resolve, reject));
   }
 
-  #enqueue(mutations: Deno.KvMutation[], checks: Deno.AtomicCheck[]): Promise<boolean> {
+  #enqueue(
+    mutations: Deno.KvMutation[],
+    checks: Deno.AtomicCheck[],
+    resolve: (committed: boolean) => void,
+    reject: (error: Error) => void,
+  ): void {
     const bytes = mutations.map(estimateMutationBytes);
     let total = checks.length * MUTATION_OVERHEAD;
     for (const size of bytes) total += size;
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ mutations, checks, bytes, total, resolve, reject, alone: false });
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      queueMicrotask(() => {
-        this.#scheduled = false;
-        this.#pump();
-      });
-    });
+    this.#queue.push({ mutations, checks, bytes, total, resolve, reject, alone: false });
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#onScheduled);
   }
+
+  readonly #onScheduled = () => {
+    this.#scheduled = false;
+    this.#pump();
+  };
 
   /** Resolves once nothing is queued or committing. */
   drained(): Promise<void> {

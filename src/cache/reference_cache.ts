@@ -90,16 +90,14 @@ export class ReferenceCache {
   }
 
   /** Sets the entry through the group commit if the store has none; otherwise extends it if needed. */
-  async #setIfAbsent(reference: string, expiresAt: number): Promise<void> {
-    const key = await storeKey(reference);
-    const set: Deno.KvMutation = {
-      type: "set",
-      key,
-      value: expiryValue(expiresAt),
-      expireIn: SHORT_LIFETIME_MS,
-    };
-    if (await this.#batcher.writeChecked([{ key, versionstamp: null }], [set])) return;
-    await this.#extendTo(reference, expiresAt);
+  #setIfAbsent(reference: string, expiresAt: number): Promise<void> {
+    const write = (key: Deno.KvKey) =>
+      this.#batcher.writeChecked(
+        [{ key, versionstamp: null }],
+        [{ type: "set", key, value: expiryValue(expiresAt), expireIn: SHORT_LIFETIME_MS }],
+      ).then((committed) => committed ? undefined : this.#extendTo(reference, expiresAt));
+    const key = storeKey(reference);
+    return key instanceof Promise ? key.then(write) : write(key);
   }
 
   /** Writes `expiresAt` for a reference unless the store holds a later expiry (checked and set atomically). */
