@@ -132,32 +132,37 @@ export class ReferenceCache {
     );
   }
 
-  /** True when `reference` is cached and its lifetime has not run out by the clock. */
-  async has(reference: string): Promise<boolean> {
-    const hit = await this.#lookUp(reference);
-    this.#onLookup(hit);
-    return hit;
-  }
-
-  async #lookUp(reference: string): Promise<boolean> {
+  /**
+   * True when `reference` is cached and its lifetime has not run out by the clock. Not an async function:
+   * a remembered entry costs no promise of its own, and a store read is queued at once (before any later
+   * write).
+   */
+  has(reference: string): Promise<boolean> {
     const now = this.#clock.now();
     const remembered = this.#remembered.get(reference);
     if (remembered && remembered.expiresAt > now) {
-      if (remembered.commit === null) return true;
-      try {
-        await remembered.commit;
-        return true;
-      } catch {
-        // The write failed: fall through and ask the store.
+      if (remembered.commit === null) {
+        this.#onLookup(true);
+        return RESOLVED_TRUE;
       }
+      // Its write is being committed: wait for it; if it fails, ask the store.
+      return remembered.commit.then(() => {
+        this.#onLookup(true);
+        return true;
+      }, () => this.#readStore(reference, now));
     }
-    const key = storeKey(reference); // no await for a plain key: the read is queued before any later write
-    const expiresAt = await this.#read(key instanceof Promise ? await key : key);
-    if (expiresAt > now) {
-      this.#remember(reference, { expiresAt, commit: null });
-      return true;
-    }
-    return false;
+    return this.#readStore(reference, now);
+  }
+
+  #readStore(reference: string, now: number): Promise<boolean> {
+    const key = storeKey(reference);
+    const read = key instanceof Promise ? key.then((digested) => this.#read(digested)) : this.#read(key);
+    return read.then((expiresAt) => {
+      const hit = expiresAt > now;
+      if (hit) this.#remember(reference, { expiresAt, commit: null });
+      this.#onLookup(hit);
+      return hit;
+    });
   }
 
   /** Resolves once every write so far is committed. */
@@ -172,6 +177,10 @@ export class ReferenceCache {
 
   #remember(reference: string, entry: Remembered): void {
     const existing = this.#remembered.get(reference);
+    if (existing === undefined && this.#remembered.size < MAX_REMEMBERED) {
+      this.#remembered.set(reference, entry); // the common case: one map operation
+      return;
+    }
     if (existing && existing.expiresAt > entry.expiresAt && existing.commit === null) return;
     rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
   }
@@ -181,6 +190,8 @@ export class ReferenceCache {
     return this.#reader.read(key);
   }
 }
+
+const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
 
 /** The store key of a reference; long ones are digested, which is asynchronous. */
 function storeKey(reference: string): Deno.KvKey | Promise<Deno.KvKey> {
