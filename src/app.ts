@@ -34,6 +34,19 @@ export interface RunClientOptions extends RuntimeOptions {
   readonly stop?: AbortSignal;
 }
 
+/**
+ * The commands of the job-data ingestion sink, registered to load it on first use (see
+ * `src/ingest/ingest_commands.ts`; a test holds this list to the sink's own).
+ */
+export const INGEST_COMMAND_TYPES: readonly string[] = [
+  "set_ingest",
+  "store_data",
+  "flush_data",
+  "ingest_status",
+  "next_keyword",
+  "get_tokens",
+];
+
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
 export const EXIT_STARTUP_FAILED = 1;
 /** Exit code when the scraper closed the client's stdout while it was serving. */
@@ -57,8 +70,8 @@ export interface ClientRuntime {
   readonly debugLog: DebugLog;
   /** The Prometheus metrics of this process. */
   readonly metrics: ClientMetrics;
-  /** The job-data ingestion sink (its commands are registered in the core). */
-  readonly ingest: InstalledIngest;
+  /** The job-data ingestion sink, once loaded (by the config, or by its first command); null before. */
+  readonly ingest: InstalledIngest | null;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
   close(): Promise<void>;
 }
@@ -78,10 +91,7 @@ export interface RuntimeOptions {
  * and the debug log. The line server and replay both run on it.
  */
 export async function createRuntime(config: ClientConfig, options: RuntimeOptions): Promise<ClientRuntime> {
-  const [{ ClientCore }, { installIngest }] = await Promise.all([
-    import("./client_core.ts"),
-    import("./ingest/install_ingest.ts"),
-  ]);
+  const { ClientCore } = await import("./client_core.ts");
   // The logs are debugging aids: one that cannot be opened is reported, and the client serves without it.
   const debugLog = config.debugLog
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE)).catch((error) => {
@@ -126,8 +136,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   if (debugLog.enabled) {
     core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
   }
-  let ingest: InstalledIngest;
-  try {
+  let ingest: InstalledIngest | null = null;
+  const install = async () => {
+    const { installIngest } = await import("./ingest/install_ingest.ts");
     ingest = installIngest(core, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,
@@ -136,12 +147,20 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       policy: { onRetry, onRequest, limiter },
       tuning: { drainMs: config.drainMs },
     });
-  } catch (error) {
-    // The configured ingest server is malformed (e.g. a token that cannot go in a header).
-    await core.close();
-    await debugLog.close();
-    if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
-    throw error;
+  };
+  if (config.ingest === null) {
+    // Nothing to deliver until a scraper names a server: the sink loads with its first command.
+    core.registry.registerLazy(INGEST_COMMAND_TYPES, install, ["set_ingest"]);
+  } else {
+    try {
+      await install();
+    } catch (error) {
+      // The configured ingest server is malformed (e.g. a token that cannot go in a header).
+      await core.close();
+      await debugLog.close();
+      if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
+      throw error;
+    }
   }
   metrics.setOutboxSize(async () => {
     const backend = core.session.currentBackend;
@@ -156,9 +175,11 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     core,
     debugLog,
     metrics,
-    ingest,
+    get ingest() {
+      return ingest;
+    },
     close: async () => {
-      await ingest.close(); // needs the store open
+      await (ingest as InstalledIngest | null)?.close(); // needs the store open
       await core.close();
       await debugLog.close();
     },

@@ -51,6 +51,8 @@ const MAX_TYPE_IN_MESSAGE = 64;
  */
 export class CommandRegistry {
   readonly #commands = new Map<string, CommandDefinition>();
+  /** Types registered with {@link registerLazy} and not loaded yet: how to load them, and which are exclusive. */
+  readonly #lazy = new Map<string, { load: () => Promise<void>; exclusive: boolean }>();
   readonly #observers: CommandObserver[] = [];
   readonly #onUnexpected: (type: string, error: unknown) => void;
   #barrier: Promise<void> | null = null;
@@ -69,9 +71,32 @@ export class CommandRegistry {
     return this;
   }
 
+  /**
+   * Registers command types whose definitions are loaded on first use, so what the first lines do not
+   * need stays unloaded: `load` must register them (e.g. with {@link registerAll}); it runs once. List the
+   * exclusive ones in `exclusiveTypes`: later lines must wait for them before they are loaded.
+   */
+  registerLazy(
+    types: readonly string[],
+    load: () => Promise<void>,
+    exclusiveTypes: readonly string[] = [],
+  ): this {
+    let loading: Promise<void> | null = null;
+    const loadOnce = () => {
+      loading ??= load().then(() => {
+        for (const type of types) this.#lazy.delete(type);
+      });
+      return loading;
+    };
+    for (const type of types) {
+      this.#lazy.set(type, { load: loadOnce, exclusive: exclusiveTypes.includes(type) });
+    }
+    return this;
+  }
+
   /** The command types known, sorted (for messages and `--help`). */
   get types(): string[] {
-    return [...this.#commands.keys()].sort();
+    return [...new Set([...this.#commands.keys(), ...this.#lazy.keys()])].sort();
   }
 
   /** Adds an observer told about every answer. */
@@ -85,6 +110,8 @@ export class CommandRegistry {
    */
   dispatch(parsed: ParsedLine): Answer | Promise<Answer> {
     if (isBadLine(parsed)) return this.#finish("(line)", errorAnswer(parsed.problem));
+    const lazy = this.#lazy.get(parsed.type);
+    if (lazy !== undefined) return this.#dispatchLazy(parsed.type, parsed.content, lazy);
     const command = this.#commands.get(parsed.type);
     if (command === undefined) {
       const shown = JSON.stringify(parsed.type.slice(0, MAX_TYPE_IN_MESSAGE));
@@ -98,6 +125,27 @@ export class CommandRegistry {
       ? this.#run(parsed.type, command, parsed.content)
       : barrier.then(() => this.#run(parsed.type, command, parsed.content));
     if (command.exclusive && answer instanceof Promise) {
+      const done = answer.then(() => {});
+      this.#barrier = done;
+      done.then(() => {
+        if (this.#barrier === done) this.#barrier = null;
+      });
+    }
+    return answer;
+  }
+
+  /** Loads a lazily registered command, then runs it (after the barrier, like any command). */
+  #dispatchLazy(
+    type: string,
+    content: unknown,
+    lazy: { load: () => Promise<void>; exclusive: boolean },
+  ): Promise<Answer> {
+    const answer = Promise.all([this.#barrier, lazy.load()]).then(() => {
+      const command = this.#commands.get(type);
+      if (command === undefined) throw new Error(`loading the ${type} command did not register it`);
+      return this.#run(type, command, content);
+    }).catch((error) => this.#fail(type, error));
+    if (lazy.exclusive) {
       const done = answer.then(() => {});
       this.#barrier = done;
       done.then(() => {
