@@ -52,8 +52,16 @@ export async function serveLines(
   const buffer = new Uint8Array(READ_BUFFER_BYTES);
   const maxPending = MAX_PENDING_ANSWERS;
   const maxBytes = options.maxPendingBytes;
-  const stopped = stopPromise(options.stop);
-  const failed = writer.failed();
+  // One waiter at a time is woken by a stop or a failed write. (A Promise.race against a promise that
+  // never settles would leave one reaction on it per read, for as long as the process runs.)
+  let interrupt: ((reason: "stopped" | "failed") => void) | null = null;
+  options.stop?.addEventListener("abort", () => interrupt?.("stopped"), { once: true });
+  writer.failed().then(() => interrupt?.("failed"));
+  const untilInterrupted = <T>(promise: Promise<T>): Promise<T | "stopped" | "failed"> =>
+    new Promise<T | "stopped" | "failed">((resolve, reject) => {
+      interrupt = resolve;
+      promise.then(resolve, reject);
+    });
   const internalError = (error: unknown) => {
     try {
       options.onInternalError?.(error);
@@ -84,13 +92,16 @@ export async function serveLines(
   const ended = () => options.stop?.aborted || writer.failure !== null;
   while (!ended()) {
     if (writer.pending > maxPending || writer.pendingBytes > maxBytes) {
-      await Promise.race([writer.room(maxPending / 2, maxBytes), stopped, failed]);
+      await untilInterrupted(writer.room(maxPending / 2, maxBytes));
+      interrupt = null;
       if (ended()) break;
     }
     let count: number | null | "stopped" | "failed";
     try {
-      count = await Promise.race([source.read(buffer), stopped, failed]);
+      count = await untilInterrupted(source.read(buffer));
+      interrupt = null;
     } catch (error) {
+      interrupt = null;
       options.onReadError?.(error); // stdin broke: answer what was read, then end like at end of input
       break;
     }
@@ -111,12 +122,4 @@ function lineBytes(line: InputLine): number {
     case "too_long":
       return 1;
   }
-}
-
-function stopPromise(signal?: AbortSignal): Promise<"stopped"> {
-  return new Promise((resolve) => {
-    if (!signal) return;
-    if (signal.aborted) resolve("stopped");
-    signal.addEventListener("abort", () => resolve("stopped"), { once: true });
-  });
 }
