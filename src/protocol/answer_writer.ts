@@ -7,14 +7,6 @@ export interface ByteSink {
   write(bytes: Uint8Array): Promise<number>;
 }
 
-/** What {@link AnswerWriter.push} is told about the line an answer belongs to. */
-export interface PushOptions {
-  /** The line's `id`: its answer carries it and is written as soon as it is ready, out of input order. */
-  readonly id?: AnswerId;
-  /** What the line counts against the bound of pending input (its size); default 0. */
-  readonly bytes?: number;
-}
-
 /** Optional parts of an {@link AnswerWriter}. */
 export interface AnswerWriterOptions {
   /**
@@ -83,11 +75,13 @@ export class AnswerWriter {
     return new Promise((resolve) => this.#failureWaiters.push(() => resolve("failed")));
   }
 
-  /** Queues the answer to the next input line; a promise holds its place (without an id) until it settles. */
-  push(answer: Answer | Promise<Answer>, options: PushOptions = {}): void {
-    const bytes = options.bytes ?? 0;
+  /**
+   * Queues the answer to the next input line; a promise holds its place (without an id) until it settles.
+   * `id` is the line's id: its answer carries it and is written as soon as it is ready, out of input
+   * order. `bytes` is what the line counts against the bound of pending input (its size).
+   */
+  push(answer: Answer | Promise<Answer>, id?: AnswerId, bytes = 0): void {
     this.#pendingBytes += bytes;
-    const id = options.id;
     if (id !== undefined) {
       this.#unorderedPending++;
       const write = (settled: Answer) => {

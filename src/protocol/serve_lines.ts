@@ -85,7 +85,7 @@ export async function serveLines(
       } catch (error) {
         answer = Promise.reject(error); // the writer answers it with an error and reports it
       }
-      writer.push(answer, { id: isBadLine(parsed) ? undefined : parsed.id, bytes: lineBytes(line) });
+      writer.push(answer, isBadLine(parsed) ? undefined : parsed.id, lineBytes(line));
     }
     writer.flush();
   };
