@@ -202,9 +202,13 @@ export class CommitBatcher {
       await this.#commitOnce(batch.flatMap((write) => write.mutations));
       return true;
     }
-    const atomic = this.#kv.atomic();
-    for (const write of batch) if (write.checks.length > 0) atomic.check(...write.checks);
-    const result = await atomic.mutate(...batch.flatMap((write) => write.mutations)).commit();
+    const checks: Deno.AtomicCheck[] = [];
+    const mutations: Deno.KvMutation[] = [];
+    for (const write of batch) {
+      for (const check of write.checks) checks.push(check);
+      for (const mutation of write.mutations) mutations.push(mutation);
+    }
+    const result = await this.#kv.atomic().check(...checks).mutate(...mutations).commit();
     return result.ok;
   }
 
