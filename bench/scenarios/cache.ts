@@ -161,7 +161,7 @@ function pipelinedCache(id: string, alias: string, setType: string): Scenario {
       if (context.target.kind === "peer") {
         await timeExit(client);
         rows.push(
-          skipped("pipelined_cache", "durable before its answer", "n/a, the peer keeps nothing on disk"),
+          skipped(id, "durable before its answer", "n/a, the peer keeps nothing on disk"),
         );
         return rows;
       }
