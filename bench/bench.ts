@@ -4,6 +4,8 @@
  * Spawns the client (`deno run -A <repo>/main.ts`, a temp working directory, `RTCV_SCRAPER_CLIENT_KV` in a
  * temp directory) the way a scraper does, measures each scenario, and prints one table: metric, value,
  * target, pass/FAIL. It is a report, not a gate: the exit code is 0 unless the driver itself breaks.
+ * Where a target is relative (ready line, ping, idle RSS, the cache lines, send_cv), its floor is measured in
+ * the same run, interleaved with the client where it can be: this machine drifts too much to compare runs.
  *
  *     deno task bench [--only ready,ping,4] [--quick] [--json] [--rebuild-1m]
  *     RTCV_BENCH_PEER=/path/to/rtcv_scraper_client deno task bench    # side by side with another binary
