@@ -4,6 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { INGEST_COMMAND_TYPES } from "../src/app.ts";
+import { LAZY_COMMAND_TYPES } from "../src/client_core.ts";
+import { cacheCommands } from "../src/commands/cache_commands.ts";
+import { cvCommands } from "../src/commands/cv_commands.ts";
+import { secretCommands } from "../src/commands/secret_commands.ts";
+import { sessionCommands } from "../src/commands/session_commands.ts";
+import type { Session } from "../src/session/session.ts";
 import { CommandRegistry, defineBareCommand, exclusive } from "../src/commands/registry.ts";
 import { ingestCommands } from "../src/ingest/ingest_commands.ts";
 import type { IngestService } from "../src/ingest/ingest_service.ts";
@@ -15,6 +21,17 @@ const line = (text: string) => readCommandLine({ kind: "text", text });
 Deno.test("the lazily registered ingest commands are exactly the sink's commands", () => {
   const real = Object.keys(ingestCommands({} as IngestService)).sort();
   assert.deepEqual([...INGEST_COMMAND_TYPES].sort(), real);
+});
+
+Deno.test("the core's lazily registered commands are exactly its command groups' commands", () => {
+  const session = {} as Session;
+  const groups = {
+    ...sessionCommands({ session, connectLive: () => Promise.reject(), createMock: () => Promise.reject() }),
+    ...cacheCommands(session),
+    ...cvCommands(session),
+    ...secretCommands(session),
+  };
+  assert.deepEqual([...LAZY_COMMAND_TYPES].sort(), Object.keys(groups).sort());
 });
 
 Deno.test("a lazy command group loads once, on first use; an exclusive one holds the lines after it", async () => {
