@@ -7,7 +7,6 @@ import { createRuntime, runClient } from "./src/app.ts";
 import { helpText, parseFlags, UsageError } from "./src/cli/flags.ts";
 import { systemClock } from "./src/clock.ts";
 import { ConfigError, loadConfig } from "./src/config/config.ts";
-import { runReplay } from "./src/replay/replay.ts";
 
 // stdout carries protocol lines only: anything printed through console goes to stderr.
 for (const method of ["log", "info", "debug", "trace", "dir", "table"] as const) {
@@ -70,6 +69,7 @@ if (flags.replay !== null) {
   const replayConfig = { ...config, kvPath: config.kvPath ?? ":memory:" };
   const runtime = await createRuntime(replayConfig, { clock, cwd: Deno.cwd(), stderr })
     .catch(exitOnConfigError);
+  const { runReplay } = await import("./src/replay/replay.ts");
   const code = await runReplay({
     file: flags.replay,
     skipCommands: flags.replaySkipCommands,

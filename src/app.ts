@@ -1,12 +1,15 @@
+// What the ready line does not need (the core and its commands, the ingest sink, the RT-CV client, the
+// health server) is imported when it is first used, after the ready line where the configuration allows:
+// see `runClient`. Only types are imported statically from there.
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
-import { ClientCore, type ClientCore as Core } from "./client_core.ts";
+import type { ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
-import { type HealthServer, startHealthServer } from "./health/health_server.ts";
-import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts";
-import { connectLive } from "./rtcv/connect_live.ts";
-import { LiveBackend } from "./rtcv/live_backend.ts";
+import type { HealthServer } from "./health/health_server.ts";
+import type { InstalledIngest } from "./ingest/install_ingest.ts";
+import type { LiveBackend } from "./rtcv/live_backend.ts";
+import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
@@ -31,8 +34,23 @@ export interface RunClientOptions extends RuntimeOptions {
   readonly stop?: AbortSignal;
 }
 
+/**
+ * The commands of the job-data ingestion sink, registered to load it on first use (see
+ * `src/ingest/ingest_commands.ts`; a test holds this list to the sink's own).
+ */
+export const INGEST_COMMAND_TYPES: readonly string[] = [
+  "set_ingest",
+  "store_data",
+  "flush_data",
+  "ingest_status",
+  "next_keyword",
+  "get_tokens",
+];
+
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
 export const EXIT_STARTUP_FAILED = 1;
+/** Exit code when the scraper closed the client's stdout while it was serving. */
+export const EXIT_STDOUT_CLOSED = 1;
 
 /** `dir/name` (node:path costs ~5 ms of start-up for this one join). */
 function join(dir: string, name: string): string {
@@ -52,8 +70,8 @@ export interface ClientRuntime {
   readonly debugLog: DebugLog;
   /** The Prometheus metrics of this process. */
   readonly metrics: ClientMetrics;
-  /** The job-data ingestion sink (its commands are registered in the core). */
-  readonly ingest: InstalledIngest;
+  /** The job-data ingestion sink, once loaded (by the config, or by its first command); null before. */
+  readonly ingest: InstalledIngest | null;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
   close(): Promise<void>;
 }
@@ -73,6 +91,7 @@ export interface RuntimeOptions {
  * and the debug log. The line server and replay both run on it.
  */
 export async function createRuntime(config: ClientConfig, options: RuntimeOptions): Promise<ClientRuntime> {
+  const { ClientCore } = await import("./client_core.ts");
   // The logs are debugging aids: one that cannot be opened is reported, and the client serves without it.
   const debugLog = config.debugLog
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE)).catch((error) => {
@@ -87,10 +106,13 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   };
   const onRequest: RequestPolicy["onRequest"] = (info) =>
     metrics.requestFinished(info.origin, info.ms / 1000);
+  // One bound on the requests in flight per server, shared by the RT-CV and ingest clients.
+  const limiter = new InFlightLimiter(config.maxInFlight);
   const policy: RequestPolicy = {
     ...defaultRequestPolicy(config.timeoutMs),
     onRetry,
     onRequest,
+    limiter,
   };
   const warn = (message: string) => {
     options.stderr(`rtcv_scraper_client: ${message}`);
@@ -101,8 +123,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
-    connectLive: (servers, core) =>
-      connectLive(servers, core, {
+    connectLive: async (servers, core) =>
+      (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
         outboxRetryMs: config.outboxRetryMs,
@@ -116,26 +138,35 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   if (debugLog.enabled) {
     core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
   }
-  let ingest: InstalledIngest;
-  try {
+  let ingest: InstalledIngest | null = null;
+  const install = async () => {
+    const { installIngest } = await import("./ingest/install_ingest.ts");
     ingest = installIngest(core, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,
       warn,
       debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
-      policy: { onRetry, onRequest },
+      policy: { onRetry, onRequest, limiter },
       tuning: { drainMs: config.drainMs },
     });
-  } catch (error) {
-    // The configured ingest server is malformed (e.g. a token that cannot go in a header).
-    await core.close();
-    await debugLog.close();
-    if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
-    throw error;
+  };
+  if (config.ingest === null) {
+    // Nothing to deliver until a scraper names a server: the sink loads with its first command.
+    core.registry.registerLazy(INGEST_COMMAND_TYPES, install, ["set_ingest"]);
+  } else {
+    try {
+      await install();
+    } catch (error) {
+      // The configured ingest server is malformed (e.g. a token that cannot go in a header).
+      await core.close();
+      await debugLog.close();
+      if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
+      throw error;
+    }
   }
   metrics.setOutboxSize(async () => {
     const backend = core.session.currentBackend;
-    return backend instanceof LiveBackend ? await backend.outboxSize() : 0;
+    return backend?.kind === "live" ? await (backend as LiveBackend).outboxSize() : 0;
   });
   metrics.setCacheEntries(async () => {
     const backend = core.session.currentBackend;
@@ -146,9 +177,11 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     core,
     debugLog,
     metrics,
-    ingest,
+    get ingest() {
+      return ingest;
+    },
     close: async () => {
-      await ingest.close(); // needs the store open
+      await (ingest as InstalledIngest | null)?.close(); // needs the store open
       await core.close();
       await debugLog.close();
     },
@@ -161,9 +194,23 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
  */
 export async function runClient(options: RunClientOptions): Promise<number> {
   const { config } = options;
+  const internalError = (error: unknown) =>
+    options.stderr(
+      `rtcv_scraper_client: internal error (answered as an error, kept serving): ${
+        error instanceof Error ? error.stack ?? error.message : String(error)
+      }`,
+    );
+  const writer = new AnswerWriter(options.stdout, { onInternalError: internalError });
+  // Nothing configured can fail or change the mode before the ready line: write it at once and load the
+  // rest while the scraper sends its first line (that line waits for the loading, in the pipe).
+  const readyFirst = config.primaryServer === null && !config.mockMode && config.ingest === null &&
+    config.healthCheckPort === null;
+  if (readyFirst) {
+    writer.push(READY_ANSWER);
+    writer.flush();
+  }
   const runtime = await createRuntime(config, options);
   const { core } = runtime;
-  const writer = new AnswerWriter(options.stdout);
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   try {
@@ -180,6 +227,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     }
     if (config.healthCheckPort !== null) {
       try {
+        const { startHealthServer } = await import("./health/health_server.ts");
         health = await startHealthServer({
           host: config.healthCheckHost,
           port: config.healthCheckPort,
@@ -191,15 +239,28 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return EXIT_STARTUP_FAILED;
       }
     }
-    writer.push(READY_ANSWER);
-    writer.flush();
+    if (!readyFirst) {
+      writer.push(READY_ANSWER);
+      writer.flush();
+    }
     await serveLines(options.stdin, writer, {
       maxLineBytes: config.maxLineBytes,
+      maxPendingBytes: config.maxPendingBytes,
       answer: (line) => core.registry.dispatch(line),
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
+      onInternalError: internalError,
       stop: options.stop,
     });
+    if (writer.failure !== null) {
+      // The scraper closed our stdout: its answers cannot reach it. Reading stopped; what was in flight
+      // has finished (as at SIGTERM); the store is closed below.
+      options.stderr(
+        `rtcv_scraper_client: stdout was closed (${writer.failure.message}); stopped reading input, ` +
+          "finished the commands in flight and closed the store",
+      );
+      return EXIT_STDOUT_CLOSED;
+    }
   } finally {
     await health?.close();
     await runtime.close();
@@ -211,7 +272,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
-  const live = backend instanceof LiveBackend ? backend : null;
+  const live = backend?.kind === "live" ? backend as LiveBackend : null;
   return {
     mode: backend?.kind ?? "none" as const,
     servers: live?.origins ?? [],

@@ -65,6 +65,8 @@ Deno.test("defaults with no configuration at all", async () => {
     clockOffsetMs: 0,
     logInput: false,
     debugLog: false,
+    maxInFlight: 8,
+    maxPendingBytes: 8 * 1024 * 1024,
   });
   assert.equal(DEFAULT_OUTBOX_RETRY_MS, 1000);
   assert.equal(DEFAULT_DRAIN_MS, 5000);
@@ -140,6 +142,8 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
     clockOffsetMs: 0,
     logInput: true,
     debugLog: true,
+    maxInFlight: 8,
+    maxPendingBytes: 8 * 1024 * 1024,
   });
 });
 

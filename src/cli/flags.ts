@@ -206,6 +206,11 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ],
   ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "how long exit waits for mirror and ingest deliveries (default 5000)"],
   ["RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS", "testing aid: shifts the client's clock by this many milliseconds"],
+  ["RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT", "requests in flight to one server at most, more wait (default 8)"],
+  [
+    "RTCV_SCRAPER_CLIENT_MAX_PENDING_BYTES",
+    "reading pauses past this many bytes of unanswered lines (default 8 MiB)",
+  ],
 ];
 
 /** The flags, with one line of help each. */

@@ -3,7 +3,7 @@ import { OK_ANSWER, okAnswer } from "../protocol/answers.ts";
 import type { LoginUser, RtcvBackend } from "../session/backend.ts";
 import type { Session } from "../session/session.ts";
 import { CommandError } from "./command_error.ts";
-import { type CommandDefinition, defineBareCommand, defineCommand, exclusive } from "./registry.ts";
+import { type CommandDefinition, defineCommand, exclusive } from "./registry.ts";
 
 /** One RT-CV server as the scraper names it, after validation. */
 export interface ServerCredentials {
@@ -79,7 +79,7 @@ export interface SessionCommandDeps {
   readonly createMock: (secrets: Record<string, unknown>, loginUsers: LoginUser[]) => Promise<RtcvBackend>;
 }
 
-/** `set_credentials`, `set_multiple_credentials`, `set_mock` and `ping`. */
+/** `set_credentials`, `set_multiple_credentials` and `set_mock` (`ping` is the core's, loaded with it). */
 export function sessionCommands(deps: SessionCommandDeps): Record<string, CommandDefinition> {
   const setCredentials = exclusive(defineCommand(credentialsSchema, async (servers) => {
     // The session changes only once every check passed: a failure leaves the earlier state as it was.
@@ -94,7 +94,6 @@ export function sessionCommands(deps: SessionCommandDeps): Record<string, Comman
       await deps.session.replaceBackend(await deps.createMock(secrets, loginUsers));
       return okAnswer();
     })),
-    ping: defineBareCommand(() => ({ type: "pong" })),
   };
 }
 

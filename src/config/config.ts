@@ -18,7 +18,7 @@
  */
 
 import type { ParseError } from "jsonc-parser";
-import { z } from "zod";
+import type { z } from "zod";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
 export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
@@ -39,6 +39,16 @@ export const PUBLIC_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PUBLIC_KEY";
 export const PRIVATE_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PRIVATE_KEY";
 /** Default longest accepted input line, in bytes (16 MiB). */
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+// Limits (PROTOCOL.md section 13); read by readLimits at the end of this file.
+/** The longest wait a timer can hold: Deno (like browsers) fires longer `setTimeout`s at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Default of `RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT`: requests in flight to one server at most. */
+export const DEFAULT_MAX_IN_FLIGHT = 8;
+/** The largest accepted `RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT`. */
+const MAX_IN_FLIGHT_LIMIT = 10_000;
+/** Default of `RTCV_SCRAPER_CLIENT_MAX_PENDING_BYTES`: 8 MiB of lines read and not yet answered. */
+export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
 /** One RT-CV server and the API key the client uses for it. */
 export interface ServerConfig {
@@ -90,6 +100,10 @@ export interface ClientConfig {
   logInput: boolean;
   /** Write debug log lines to `scraper_client.log` (`ENABLE_SCRAPER_CLIENT_LOG`). */
   debugLog: boolean;
+  /** Requests in flight to one server at most (`RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT`), default 8. */
+  maxInFlight: number;
+  /** Bytes of input lines read and not yet answered before reading pauses (`..._MAX_PENDING_BYTES`), 8 MiB. */
+  maxPendingBytes: number;
 }
 
 /**
@@ -138,37 +152,56 @@ export interface EnvReader {
 
 // ---------------------------------------------------------------------------------------------------------
 // The document schema (snake_case, as the later Go client names the fields). Unknown fields are ignored.
+// Built on first use: zod is loaded only when there is a document (it and the schema cost ~20 ms of the
+// start-up, before the ready line).
 
-const nonEmptyString = z.string().min(1);
-const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
+type Zod = typeof import("zod").z;
 
-const serverSchema = z.object({
-  server_location: httpUrl,
-  api_key_id: nonEmptyString,
-  api_key: nonEmptyString,
-});
+function buildSchemas(z: Zod) {
+  const nonEmptyString = z.string().min(1);
+  const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
 
-const documentSchema = z.object({
-  primary_server: serverSchema.nullish(),
-  alternative_servers: z.array(serverSchema).nullish(),
-  mock_mode: z.boolean().nullish(),
-  mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
-  mock_secrets: z.record(z.string(), z.unknown()).nullish(),
-  public_key: nonEmptyString.nullish(),
-  private_key: nonEmptyString.nullish(),
-  ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
-  timeout_ms: z.number().int().min(1).nullish(),
-  kv: nonEmptyString.nullish(),
-  health_check_port: z.number().int().min(0).max(65535).nullish(),
-  health_check_host: nonEmptyString.nullish(),
-  max_line_bytes: z.number().int().min(1).nullish(),
-  outbox_retry_ms: z.number().int().min(1).nullish(),
-  drain_ms: z.number().int().min(0).nullish(),
-  log_input: z.boolean().nullish(),
-  debug_log: z.boolean().nullish(),
-});
+  const serverSchema = z.object({
+    server_location: httpUrl,
+    api_key_id: nonEmptyString,
+    api_key: nonEmptyString,
+  });
 
-type ConfigDocument = z.infer<typeof documentSchema>;
+  const documentSchema = z.object({
+    primary_server: serverSchema.nullish(),
+    alternative_servers: z.array(serverSchema).nullish(),
+    mock_mode: z.boolean().nullish(),
+    mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
+    mock_secrets: z.record(z.string(), z.unknown()).nullish(),
+    public_key: nonEmptyString.nullish(),
+    private_key: nonEmptyString.nullish(),
+    ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
+    timeout_ms: z.number().int().min(1).nullish(),
+    kv: nonEmptyString.nullish(),
+    health_check_port: z.number().int().min(0).max(65535).nullish(),
+    health_check_host: nonEmptyString.nullish(),
+    max_line_bytes: z.number().int().min(1).nullish(),
+    outbox_retry_ms: z.number().int().min(1).nullish(),
+    drain_ms: z.number().int().min(0).nullish(),
+    log_input: z.boolean().nullish(),
+    debug_log: z.boolean().nullish(),
+    // Limits (see "Limits" below).
+    max_in_flight: z.number().int().min(1).max(MAX_IN_FLIGHT_LIMIT).nullish(),
+    max_pending_bytes: z.number().int().min(1).nullish(),
+  });
+  return { serverSchema, documentSchema };
+}
+
+type Schemas = ReturnType<typeof buildSchemas>;
+type ConfigDocument = z.infer<Schemas["documentSchema"]>;
+
+let schemas: Schemas | null = null;
+
+/** The schemas, built once (loading zod the first time). */
+async function loadSchemas(): Promise<Schemas> {
+  schemas ??= buildSchemas((await import("zod")).z);
+  return schemas;
+}
 
 const TYPE_NAMES: Record<string, string> = {
   string: "a string",
@@ -294,6 +327,7 @@ async function parseDocument(text: string, source: string): Promise<ConfigDocume
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ConfigError(source, "", `must be a JSON object, not ${jsonTypeOf(value)}`);
   }
+  const { documentSchema } = await loadSchemas();
   const result = documentSchema.safeParse(value, { error: describeIssue });
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -391,7 +425,7 @@ function readKeyPair(env: EnvReader, doc: ConfigDocument): ClientConfig["keyPair
   return { publicKey: docPublic, privateKey: docPrivate, source: "the config's public_key / private_key" };
 }
 
-function toServer(s: z.infer<typeof serverSchema>): ServerConfig {
+function toServer(s: z.infer<Schemas["serverSchema"]>): ServerConfig {
   return { serverLocation: s.server_location, apiKeyId: s.api_key_id, apiKey: s.api_key };
 }
 
@@ -422,6 +456,7 @@ export async function loadConfig(
   readTextFile: (path: string) => string = defaultReadTextFile,
 ): Promise<ClientConfig> {
   const doc = await readDocument(env, readTextFile);
+  const limits = readLimits(env, doc);
 
   const timeoutMs = envInteger(
     env,
@@ -495,5 +530,64 @@ export async function loadConfig(
     clockOffsetMs: clockOffsetMs ?? 0,
     logInput: envFlag(env, "LOG_SCRAPER_CLIENT_INPUT") ?? doc.log_input ?? false,
     debugLog: envFlag(env, "ENABLE_SCRAPER_CLIENT_LOG") ?? doc.debug_log ?? false,
+    ...limits,
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Limits (PROTOCOL.md section 13): requests in flight per server, pending input, and the cap on every
+// setting that becomes a timer.
+
+/**
+ * The settings that become timers, by environment variable and document field. The clock offset is not
+ * one (it is added to the time, never waited for), so it may be larger.
+ */
+const TIMER_SETTINGS = [
+  ["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "timeout_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS", "outbox_retry_ms"],
+  ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "drain_ms"],
+] as const;
+
+/** Reads the limits and checks every timer setting against {@link MAX_TIMER_MS}, naming the one too large. */
+function readLimits(
+  env: EnvReader,
+  doc: ConfigDocument,
+): Pick<ClientConfig, "maxInFlight" | "maxPendingBytes"> {
+  const tooLong = `must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer can wait)`;
+  for (const [name, field] of TIMER_SETTINGS) {
+    const raw = nonEmpty(env.get(name))?.trim();
+    if (raw !== undefined) {
+      if (/^[0-9]+$/.test(raw) && Number(raw) > MAX_TIMER_MS) {
+        throw new ConfigError(name, field, `${tooLong}, got ${JSON.stringify(raw.slice(0, 40))}`);
+      }
+    } else if ((doc[field] ?? 0) > MAX_TIMER_MS) {
+      throw new ConfigError(documentSource(env), field, `${tooLong}, got ${doc[field]}`);
+    }
+  }
+  const maxInFlight = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT",
+    "max_in_flight",
+    1,
+    MAX_IN_FLIGHT_LIMIT,
+    `a whole number of requests from 1 to ${MAX_IN_FLIGHT_LIMIT}`,
+  );
+  const maxPendingBytes = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_MAX_PENDING_BYTES",
+    "max_pending_bytes",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of bytes",
+  );
+  return {
+    maxInFlight: maxInFlight ?? doc.max_in_flight ?? DEFAULT_MAX_IN_FLIGHT,
+    maxPendingBytes: maxPendingBytes ?? doc.max_pending_bytes ?? DEFAULT_MAX_PENDING_BYTES,
+  };
+}
+
+/** How errors name the configuration document the environment points at. */
+function documentSource(env: EnvReader): string {
+  if (nonEmpty(env.get(CONFIG_ENV_VAR)) !== undefined) return CONFIG_ENV_VAR;
+  return `${CONFIG_FILE_ENV_VAR} ${env.get(CONFIG_FILE_ENV_VAR)}`;
 }

@@ -8,7 +8,7 @@
 
 import type { ClientCore } from "../client_core.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "../config/config.ts";
-import { parseCommandLine } from "../commands/registry.ts";
+import { parseCommandLine, readCommandLine } from "../protocol/command_line.ts";
 import { REDACTED } from "../debug/redact.ts";
 import { type InputLine, LineSplitter } from "../protocol/line_splitter.ts";
 import { formatReplayLine } from "./format_replay_line.ts";
@@ -198,7 +198,7 @@ export async function runReplay(options: ReplayOptions): Promise<number> {
           if (restored.text !== line.text) input = { kind: "text", text: restored.text };
         }
         const commandStarted = performance.now();
-        const answer = await core.registry.dispatch(input);
+        const answer = await core.registry.dispatch(readCommandLine(input));
         const durationMs = performance.now() - commandStarted;
         counts.run++;
         if (answer.type === "error") counts.errors++;
