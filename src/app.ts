@@ -13,7 +13,7 @@ import { type ClientConfig, ConfigError } from "./config/config.ts";
 import { DebugLog } from "./debug/debug_log.ts";
 import { InputLog } from "./debug/input_log.ts";
 import { AnswerWriter, type ByteSink } from "./protocol/answer_writer.ts";
-import { READY_ANSWER } from "./protocol/answers.ts";
+import { type Answer, READY_ANSWER } from "./protocol/answers.ts";
 import type { InputLine } from "./protocol/line_splitter.ts";
 import { type ByteSource, serveLines } from "./protocol/serve_lines.ts";
 
@@ -171,9 +171,9 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return null;
       });
     }
-    const startupError = await applyStartupConfig(core, config);
-    if (startupError !== null) {
-      options.stderr(`rtcv_scraper_client: ${startupError}`);
+    const startup = await applyStartupConfig(core, config);
+    if ("error" in startup) {
+      options.stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
     }
     if (config.healthCheckPort !== null) {
@@ -189,7 +189,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return EXIT_STARTUP_FAILED;
       }
     }
-    writer.push(READY_ANSWER);
+    writer.push(startup.ready);
     writer.flush();
     await serveLines(options.stdin, writer, {
       maxLineBytes: config.maxLineBytes,
@@ -219,10 +219,33 @@ async function healthStatus(runtime: ClientRuntime) {
 }
 
 /**
- * Enters the mode the config names (live servers or mock) before the ready line; returns an error
- * message when configured servers fail their checks.
+ * The ready line: `waiting for credentials` when no configuration set the mode, else the mode it set
+ * (`mock mode (configuration)`, `live: <primary origin>`). Scrapers test its `type` only.
  */
-async function applyStartupConfig(core: Core, config: ClientConfig): Promise<string | null> {
+export function readyAnswer(config: ClientConfig): Answer {
+  if (config.primaryServer !== null) {
+    return { type: "ready", content: `live: ${originOf(config.primaryServer.serverLocation)}` };
+  }
+  if (config.mockMode) return { type: "ready", content: "mock mode (configuration)" };
+  return READY_ANSWER;
+}
+
+function originOf(location: string): string {
+  try {
+    return new URL(location).origin;
+  } catch {
+    return location;
+  }
+}
+
+/**
+ * Enters the mode the config names (live servers or mock) before the ready line; returns the ready
+ * answer, or an error message when configured servers fail their checks.
+ */
+async function applyStartupConfig(
+  core: Core,
+  config: ClientConfig,
+): Promise<{ ready: Answer } | { error: string }> {
   if (config.primaryServer !== null) {
     const servers: ServerCredentials[] = [
       { ...config.primaryServer, primary: true },
@@ -232,7 +255,7 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
       await core.session.replaceBackend(await core.connectLive(servers));
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
-      return `the configured servers failed their start-up checks: ${error.message}`;
+      return { error: `the configured servers failed their start-up checks: ${error.message}` };
     }
   } else if (config.mockMode) {
     const secrets: Record<string, unknown> = {};
@@ -242,7 +265,7 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
     }
     await core.session.replaceBackend(await core.createMock({ ...secrets, ...config.mockSecrets }));
   }
-  return null;
+  return { ready: readyAnswer(config) };
 }
 
 function describeError(error: unknown): string {
