@@ -24,6 +24,8 @@ export {
 } from "./src/module/scraper_client_error.ts";
 export type {
   Cv,
+  CvDocument,
+  CvsListResult,
   MockOptions,
   SecretRequest,
   ServerCredentials,

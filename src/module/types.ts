@@ -153,3 +153,39 @@ export interface SpawnOptions {
   /** Where the client's stderr (warnings, start-up errors) goes: `inherit` (default) or `null` (dropped). */
   readonly stderr?: "inherit" | "null";
 }
+
+/**
+ * What `sendCvsList` resolves with (the `send_cvs_list` answer).
+ *
+ * @example
+ * ```ts
+ * import type { CvsListResult } from "./types.ts";
+ * const result: CvsListResult = { sent: 2, duplicates: 1 };
+ * ```
+ */
+export interface CvsListResult {
+  /** CVs in the request that was sent. */
+  readonly sent: number;
+  /** CVs dropped because an earlier one in the list had the same reference number. */
+  readonly duplicates: number;
+}
+
+/**
+ * A CV document for `sendCvDocument`: the CV (the document's metadata) and the file, by path or as base64.
+ *
+ * @example
+ * ```ts
+ * import type { CvDocument } from "./types.ts";
+ * const document: CvDocument = { cv: { referenceNumber: "job-1" }, file: "/tmp/cv.pdf" };
+ * ```
+ */
+export interface CvDocument {
+  /** The CV the document belongs to (reference number rules as for `sendCv`). */
+  readonly cv: Cv;
+  /** Path of the file, read by the client (relative to its working directory). */
+  readonly file?: string;
+  /** The file's bytes as base64, instead of `file`. */
+  readonly fileBase64?: string;
+  /** Its content type; default `application/pdf`. */
+  readonly contentType?: string;
+}
