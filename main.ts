@@ -90,6 +90,7 @@ if (flags.replay !== null) {
     repeat: flags.repeatReplay,
     env: Deno.env,
     core: runtime.core,
+    dispatch: runtime.dispatch,
     close: runtime.close,
     out: stdoutLine,
     err: stderr,

@@ -10,6 +10,7 @@ import { LiveBackend } from "./rtcv/live_backend.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
+import { type Dispatch, withCommandLog } from "./debug/command_log.ts";
 import { DebugLog } from "./debug/debug_log.ts";
 import { InputLog } from "./debug/input_log.ts";
 import { AnswerWriter, type ByteSink } from "./protocol/answer_writer.ts";
@@ -48,6 +49,8 @@ export function resolveKvLocation(config: ClientConfig, cwd: string): string {
 export interface ClientRuntime {
   /** The registry, session and store. */
   readonly core: Core;
+  /** Answers an input line through the registry; with the debug log on, each answer is logged too. */
+  readonly dispatch: Dispatch;
   /** The debug log (`ENABLE_SCRAPER_CLIENT_LOG`), disabled when not asked for. */
   readonly debugLog: DebugLog;
   /** The Prometheus metrics of this process. */
@@ -111,9 +114,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       }),
   });
   core.registry.observe(metrics.commandObserver());
-  if (debugLog.enabled) {
-    core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
-  }
+  const dispatch: Dispatch = (line) => core.registry.dispatch(line);
   let ingest: InstalledIngest;
   try {
     ingest = installIngest(core, {
@@ -142,6 +143,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   });
   return {
     core,
+    dispatch: debugLog.enabled ? withCommandLog(dispatch, (message) => debugLog.log(message)) : dispatch,
     debugLog,
     metrics,
     ingest,
@@ -193,7 +195,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     writer.flush();
     await serveLines(options.stdin, writer, {
       maxLineBytes: config.maxLineBytes,
-      answer: (line) => core.registry.dispatch(line),
+      answer: runtime.dispatch,
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
       stop: options.stop,
