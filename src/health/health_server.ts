@@ -1,4 +1,4 @@
-import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./prometheus_text.ts";
 
 /**
  * What the client is doing now, as the health check reports it.
@@ -122,8 +122,9 @@ export interface HealthBody {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_HEALTH_HOST } from "./health_server.ts";
- * console.assert(DEFAULT_HEALTH_HOST === "127.0.0.1");
+ * assert.equal(DEFAULT_HEALTH_HOST, "127.0.0.1");
  * ```
  */
 export const DEFAULT_HEALTH_HOST = "127.0.0.1";
