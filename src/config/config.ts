@@ -90,14 +90,15 @@ export interface ClientConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError, loadConfig } from "./config.ts";
  * const env = new Map([["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "soon"]]);
- * try {
- *   await loadConfig(env);
- * } catch (err) {
- *   if (!(err instanceof ConfigError)) throw err;
- *   // err.source === "RTCV_SCRAPER_CLIENT_TIMEOUT_MS", err.field === "timeout_ms"
- * }
+ * await assert.rejects(loadConfig(env), (err) => {
+ *   assert.ok(err instanceof ConfigError);
+ *   assert.equal(err.source, "RTCV_SCRAPER_CLIENT_TIMEOUT_MS");
+ *   assert.equal(err.field, "timeout_ms");
+ *   return true;
+ * });
  * ```
  */
 export class ConfigError extends Error {
@@ -431,11 +432,13 @@ function defaultReadTextFile(path: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadConfig } from "./config.ts";
  * const config = await loadConfig(new Map([
  *   ["RTCV_SCRAPER_CLIENT_ENV", '{\n  // comments and trailing commas are fine\n  "mock_mode": true,\n  "timeout_ms": 5000,\n}'],
  * ]));
- * // config.mockMode === true, config.timeoutMs === 5000
+ * assert.equal(config.mockMode, true);
+ * assert.equal(config.timeoutMs, 5000);
  * ```
  */
 export async function loadConfig(

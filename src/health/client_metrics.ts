@@ -51,9 +51,12 @@ export interface ClientMetricsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics, type RequestMetricHooks } from "./client_metrics.ts";
- * const hooks: RequestMetricHooks = new ClientMetrics().requestHooks();
+ * const metrics = new ClientMetrics();
+ * const hooks: RequestMetricHooks = metrics.requestHooks();
  * hooks.onRequest({ origin: "https://rtcv.example.com", ms: 120 });
+ * assert.ok((await metrics.render()).includes('_count{server="https://rtcv.example.com"} 1\n'));
  * ```
  */
 export interface RequestMetricHooks {

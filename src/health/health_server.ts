@@ -143,6 +143,7 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import { startHealthServer } from "./health_server.ts";
  * const metrics = new ClientMetrics();
@@ -152,7 +153,8 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *   status: () => ({ mode: "mock", servers: [], outbox: 0 }),
  * });
  * const answer = await fetch(`http://127.0.0.1:${server.port}/`);
- * await answer.json(); // { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: ... }
+ * const body = await answer.json();
+ * assert.deepEqual({ ...body, uptime_seconds: 0 }, { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 0 });
  * await server.close();
  * ```
  */

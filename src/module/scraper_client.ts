@@ -76,6 +76,7 @@ function toWireUserSecret(request: UserSecretRequest): Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ScraperClient } from "./scraper_client.ts";
  *
  * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
@@ -84,9 +85,9 @@ function toWireUserSecret(request: UserSecretRequest): Record<string, unknown> {
  *   client.sendCv({ referenceNumber: "job-1", presentation: "Hello" }),
  *   client.sendCv({ referenceNumber: "job-1" }),
  * ]);
- * // first === true (sent), again === false (already cached)
- * const user = await client.getUserSecret({ encryptionKey: "x" }); // { username: "foo", password: "bar" }
- * const status = await client.close(); // status.code === 0
+ * assert.deepEqual([first, again], [true, false]); // sent, then already cached
+ * assert.deepEqual(await client.getUserSecret({ encryptionKey: "x" }), { username: "foo", password: "bar" });
+ * assert.equal((await client.close()).code, 0);
  * ```
  */
 export class ScraperClient {
@@ -118,11 +119,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * // The default runs main.ts from source; a compiled binary: { command: ["/bin/rtcv_scraper_client"] }.
    * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.ping();
-   * await client.close();
+   * assert.equal((await client.close()).code, 0);
    * ```
    */
   static async spawn(options: SpawnOptions = {}): Promise<ScraperClient> {
@@ -179,9 +181,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { users: [{ username: "foo", password: "bar" }] } });
+   * assert.equal(await client.sendCv({ referenceNumber: "job-1" }), true); // nothing was sent anywhere
    * ```
    */
   async setMock(options: MockOptions = {}): Promise<void> {
@@ -194,10 +198,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock();
-   * const matched = await client.sendCv({ referenceNumber: "job-1", presentation: "Hello" }); // true in mock mode
+   * const matched = await client.sendCv({ referenceNumber: "job-1", presentation: "Hello" });
+   * assert.equal(matched, true); // mock mode matches every new CV
    * ```
    */
   async sendCv(cv: Cv): Promise<boolean> {
@@ -252,10 +258,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { api: { token: "abc" } } });
    * const { token } = await client.getSecret<{ token: string }>({ key: "api", encryptionKey: "x" });
+   * assert.equal(token, "abc");
    * ```
    */
   async getSecret<T = unknown>(request: SecretRequest): Promise<T> {
@@ -267,10 +275,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { user: { username: "foo", password: "bar" } } });
    * const { username, password } = await client.getUserSecret({ encryptionKey: "x" });
+   * assert.deepEqual([username, password], ["foo", "bar"]);
    * ```
    */
   async getUserSecret(request: UserSecretRequest): Promise<UserSecret> {
@@ -282,10 +292,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { users: [{ username: "foo", password: "bar" }] } });
    * const logins = await client.getUsersSecret({ encryptionKey: "x" });
+   * assert.deepEqual(logins, [{ username: "foo", password: "bar" }]);
    * ```
    */
   async getUsersSecret(request: UserSecretRequest): Promise<UserSecret[]> {
@@ -297,10 +309,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setCachedReference("job-1");
-   * await client.hasCachedReference("job-1"); // true
+   * assert.equal(await client.hasCachedReference("job-1"), true);
    * ```
    */
   async setCachedReference(reference: string): Promise<void> {
@@ -312,9 +325,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setShortCachedReference("job-1");
+   * assert.equal(await client.hasCachedReference("job-1"), true);
    * ```
    */
   async setShortCachedReference(reference: string): Promise<void> {
@@ -326,9 +341,10 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
-   * if (await client.hasCachedReference("job-1")) console.log("already scraped");
+   * assert.equal(await client.hasCachedReference("job-1"), false); // not scraped yet
    * ```
    */
   async hasCachedReference(reference: string): Promise<boolean> {
@@ -340,9 +356,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
-   * await client.ping();
+   * await client.ping(); // rejects unless the client answers pong
+   * assert.ok(client.pid > 0);
    * ```
    */
   async ping(): Promise<void> {
@@ -355,9 +373,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
-   * const answer = await client.command("has_cached_reference", "job-1"); // false
+   * const answer = await client.command("has_cached_reference", "job-1");
+   * assert.equal(answer, false);
    * ```
    */
   command(type: string, content?: unknown): Promise<unknown> {
@@ -371,10 +391,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * const pong = client.ping(); // answered before the client exits
-   * const { code } = await client.close(); // 0
+   * const { code } = await client.close();
+   * assert.equal(code, 0);
    * await pong;
    * ```
    */
@@ -393,10 +415,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * client.kill();
-   * await client.close(); // { success: true, code: 0, signal: null }: SIGTERM ends the client cleanly
+   * const status = await client.close();
+   * assert.deepEqual({ ...status }, { success: true, code: 0, signal: null }); // SIGTERM ends the client cleanly
    * ```
    */
   kill(signal: Deno.Signal = "SIGTERM"): void {
@@ -412,11 +436,15 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
+   * let pid: number;
    * {
    *   await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   *   pid = client.pid;
    *   await client.ping();
    * } // closed here
+   * assert.throws(() => Deno.kill(pid, "SIGCONT")); // the process is gone
    * ```
    */
   async [Symbol.asyncDispose](): Promise<void> {

@@ -44,9 +44,10 @@ export interface RtcvApiErrorDetails {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RtcvApiError } from "./api_client.ts";
  * const error = new RtcvApiError("https://rtcv.example.com", "answered 400: bad", { status: 400, serverMessage: "bad" });
- * console.assert(error.message === "https://rtcv.example.com answered 400: bad");
+ * assert.ok(error.message === "https://rtcv.example.com answered 400: bad");
  * ```
  */
 export class RtcvApiError extends Error {
