@@ -67,7 +67,6 @@ export function helpText(version: string): string {
     "Usage:",
     "  rtcv_scraper_client",
     "  rtcv_scraper_client -replay FILE [-replaySkipCommands a,b] [-repeatReplay N]",
-    "  rtcv_scraper_client [flags] [--] <command> [args...]",
     "",
     "Flags (one or two dashes; -flag value or -flag=value; the first argument that is not a flag, or --,",
     "ends them):",
