@@ -13,10 +13,11 @@ import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
+import { type Dispatch, withCommandLog } from "./debug/command_log.ts";
 import { DebugLog } from "./debug/debug_log.ts";
 import { InputLog } from "./debug/input_log.ts";
 import { AnswerWriter, type ByteSink } from "./protocol/answer_writer.ts";
-import { READY_ANSWER } from "./protocol/answers.ts";
+import { type Answer, READY_ANSWER } from "./protocol/answers.ts";
 import type { InputLine } from "./protocol/line_splitter.ts";
 import { type ByteSource, serveLines } from "./protocol/serve_lines.ts";
 
@@ -66,6 +67,8 @@ export function resolveKvLocation(config: ClientConfig, cwd: string): string {
 export interface ClientRuntime {
   /** The registry, session and store. */
   readonly core: Core;
+  /** Answers an input line through the registry; with the debug log on, each answer is logged too. */
+  readonly dispatch: Dispatch;
   /** The debug log (`ENABLE_SCRAPER_CLIENT_LOG`), disabled when not asked for. */
   readonly debugLog: DebugLog;
   /** The Prometheus metrics of this process. */
@@ -135,9 +138,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       }),
   });
   core.registry.observe(metrics.commandObserver());
-  if (debugLog.enabled) {
-    core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
-  }
+  const dispatch: Dispatch = (line) => core.registry.dispatch(line);
   let ingest: InstalledIngest | null = null;
   const install = async () => {
     const { installIngest } = await import("./ingest/install_ingest.ts");
@@ -175,6 +176,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   });
   return {
     core,
+    dispatch: debugLog.enabled ? withCommandLog(dispatch, (message) => debugLog.log(message)) : dispatch,
     debugLog,
     metrics,
     get ingest() {
@@ -220,9 +222,9 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return null;
       });
     }
-    const startupError = await applyStartupConfig(core, config);
-    if (startupError !== null) {
-      options.stderr(`rtcv_scraper_client: ${startupError}`);
+    const startup = await applyStartupConfig(core, config);
+    if ("error" in startup) {
+      options.stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
     }
     if (config.healthCheckPort !== null) {
@@ -240,13 +242,13 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       }
     }
     if (!readyFirst) {
-      writer.push(READY_ANSWER);
+      writer.push(startup.ready);
       writer.flush();
     }
     await serveLines(options.stdin, writer, {
       maxLineBytes: config.maxLineBytes,
       maxPendingBytes: config.maxPendingBytes,
-      answer: (line) => core.registry.dispatch(line),
+      answer: runtime.dispatch,
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
       onInternalError: internalError,
@@ -282,10 +284,33 @@ async function healthStatus(runtime: ClientRuntime) {
 }
 
 /**
- * Enters the mode the config names (live servers or mock) before the ready line; returns an error
- * message when configured servers fail their checks.
+ * The ready line: `waiting for credentials` when no configuration set the mode, else the mode it set
+ * (`mock mode (configuration)`, `live: <primary origin>`). Scrapers test its `type` only.
  */
-async function applyStartupConfig(core: Core, config: ClientConfig): Promise<string | null> {
+export function readyAnswer(config: ClientConfig): Answer {
+  if (config.primaryServer !== null) {
+    return { type: "ready", content: `live: ${originOf(config.primaryServer.serverLocation)}` };
+  }
+  if (config.mockMode) return { type: "ready", content: "mock mode (configuration)" };
+  return READY_ANSWER;
+}
+
+function originOf(location: string): string {
+  try {
+    return new URL(location).origin;
+  } catch {
+    return location;
+  }
+}
+
+/**
+ * Enters the mode the config names (live servers or mock) before the ready line; returns the ready
+ * answer, or an error message when configured servers fail their checks.
+ */
+async function applyStartupConfig(
+  core: Core,
+  config: ClientConfig,
+): Promise<{ ready: Answer } | { error: string }> {
   if (config.primaryServer !== null) {
     const servers: ServerCredentials[] = [
       { ...config.primaryServer, primary: true },
@@ -295,7 +320,7 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
       await core.session.replaceBackend(await core.connectLive(servers));
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
-      return `the configured servers failed their start-up checks: ${error.message}`;
+      return { error: `the configured servers failed their start-up checks: ${error.message}` };
     }
   } else if (config.mockMode) {
     const secrets: Record<string, unknown> = {};
@@ -307,7 +332,7 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
       await core.createMock({ ...secrets, ...config.mockSecrets }, config.mockUsers ?? []),
     );
   }
-  return null;
+  return { ready: readyAnswer(config) };
 }
 
 function describeError(error: unknown): string {

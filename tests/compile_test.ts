@@ -52,7 +52,14 @@ function readCompileTask(): CompileTask {
   const config = JSON.parse(Deno.readTextFileSync(join(root, "deno.json")));
   const task = config.tasks?.compile;
   assert.equal(typeof task, "string", "deno.json has a compile task");
-  const words = shellWords(task);
+  // `deno compile ... -o <output> main.ts && deno run ... scripts/check_binary.ts <output>`
+  const [compile, check, ...more] = task.split(" && ");
+  assert.equal(more.length, 0, "the compile task is a compile step and a check step");
+  const checkWords = shellWords(check ?? "");
+  assert.deepEqual(checkWords.slice(0, 2), ["deno", "run"], "the compile task checks its output");
+  assert.equal(checkWords.at(-2), "scripts/check_binary.ts");
+  const words = shellWords(compile);
+  assert.equal(checkWords.at(-1), words[words.indexOf("-o") + 1], "the check runs the binary just built");
   assert.deepEqual(words.slice(0, 2), ["deno", "compile"]);
   const o = words.indexOf("-o");
   assert.ok(o > 1, "the compile task names its output with -o");

@@ -109,8 +109,7 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "outbox_retry_ms": 250,
   "drain_ms": 0,
   "log_input": true,
-  "debug_log": true,
-  "some_future_field": {"ignored": true}, // unknown fields are ignored
+  "debug_log": true, // unknown fields are errors: see config_strict_test.ts
 }`;
   assert.deepEqual(await load({ RTCV_SCRAPER_CLIENT_ENV: text }), {
     keyPair: {

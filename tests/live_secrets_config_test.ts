@@ -381,7 +381,7 @@ Deno.test("start-up config in mock mode with mock_users: the user secrets answer
     { cwd: dir.path },
   );
   assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.ready, READY_LINE);
+  assert.equal(result.ready, '{"type":"ready","content":"mock mode (configuration)"}');
   assert.deepEqual(result.answers.map((line) => JSON.parse(line)), [
     { type: "ok", content: USERS },
     { type: "ok", content: USERS[0] },

@@ -27,9 +27,10 @@ const MUTATION_OVERHEAD = 64;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { estimateMutationBytes } from "./commit_batcher.ts";
  * const bytes = estimateMutationBytes({ type: "set", key: ["a"], value: new Uint8Array(1000) });
- * console.assert(bytes >= 1000 && bytes < 1200);
+ * assert.ok(bytes >= 1000 && bytes < 1200);
  * ```
  */
 export function estimateMutationBytes(mutation: Deno.KvMutation): number {

@@ -18,8 +18,9 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { keyFor } from "./expiry_keys.ts";
- * console.assert(JSON.stringify(keyFor(["ref"], ["ref_sha256"], "abc")) === '["ref","abc"]');
+ * assert.ok(JSON.stringify(keyFor(["ref"], ["ref_sha256"], "abc")) === '["ref","abc"]');
  * ```
  */
 export function keyFor(

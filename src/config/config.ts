@@ -19,6 +19,7 @@
 
 import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
+import { closestName } from "./closest_name.ts";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
 export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
@@ -113,14 +114,15 @@ export interface ClientConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError, loadConfig } from "./config.ts";
  * const env = new Map([["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "soon"]]);
- * try {
- *   await loadConfig(env);
- * } catch (err) {
- *   if (!(err instanceof ConfigError)) throw err;
- *   // err.source === "RTCV_SCRAPER_CLIENT_TIMEOUT_MS", err.field === "timeout_ms"
- * }
+ * await assert.rejects(loadConfig(env), (err) => {
+ *   assert.ok(err instanceof ConfigError);
+ *   assert.equal(err.source, "RTCV_SCRAPER_CLIENT_TIMEOUT_MS");
+ *   assert.equal(err.field, "timeout_ms");
+ *   return true;
+ * });
  * ```
  */
 export class ConfigError extends Error {
@@ -151,7 +153,9 @@ export interface EnvReader {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The document schema (snake_case, as the later Go client names the fields). Unknown fields are ignored.
+// The document schema (snake_case, as the later Go client names the fields). Every object is strict: an
+// unknown field is an error naming it and the closest known name, read from the schema itself (add a field
+// to the schema and it is known).
 // Built on first use: zod is loaded only when there is a document (it and the schema cost ~20 ms of the
 // start-up, before the ready line).
 
@@ -161,21 +165,21 @@ function buildSchemas(z: Zod) {
   const nonEmptyString = z.string().min(1);
   const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
 
-  const serverSchema = z.object({
+  const serverSchema = z.strictObject({
     server_location: httpUrl,
     api_key_id: nonEmptyString,
     api_key: nonEmptyString,
   });
 
-  const documentSchema = z.object({
+  const documentSchema = z.strictObject({
     primary_server: serverSchema.nullish(),
     alternative_servers: z.array(serverSchema).nullish(),
     mock_mode: z.boolean().nullish(),
-    mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
+    mock_users: z.array(z.strictObject({ username: z.string(), password: z.string() })).nullish(),
     mock_secrets: z.record(z.string(), z.unknown()).nullish(),
     public_key: nonEmptyString.nullish(),
     private_key: nonEmptyString.nullish(),
-    ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
+    ingest: z.strictObject({ base_url: httpUrl, token: nonEmptyString }).nullish(),
     timeout_ms: z.number().int().min(1).nullish(),
     kv: nonEmptyString.nullish(),
     health_check_port: z.number().int().min(0).max(65535).nullish(),
@@ -256,6 +260,38 @@ function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
   }
 }
 
+/** The field names the schema knows for the object at `path` of the document (`[]` for the top). */
+function knownFieldsAt(path: readonly PropertyKey[]): string[] {
+  if (schemas === null) return []; // only asked while a document is parsed, after loadSchemas()
+  let schema: z.core.$ZodType = schemas.documentSchema;
+  for (const part of [...path, null]) {
+    // Look through optional / nullable wrappers and into arrays to the object at this level.
+    for (;;) {
+      const def = schema._zod.def as { type: string; innerType?: z.core.$ZodType; element?: z.core.$ZodType };
+      if ((def.type === "optional" || def.type === "nullable") && def.innerType) schema = def.innerType;
+      else if (def.type === "array" && def.element && typeof part === "number") {
+        schema = def.element;
+        break;
+      } else break;
+    }
+    if (part === null || typeof part === "number") continue;
+    const shape = (schema as { shape?: Record<string, z.core.$ZodType> }).shape;
+    if (shape === undefined || !(String(part) in shape)) return [];
+    schema = shape[String(part)];
+  }
+  const shape = (schema as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+/** `is not a known field (did you mean mock_users?)`; the key is a name, never a value. */
+function unknownFieldProblem(path: readonly PropertyKey[], key: string): string {
+  const known = knownFieldsAt(path);
+  const closest = closestName(key, known);
+  return closest === null
+    ? "is not a known field"
+    : `is not a known field: did you mean ${closest}? (known fields here: ${known.join(", ")})`;
+}
+
 /** `["alternative_servers", 1, "api_key"]` → `alternative_servers[1].api_key`. */
 function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
@@ -330,13 +366,35 @@ async function parseDocument(text: string, source: string): Promise<ConfigDocume
   const { documentSchema } = await loadSchemas();
   const result = documentSchema.safeParse(value, { error: describeIssue });
   if (!result.success) {
-    const issue = result.error.issues[0];
+    // A misspelled field also shows up as the missing field it was meant to be: name the misspelling.
+    const issue = result.error.issues.find((i) => i.code === "unrecognized_keys") ?? result.error.issues[0];
     const more = result.error.issues.length > 1
       ? ` (and ${result.error.issues.length - 1} more problems)`
       : "";
+    if (issue.code === "unrecognized_keys") {
+      const [key] = issue.keys;
+      throw new ConfigError(
+        source,
+        formatPath([...issue.path, key]),
+        `${unknownFieldProblem(issue.path, key)}${more}`,
+      );
+    }
     throw new ConfigError(source, formatPath(issue.path), `${issue.message}${more}`);
   }
   const doc = result.data;
+  const servers = [
+    doc.primary_server && "primary_server",
+    doc.alternative_servers?.length && "alternative_servers",
+  ]
+    .filter((name): name is string => typeof name === "string");
+  if (doc.mock_mode === true && servers.length > 0) {
+    throw new ConfigError(
+      source,
+      "mock_mode",
+      `is true together with ${servers.join(" and ")}: mock mode contacts no server; ` +
+        `remove mock_mode or ${servers.join(" and ")}`,
+    );
+  }
   if ((doc.alternative_servers?.length ?? 0) > 0 && !doc.primary_server) {
     throw new ConfigError(
       source,
@@ -444,11 +502,13 @@ function defaultReadTextFile(path: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadConfig } from "./config.ts";
  * const config = await loadConfig(new Map([
  *   ["RTCV_SCRAPER_CLIENT_ENV", '{\n  // comments and trailing commas are fine\n  "mock_mode": true,\n  "timeout_ms": 5000,\n}'],
  * ]));
- * // config.mockMode === true, config.timeoutMs === 5000
+ * assert.equal(config.mockMode, true);
+ * assert.equal(config.timeoutMs, 5000);
  * ```
  */
 export async function loadConfig(

@@ -145,9 +145,10 @@ function collectRanges(line: string): Range[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { redactSecrets } from "./redact.ts";
  * const line = '{"type":"set_credentials","content":{"api_key_id":"abc","api_key":"s3cr\\"et"}}';
- * redactSecrets(line); // '{"type":"set_credentials","content":{"api_key_id":"abc","api_key":"<redacted>"}}'
+ * assert.equal(redactSecrets(line), '{"type":"set_credentials","content":{"api_key_id":"abc","api_key":"<redacted>"}}');
  * ```
  */
 export function redactSecrets(line: string): string {

@@ -52,9 +52,9 @@ export interface RtcvApiErrorDetails {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RtcvApiError } from "./api_client.ts";
  * const error = new RtcvApiError("https://rtcv.example.com", "answered 400: bad", { status: 400, serverMessage: "bad" });
- * import assert from "node:assert/strict";
  * assert.equal(error.message, "https://rtcv.example.com answered 400: bad");
  * ```
  */

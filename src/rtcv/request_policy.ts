@@ -49,9 +49,10 @@ export interface RequestPolicy {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultRequestPolicy } from "./request_policy.ts";
  * const policy = defaultRequestPolicy(5000);
- * console.assert(policy.timeoutMs === 5000 && policy.maxRetries === 3);
+ * assert.ok(policy.timeoutMs === 5000 && policy.maxRetries === 3);
  * ```
  */
 export function defaultRequestPolicy(timeoutMs: number = DEFAULT_TIMEOUT_MS): RequestPolicy {
@@ -103,8 +104,9 @@ export function isTransientStatus(status: number): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRetryAfter } from "./request_policy.ts";
- * console.assert(parseRetryAfter("2") === 2000);
+ * assert.ok(parseRetryAfter("2") === 2000);
  * ```
  */
 export function parseRetryAfter(value: string | null, nowMs: number = Date.now()): number | null {
@@ -141,8 +143,11 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withDeadline } from "./request_policy.ts";
+ * const started = Date.now();
  * await withDeadline(new Promise(() => {}), Date.now() + 10); // gives up after 10 ms
+ * assert.ok(Date.now() - started < 1000);
  * ```
  */
 export async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
@@ -175,6 +180,7 @@ type AttemptResult =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultRequestPolicy, fetchWithRetries } from "./request_policy.ts";
  * const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => new Response("hi"));
  * const origin = `http://127.0.0.1:${server.addr.port}`;
@@ -182,7 +188,7 @@ type AttemptResult =
  *   { origin, path: "/", send: (signal) => fetch(origin + "/", { signal }) },
  *   defaultRequestPolicy(),
  * );
- * console.assert(outcome.kind === "response" && outcome.body === "hi");
+ * assert.ok(outcome.kind === "response" && outcome.body === "hi");
  * await server.shutdown();
  * ```
  */
