@@ -1,4 +1,4 @@
-import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./prometheus_text.ts";
 
 /** Pending and dead outbox items by target, e.g. `{"mirrors": {"https://m.example": {pending: 1, dead: 0}}}`. */
 export interface OutboxDetail {
@@ -11,6 +11,7 @@ export interface OutboxDetail {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthStatus } from "./health_server.ts";
  * const status: HealthStatus = {
  *   mode: "live",
@@ -18,6 +19,7 @@ export interface OutboxDetail {
  *   outbox: 0,
  *   failing: "primary https://rtcv.example.com: 3 sends failed in a row",
  * };
+ * assert.ok(status.failing); // GET / answers 503 while it is set
  * ```
  */
 export interface HealthStatus {
@@ -41,8 +43,10 @@ export interface HealthStatus {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthMetrics } from "./health_server.ts";
  * const metrics: HealthMetrics = { render: () => "", uptimeSeconds: () => 0 };
+ * assert.equal(metrics.uptimeSeconds(), 0);
  * ```
  */
 export interface HealthMetrics {
@@ -57,6 +61,7 @@ export interface HealthMetrics {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import type { HealthServerOptions } from "./health_server.ts";
  * const options: HealthServerOptions = {
@@ -64,6 +69,7 @@ export interface HealthMetrics {
  *   metrics: new ClientMetrics(),
  *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
  * };
+ * assert.equal(options.host, undefined); // 127.0.0.1
  * ```
  */
 export interface HealthServerOptions {
@@ -82,6 +88,7 @@ export interface HealthServerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import { type HealthServer, startHealthServer } from "./health_server.ts";
  * const server: HealthServer = await startHealthServer({
@@ -89,6 +96,7 @@ export interface HealthServerOptions {
  *   metrics: new ClientMetrics(),
  *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
  * });
+ * assert.ok(server.port > 0); // the free port it chose
  * await server.close();
  * ```
  */
@@ -106,8 +114,10 @@ export interface HealthServer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthBody } from "./health_server.ts";
  * const body: HealthBody = { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 12.5 };
+ * assert.equal(body.reason, undefined); // only while failing
  * ```
  */
 export interface HealthBody {
@@ -132,8 +142,9 @@ export interface HealthBody {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_HEALTH_HOST } from "./health_server.ts";
- * console.assert(DEFAULT_HEALTH_HOST === "127.0.0.1");
+ * assert.equal(DEFAULT_HEALTH_HOST, "127.0.0.1");
  * ```
  */
 export const DEFAULT_HEALTH_HOST = "127.0.0.1";
@@ -152,6 +163,7 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import { startHealthServer } from "./health_server.ts";
  * const metrics = new ClientMetrics();
@@ -161,7 +173,8 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *   status: () => ({ mode: "mock", servers: [], outbox: 0 }),
  * });
  * const answer = await fetch(`http://127.0.0.1:${server.port}/`);
- * await answer.json(); // { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: ... }
+ * const body = await answer.json();
+ * assert.deepEqual({ ...body, uptime_seconds: 0 }, { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 0 });
  * await server.close();
  * ```
  */

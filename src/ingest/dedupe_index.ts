@@ -44,10 +44,10 @@ export interface DedupeDecision {
  *
  * @example
  * ```ts
- * import assert from "node:assert";
+ * import assert from "node:assert/strict";
  * import { itemId } from "./dedupe_index.ts";
- * assert.strictEqual(itemId({ job_id: 7 }, "job_id"), "7");
- * assert.strictEqual(itemId({ job_id: "" }, "job_id"), null);
+ * assert.ok(itemId({ job_id: 7 }, "job_id") === "7");
+ * assert.ok(itemId({ job_id: "" }, "job_id") === null);
  * ```
  */
 export function itemId(item: Record<string, unknown>, field: string): string | null {

@@ -18,11 +18,12 @@ const decoder = new TextDecoder();
 export type RouteSend = (client: RtcvApiClient, payload: Uint8Array, signal: AbortSignal) => Promise<unknown>;
 
 /**
- * How each CV route is posted. `scanCV` sends `{"cv": <payload JSON>}`; the engineers adding `allCVs`
- * (`send_cvs_list`) and `scanCVDocument` (`send_cv_document`) add their senders here.
+ * How each CV route is posted: `scanCV` sends `{"cv": <payload JSON>}`, `allCVs` the payload `{"cvs": [...]}`.
+ * `scanCVDocument` (`send_cv_document`) adds its sender here.
  */
 export const CV_ROUTES: Partial<Record<OutboxRoute, RouteSend>> = {
   scanCV: (client, payload, signal) => client.scanCv(JSON.parse(decoder.decode(payload)), signal),
+  allCVs: (client, payload, signal) => client.scanCvList(JSON.parse(decoder.decode(payload)).cvs, signal),
 };
 
 /** The outbox channel of a server: its location (origin and path prefix), never its key. */
@@ -126,6 +127,7 @@ export function classifyRtcvFailure(error: unknown): DeliveryFailure {
     : error.message;
   const status = error.status;
   const retryAfterMs = error.retryAfterMs;
+  if (error.missingRoute) return { kind: "refused", message, retryAfterMs }; // an older server: never
   if (status === null || status === 408 || status === 429 || (status >= 502 && status <= 504)) {
     return { kind: "transient", message, retryAfterMs };
   }

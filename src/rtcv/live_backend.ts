@@ -1,16 +1,25 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import { CommandError } from "../commands/command_error.ts";
-import { cvChannel, cvCopies, cvSender } from "../outbox/cv_channel.ts";
+import { cvChannel, cvCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
 import type { Outbox } from "../outbox/outbox.ts";
-import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
+import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
+import {
+  type Cv,
+  type LoginUser,
+  NoKeyPairError,
+  NoSecretsRouteError,
+  type RtcvBackend,
+  type SecretSource,
+} from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
+import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
   readonly primary: RtcvApiClient;
   /**
-   * Clients for outbox deliveries (one request per attempt: the outbox retries), the mirrors first, then the
-   * primary (it gets what earlier runs left for it while it was a mirror).
+   * Clients for outbox deliveries (one request per attempt: the outbox retries): the mirrors, and the primary
+   * (it gets what earlier runs left for it while it was a mirror).
    */
   readonly deliveryClients: { readonly mirrors: readonly RtcvApiClient[]; readonly primary: RtcvApiClient };
   readonly references: ReferenceCache;
@@ -18,15 +27,21 @@ export interface LiveBackendParts {
   readonly outbox: Outbox;
   /** Told about each primary scanCV outcome (metrics). */
   readonly onPrimaryResult?: (ok: boolean) => void;
+  /** The login-users key pair, or null when none is set. */
+  readonly keyPair?: LoginKeyPair | null;
+  /** What `set_credentials` found out about the primary's scraperUsers route. */
+  readonly loginUsersRoute?: LoginUsersRoute;
+  /** Warnings for a person (a login user left out). */
+  readonly warn?: (message: string) => void;
 }
 
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
 const FAILING_AFTER = 3;
 
 /**
- * Live mode: CVs go to every server at once. The primary's answer is the command's answer; each mirror
- * gets its copy through the durable outbox (committed before the command answers, whatever the primary
- * answers), so a slow or dead mirror neither delays nor changes the answer and never loses a CV.
+ * Live mode: CVs go to every server at once. The primary's answer is the command's answer; mirrors get
+ * the CV through a durable outbox, so a slow or dead mirror neither delays nor changes the answer and
+ * never loses a CV.
  */
 export class LiveBackend implements RtcvBackend {
   /** Always `live`. */
@@ -36,6 +51,8 @@ export class LiveBackend implements RtcvBackend {
   readonly #parts: LiveBackendParts;
   readonly #mirrorChannels: string[];
   #primaryFailuresInARow = 0;
+  /** Why the primary has no secrets route, once it said so. */
+  #noSecretsRoute: string | null = null;
 
   /** Creates the backend over checked servers. */
   constructor(parts: LiveBackendParts) {
@@ -59,20 +76,65 @@ export class LiveBackend implements RtcvBackend {
 
   /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    const queued = this.#parts.outbox.enqueue(cvCopies(this.#mirrorChannels, cv));
-    const answer = this.#parts.primary.scanCv(cv);
-    const [sent, stored] = await Promise.allSettled([answer, queued]);
+    return await this.#sendAll(this.#parts.primary.scanCv(cv), cvCopies(this.#mirrorChannels, cv));
+  }
+
+  /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
+  async sendCvsList(cvs: readonly Cv[]): Promise<void> {
+    const { primary } = this.#parts;
+    const sent = primary.scanCvList(cvs).catch((error) => {
+      if (!(error instanceof RtcvApiError && error.missingRoute)) throw error;
+      throw new CommandError(
+        `primary ${primary.origin} has no allCVs route (an older RT-CV server; it ` +
+          `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
+      );
+    });
+    await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs));
+  }
+
+  /**
+   * Waits for the primary's answer and for the mirrors' copies to be committed to the outbox (before the
+   * command answers, whatever the primary answered); the copies are sent at once.
+   */
+  async #sendAll<T>(primary: Promise<T>, copies: NewOutboxEntry[]): Promise<T> {
+    const queued = this.#parts.outbox.enqueue(copies);
+    const [sent, stored] = await Promise.allSettled([this.#countPrimary(primary), queued]);
     if (stored.status === "rejected") {
       throw new CommandError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
     }
-    if (sent.status === "rejected") {
-      this.#primaryFailuresInARow++;
-      this.#parts.onPrimaryResult?.(false);
-      throw asCommandError("primary", sent.reason);
-    }
-    this.#primaryFailuresInARow = 0;
-    this.#parts.onPrimaryResult?.(true);
+    if (sent.status === "rejected") throw sent.reason;
     return sent.value;
+  }
+
+  /** Follows the primary's outcome (failing state, metrics) and words its failure as the command's error. */
+  #countPrimary<T>(request: Promise<T>): Promise<T> {
+    return request.then(
+      (value) => {
+        this.#primaryFailuresInARow = 0;
+        this.#parts.onPrimaryResult?.(true);
+        return value;
+      },
+      (error) => {
+        this.#primaryFailuresInARow++;
+        this.#parts.onPrimaryResult?.(false);
+        throw asCommandError("primary", error);
+      },
+    );
+  }
+
+  /** The primary's login users with their passwords opened; needs a key pair. */
+  async getLoginUsers(): Promise<LoginUser[]> {
+    const { primary, keyPair } = this.#parts;
+    if (this.#parts.loginUsersRoute === "missing") {
+      throw new CommandError(
+        `primary ${primary.origin} has no login-users route (scraperUsers): it is an older RT-CV server; ` +
+          "use get_users_secret / get_user_secret there",
+      );
+    }
+    if (!keyPair) {
+      throw new NoKeyPairError(`login users need the scraper's key pair: ${KEY_PAIR_HINT}`);
+    }
+    return await readLoginUsers(primary, keyPair, this.#parts.warn ?? (() => {}));
   }
 
   /** Why the primary counts as failing (3 or more failed sends in a row), or null while it works. */
@@ -82,11 +144,20 @@ export class LiveBackend implements RtcvBackend {
       : null;
   }
 
-  /** Reads a secret from the primary. */
+  /** Reads a secret from the primary; {@link NoSecretsRouteError} when the primary has no secrets route. */
   async getSecret(key: string, encryptionKey: string): Promise<unknown> {
+    // Once the primary said it has no secrets route, it is not asked again (each ask is a 500 in its log).
+    if (this.#noSecretsRoute !== null) throw new NoSecretsRouteError(this.#noSecretsRoute);
     try {
       return await this.#parts.primary.getSecret(key, encryptionKey);
     } catch (error) {
+      if (error instanceof RtcvApiError && error.missingRoute) {
+        this.#noSecretsRoute =
+          `primary ${this.#parts.primary.origin} has no secrets route (the newest RT-CV ` +
+          `removed it; GET /api/v1/secrets/myKey/... answered ${error.status}); its login users replace the ` +
+          "users secrets (get_login_users)";
+        throw new NoSecretsRouteError(this.#noSecretsRoute);
+      }
       throw asCommandError("primary", error);
     }
   }
@@ -115,12 +186,12 @@ export class LiveBackend implements RtcvBackend {
   }
 }
 
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Wraps a server failure as the command's error: `primary <origin> answered 400: ...`. */
 export function asCommandError(role: string, error: unknown): Error {
   if (error instanceof RtcvApiError) return new CommandError(`${role} ${error.message}`);
   return error instanceof Error ? error : new Error(String(error));
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
