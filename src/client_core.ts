@@ -162,17 +162,28 @@ export class ClientCore {
         import("./outbox/kv_outbox_store.ts"),
         import("./outbox/outbox.ts"),
         import("./outbox/retry_rules.ts"),
-      ]).then(([{ kv, batcher }, { KvOutboxStore }, { Outbox }, { DEFAULT_RETRY_SETTINGS }]) =>
-        new Outbox({
-          store: new KvOutboxStore(kv, batcher),
-          clock: this.clock,
-          leaseMs: settings.leaseMs,
-          maxInFlight: settings.maxInFlight,
-          retry: { ...DEFAULT_RETRY_SETTINGS, ...settings.retry },
-          log: settings.log,
-          warn: this.#warn,
-          onResult: settings.onResult,
-        })
+        import("./outbox/kv_legacy_migration.ts"),
+      ]).then(
+        async ([{ kv, batcher }, { KvOutboxStore }, { Outbox }, { DEFAULT_RETRY_SETTINGS }, legacy]) => {
+          const store = new KvOutboxStore(kv, batcher);
+          // What an earlier version left waiting moves in before anything is sent or counted.
+          const moved = await legacy.migrateLegacyOutbox(kv, store, this.clock.now());
+          if (moved.moved + moved.dead > 0) {
+            settings.log?.(
+              `outbox: moved ${moved.moved} waiting entries and ${moved.dead} dead letters of an earlier version`,
+            );
+          }
+          return new Outbox({
+            store,
+            clock: this.clock,
+            leaseMs: settings.leaseMs,
+            maxInFlight: settings.maxInFlight,
+            retry: { ...DEFAULT_RETRY_SETTINGS, ...settings.retry },
+            log: settings.log,
+            warn: this.#warn,
+            onResult: settings.onResult,
+          });
+        },
       );
       this.#outbox.catch(() => this.#outbox = null);
     }

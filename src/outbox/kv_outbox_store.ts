@@ -74,6 +74,14 @@ const partKey = (
 ): Deno.KvKey => [ROOT, "part", channel, id, index];
 const countKey = (channel: string, name: string): Deno.KvKey => [ROOT, "count", channel, name];
 const errorKey = (channel: string): Deno.KvKey => [ROOT, "error", channel];
+/** Dead letters list newest first: the time inverted, fixed width. */
+const deadKey = (at: number, channel: string, id: string): Deno.KvKey => [
+  ROOT,
+  "dead",
+  (8_640_000_000_000_000 - at).toString().padStart(16, "0"),
+  channel,
+  id,
+];
 
 function add(channel: string, name: string, items: number): Deno.KvMutation {
   const value = BigInt(items) >= 0n ? BigInt(items) : U64 + BigInt(items); // sum wraps: adds a negative
@@ -159,6 +167,60 @@ export class KvOutboxStore implements OutboxStore {
       }
       index = await this.#kv.get<string>(indexKey);
     }
+  }
+
+  /**
+   * Moves one entry an earlier version left into the outbox, free for whoever serves its channel, in one
+   * checked atomic operation with `guard` (the checks and deletions of the old rows): it lands with their
+   * removal or not at all. `createdAt` keeps the entry's age; `now` decides whether a lease lapsed; `dead`
+   * makes it a dead letter. A keyed entry
+   * replaces a copy waiting under its key only when that copy is older and free; otherwise the old entry is
+   * just removed (a newer copy waits, or one is being sent). False when a check failed (moved meanwhile).
+   */
+  async adopt(
+    entry: NewOutboxEntry,
+    options: {
+      createdAt: number;
+      now: number;
+      dead: { reason: string; at: number } | null;
+      guard: { checks: Deno.AtomicCheck[]; mutations: Deno.KvMutation[] };
+    },
+  ): Promise<boolean> {
+    const { createdAt, now, dead, guard } = options;
+    const id = this.#newId();
+    const row = newRow(entry, "", 0, createdAt);
+    const atomic = this.#kv.atomic().check(...guard.checks).mutate(...guard.mutations);
+    if (dead !== null) {
+      const letter: DeadRow = { r: row.r, l: row.l, n: row.n, reason: dead.reason, at: dead.at };
+      atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, 0).slice(0, row.p));
+      atomic.set(deadKey(dead.at, entry.channel, id), letter).set(errorKey(entry.channel), dead.reason);
+      atomic.mutate(add(entry.channel, "dead", entry.count));
+    } else if (entry.key === null) {
+      atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, 0));
+      atomic.mutate(add(entry.channel, "pending", entry.count));
+    } else {
+      const stored = await storedKey(entry.key);
+      const indexKey: Deno.KvKey = [ROOT, "key", entry.channel, stored];
+      const index = await this.#kv.get<string>(indexKey);
+      const old = typeof index.value === "string"
+        ? await this.#kv.get<Row>(entryKey(entry.channel, index.value))
+        : null;
+      atomic.check(index);
+      if (old?.value) {
+        atomic.check(old);
+        if (old.value.c <= createdAt && (old.value.o === "" || old.value.u <= now)) {
+          const next = { ...row, x: stored };
+          atomic.mutate(
+            ...entryMutations(entry.channel, index.value as string, next, entry.payload, old.value.p),
+          );
+          atomic.mutate(add(entry.channel, "pending", entry.count - old.value.n));
+        }
+      } else {
+        atomic.mutate(...entryMutations(entry.channel, id, { ...row, x: stored }, entry.payload, 0));
+        atomic.mutate(add(entry.channel, "pending", entry.count)).set(indexKey, id);
+      }
+    }
+    return (await retryLocked(() => atomic.commit())).ok;
   }
 
   async take(
@@ -263,9 +325,8 @@ export class KvOutboxStore implements OutboxStore {
   async bury(lease: Lease, owner: string, reason: string, at: number): Promise<void> {
     await this.#conditional([lease], owner, (atomic, _, row) => {
       const dead: DeadRow = { r: row.r, l: row.l, n: row.n, reason, at };
-      const inverted = (8_640_000_000_000_000 - at).toString().padStart(16, "0");
       atomic.mutate(...removeMutations(lease, row, true));
-      atomic.set([ROOT, "dead", inverted, lease.channel, lease.id], dead).set(
+      atomic.set(deadKey(at, lease.channel, lease.id), dead).set(
         errorKey(lease.channel),
         reason,
       );

@@ -1,0 +1,212 @@
+/**
+ * A one-time move, when the outbox opens a Deno.Kv store, of what earlier versions (before the one outbox)
+ * left waiting there into the one outbox, so an upgrade loses no CV and no job item:
+ *
+ * | old key | value | becomes |
+ * |---|---|---|
+ * | `["cv_outbox",server,id]` | the CV's JSON text, or `{parts}` with `["cv_outbox_part",server,id,i]` texts | an entry of `server` keyed by the reference number |
+ * | `["cv_dead",server,id]` | the same (`cv_dead_part`) | a dead letter of `server` |
+ * | `["ingest","out",run,dataType,platform,line,chunk]` | `{n, b}`, or `{n, parts, bytes}` with `["ingest","out_part",…,i]` bytes | an entry of the stream |
+ * | `["ingest","dead",run,dataType,platform,line,chunk,id]` | the same plus `{status, error, at}` (`dead_part`) | a dead letter of the stream |
+ *
+ * Each old entry moves in one checked atomic operation together with the removal of its old rows (see
+ * {@link KvOutboxStore.adopt}): a crash, or another process migrating the same store at the same moment,
+ * neither loses nor duplicates one. Rows of an ingest run whose old claim (`["ingest","run",run]`) is still
+ * held by a living process of the earlier version are left to it (a later start moves what it leaves).
+ * With nothing old in the store the check costs one `list` of limit 1 per old prefix.
+ *
+ * @module
+ */
+
+import { getManyChunked } from "../cache/kv_reads.ts";
+import { isDataType, isPlatform, streamName } from "../ingest/streams.ts";
+import { cvCopies } from "./cv_channel.ts";
+import type { KvOutboxStore } from "./kv_outbox_store.ts";
+import type { NewOutboxEntry } from "./outbox_store.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** One old entry read back: its rows (to check and delete) and its payload. */
+interface OldEntry {
+  readonly head: Deno.KvEntry<unknown>;
+  readonly partKeys: Deno.KvKey[];
+  /** The payload, or null when a part is missing (an earlier crash in the middle of a write). */
+  readonly payload: Uint8Array | null;
+}
+
+/** What {@link migrateLegacyOutbox} moved. */
+export interface MigrationCounts {
+  /** Entries now waiting in the one outbox (after joining copies of one reference). */
+  readonly moved: number;
+  /** Dead letters moved. */
+  readonly dead: number;
+}
+
+/** Moves every old entry into `store` (see the module doc); `now` is the clock's time. */
+export async function migrateLegacyOutbox(
+  kv: Deno.Kv,
+  store: KvOutboxStore,
+  now: number,
+): Promise<MigrationCounts> {
+  const counts = { moved: 0, dead: 0 };
+  const move = async (entry: NewOutboxEntry, old: OldEntry, createdAt: number, dead: DeadInfo | null) => {
+    const guard = {
+      checks: [old.head],
+      mutations: [old.head.key, ...old.partKeys].map((key): Deno.KvMutation => ({ type: "delete", key })),
+    };
+    if (!await store.adopt(entry, { createdAt, now, dead, guard })) return; // moved by another process
+    if (dead) counts.dead++;
+    else counts.moved++;
+  };
+
+  for (const [prefix, isDead] of [["cv_outbox", false], ["cv_dead", true]] as const) {
+    for await (const old of oldEntries(kv, [prefix], (key, i) => [`${prefix}_part`, ...key.slice(1), i])) {
+      const [, channel, id] = old.head.key;
+      if (typeof channel !== "string" || typeof id !== "string") continue;
+      const createdAt = timeOf(Number(id.slice(0, 15)), now);
+      const entry = cvEntry(channel, old.payload);
+      const reason = old.payload === null
+        ? "an earlier version left this copy incomplete (a part is missing)"
+        : "refused by the server before the upgrade (the earlier version kept no reason)";
+      await move(entry, old, createdAt, isDead || old.payload === null ? { reason, at: createdAt } : null);
+    }
+  }
+
+  const liveRuns = await liveIngestRuns(kv, now);
+  for (const [kind, isDead] of [["out", false], ["dead", true]] as const) {
+    const partKey = (
+      key: Deno.KvKey,
+      i: number,
+    ): Deno.KvKey => ["ingest", `${kind}_part`, ...key.slice(2), i];
+    for await (const old of oldEntries(kv, ["ingest", kind], partKey)) {
+      const [, , run, dataType, platform] = old.head.key;
+      const value = old.head.value as { n?: unknown; status?: unknown; error?: unknown; at?: unknown };
+      if (typeof run !== "string" || liveRuns.has(run) || !isDataType(dataType) || !isPlatform(platform)) {
+        continue;
+      }
+      const entry: NewOutboxEntry = {
+        channel: `ingest/${streamName({ dataType, platform })}`,
+        key: null,
+        route: "ingest",
+        label: dataType,
+        count: typeof value.n === "number" && value.n > 0 ? value.n : 1,
+        payload: old.payload ?? new Uint8Array(),
+      };
+      const createdAt = timeOf(parseInt(run.slice(0, 10), 36), now);
+      let dead: DeadInfo | null = null;
+      if (old.payload === null) {
+        dead = {
+          reason: "an earlier version left these items incomplete (a part is missing)",
+          at: createdAt,
+        };
+      } else if (isDead) {
+        const reason = typeof value.error === "string" && value.error !== ""
+          ? value.error
+          : `refused (status ${value.status})`;
+        dead = { reason, at: timeOf(Number(value.at), now) };
+      }
+      await move(entry, old, createdAt, dead);
+    }
+  }
+  await dropClaims(kv, liveRuns);
+  return counts;
+}
+
+interface DeadInfo {
+  readonly reason: string;
+  readonly at: number;
+}
+
+/** The entry of an old CV copy: keyed by its reference number (an unreadable one: a dead letter). */
+function cvEntry(channel: string, payload: Uint8Array | null): NewOutboxEntry {
+  const text = payload === null ? "" : decoder.decode(payload);
+  try {
+    const cv = JSON.parse(text);
+    if (cv !== null && typeof cv === "object" && "referenceNumber" in cv) return cvCopies([channel], cv)[0];
+  } catch {
+    // not JSON: kept as it is, as a dead letter
+  }
+  return {
+    channel,
+    key: null,
+    route: "scanCV",
+    label: "(unreadable)",
+    count: 1,
+    payload: encoder.encode(text),
+  };
+}
+
+/**
+ * The old entries under `prefix` with their payloads (heads are rows with a `parts` count or the value
+ * itself), oldest first. Probes with one `list` of limit 1 first.
+ */
+async function* oldEntries(
+  kv: Deno.Kv,
+  prefix: Deno.KvKey,
+  partKey: (key: Deno.KvKey, index: number) => Deno.KvKey,
+): AsyncGenerator<OldEntry> {
+  const probe = await Array.fromAsync(kv.list({ prefix }, { limit: 1 }));
+  if (probe.length === 0) return;
+  for await (const head of kv.list<unknown>({ prefix })) {
+    const value = head.value;
+    const inline = typeof value === "string"
+      ? encoder.encode(value)
+      : value instanceof Uint8Array
+      ? value
+      : isRecord(value) && value.b instanceof Uint8Array
+      ? value.b
+      : null;
+    const parts = isRecord(value) && typeof value.parts === "number" ? Math.max(0, value.parts) : 0;
+    const partKeys = Array.from({ length: parts }, (_, index) => partKey(head.key, index));
+    if (inline !== null || parts === 0) {
+      yield { head, partKeys, payload: inline };
+      continue;
+    }
+    const pieces = (await getManyChunked(kv, partKeys)).map((row) =>
+      typeof row.value === "string" ? encoder.encode(row.value) : row.value
+    );
+    yield {
+      head,
+      partKeys,
+      payload: pieces.every((piece) => piece instanceof Uint8Array) ? join(pieces) : null,
+    };
+  }
+}
+
+/** Old ingest runs whose claim a living process of the earlier version holds. */
+async function liveIngestRuns(kv: Deno.Kv, now: number): Promise<Set<string>> {
+  const live = new Set<string>();
+  for await (const claim of kv.list<unknown>({ prefix: ["ingest", "run"] })) {
+    const value = claim.value;
+    if (isRecord(value) && value.owner !== "" && typeof value.until === "number" && value.until > now) {
+      live.add(String(claim.key[2]));
+    }
+  }
+  return live;
+}
+
+/** Removes the old claims of runs no process of the earlier version holds (their rows have moved). */
+async function dropClaims(kv: Deno.Kv, live: ReadonlySet<string>): Promise<void> {
+  for await (const claim of kv.list({ prefix: ["ingest", "run"] })) {
+    if (!live.has(String(claim.key[2]))) await kv.atomic().check(claim).delete(claim.key).commit();
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object";
+}
+
+function timeOf(value: number, fallback: number): number {
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+function join(pieces: readonly Uint8Array[]): Uint8Array {
+  const joined = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    joined.set(piece, at);
+    at += piece.byteLength;
+  }
+  return joined;
+}
