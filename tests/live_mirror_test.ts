@@ -260,3 +260,29 @@ for (const variant of FAKE_RTCV_VARIANTS) {
     assert.equal(received(mirror, "again-1"), 1, "delivered once");
   });
 }
+
+Deno.test("a matched send_cv commits its mirror copy and its cache entry in one commit", async () => {
+  await using primary = await startFakeRtcv({ hasMatches: true });
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_DRAIN_MS: "0" });
+  await ok(client, credentialsLine(primary, [mirror]));
+  mirror.hang = true; // the copy stays as it was committed (its delivery hangs)
+  for (const reference of ["one-commit-1", "one-commit-2"]) {
+    assert.equal(await ok(client, sendCv(reference)), true);
+  }
+  await waitFor(() => scanRequests(mirror) === 2, 5000, "both copies are in flight");
+  const kv = await Deno.openKv(dir.kv);
+  try {
+    const copies = await Array.fromAsync(kv.list<{ k: string }>({ prefix: ["outbox", "entry"] }));
+    assert.equal(copies.length, 2);
+    for (const copy of copies) {
+      const reference = copy.value.k.replace(/^scanCV:/, "");
+      const cached = await kv.get(["ref", reference]);
+      assert.ok(cached.versionstamp !== null, `${reference} is cached`);
+      assert.equal(cached.versionstamp, copy.versionstamp, `${reference}: one commit wrote both`);
+    }
+  } finally {
+    kv.close();
+  }
+});

@@ -127,6 +127,11 @@ export class CommitBatcher {
     );
   }
 
+  /** Like {@link writeChecked}, resolving with the commit's versionstamp, or null when a check failed. */
+  writeCheckedStamped(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<string | null> {
+    return new Promise((resolve, reject) => this.#enqueue(mutations, checks, resolve, reject));
+  }
+
   #enqueue(
     mutations: Deno.KvMutation[],
     checks: Deno.AtomicCheck[],

@@ -76,9 +76,7 @@ export function cvCommands(session: Session): Record<string, CommandDefinition> 
   const send = async (cv: Cv): Promise<boolean> => {
     const backend = session.backend;
     if (await backend.references.has(cv.referenceNumber)) return false;
-    const matched = await backend.sendCv(cv);
-    if (matched) await backend.references.setLong(cv.referenceNumber);
-    return matched;
+    return await backend.sendCv(cv); // a match is cached by the backend (with the mirror copies: one commit)
   };
   return {
     send_cv: defineCommand(

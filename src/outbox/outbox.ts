@@ -56,6 +56,13 @@ interface Holding {
   readonly at: number;
 }
 
+/** An entry sent before its commit: the channel and request it went out with, and its holding once committed. */
+interface Early {
+  readonly held: PromiseWithResolvers<Holding | null>;
+  readonly state: Channel;
+  readonly signal: AbortSignal;
+}
+
 interface Channel {
   readonly name: string;
   sender: ChannelSender;
@@ -81,7 +88,6 @@ export class Outbox {
   #renewal: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #heldBytes = 0;
-  #acks: { leases: Lease[]; done: PromiseWithResolvers<void> }[] = [];
 
   /** Creates the engine; nothing is sent until a channel is {@link serve}d. */
   constructor(options: OutboxOptions) {
@@ -136,32 +142,99 @@ export class Outbox {
    * it) and starts sending them; resolves once they are durable. `alsoCommit` goes to
    * {@link OutboxStore.put} with the entries (store-specific writes that must land with them).
    */
-  async enqueue(entries: readonly NewOutboxEntry[], alsoCommit?: unknown): Promise<void> {
+  enqueue(entries: readonly NewOutboxEntry[], alsoCommit?: unknown): Promise<void> {
+    return this.#enqueue(entries, alsoCommit, new Map());
+  }
+
+  /**
+   * Sends entries at once, before they are committed (one request each, in served channels with room for
+   * one more request; the others wait for the commit), and answers the commit: it commits every entry
+   * leased to this process (in the store's next group commit, with writes queued in the same turn) and
+   * resolves once they are durable. An entry sent early then ends as its request did: delivered (acked),
+   * or retried or dead like any failed delivery. A crash before the commit loses nothing the caller
+   * answered `ok` for: the caller answers after the commit.
+   */
+  sendEarly(entries: readonly NewOutboxEntry[]): () => Promise<void> {
+    const early = new Map<NewOutboxEntry, Early>();
+    for (const entry of entries) {
+      const state = this.#channels.get(entry.channel);
+      if (!state || this.#closed || state.inFlight.size >= this.#maxInFlight) continue;
+      const held = Promise.withResolvers<Holding | null>();
+      const abort = new AbortController();
+      early.set(entry, { held, state, signal: abort.signal });
+      const provisional: LeasedEntry = {
+        entry: {
+          ...entry,
+          id: "",
+          createdAt: 0,
+          nextAt: 0,
+          attempts: 0,
+          refusal: null,
+          refusals: 0,
+          lastError: null,
+        },
+        lease: { channel: entry.channel, id: "", token: "" },
+        payload: entry.payload,
+      };
+      const outcome = this.#request(state, [provisional], abort.signal);
+      const stopped = new Promise<null>((resolve) =>
+        abort.signal.addEventListener("abort", () => resolve(null), { once: true })
+      );
+      this.#track(
+        state,
+        (async () => {
+          const holding = await Promise.race([held.promise, stopped]); // null: not committed, or stopping
+          if (holding) await this.#finish(state, [holding], await outcome, abort.signal);
+        })(),
+        abort,
+      );
+    }
+    return () => this.#enqueue(entries, undefined, early);
+  }
+
+  async #enqueue(
+    entries: readonly NewOutboxEntry[],
+    alsoCommit: unknown,
+    early: Map<NewOutboxEntry, Early>,
+  ): Promise<void> {
     if (entries.length === 0 && alsoCommit === undefined) return;
     const now = this.#options.clock.now();
     // Held in memory up to a budget; past it, entries wait in the store and are taken when there is room.
     let room = MAX_HELD_BYTES - this.#heldBytes;
     const held = (entry: NewOutboxEntry) =>
-      this.#channels.has(entry.channel) && (room -= entry.payload.byteLength) >= 0;
+      early.has(entry) || this.#channels.has(entry.channel) && (room -= entry.payload.byteLength) >= 0;
     const served = entries.filter(held);
     const others = entries.filter((entry) => !served.includes(entry));
-    const [leased] = await Promise.all([
-      this.#options.store.put(served, this.owner, now + this.#leaseMs, now, alsoCommit),
-      others.length > 0 ? this.#options.store.put(others, "", 0, now) : Promise.resolve([]),
-    ]);
-    for (const item of leased) {
+    let leased: LeasedEntry[];
+    try {
+      [leased] = await Promise.all([
+        this.#options.store.put(served, this.owner, now + this.#leaseMs, now, alsoCommit),
+        others.length > 0 ? this.#options.store.put(others, "", 0, now) : Promise.resolve([]),
+      ]);
+    } catch (error) {
+      for (const waiting of early.values()) waiting.held.resolve(null);
+      throw error;
+    }
+    leased.forEach((item, index) => {
       const state = this.#channels.get(item.entry.channel);
+      const waiting = early.get(served[index]);
       if (!state || this.#closed) {
+        waiting?.held.resolve(null);
         this.#options.store.release([item.lease], this.owner).catch(() => {});
-        continue;
+        return;
       }
       // The same key queued here: the newer copy replaces it (one in flight ends with a stale lease).
       for (const queued of state.queue) {
         if (queued.item.entry.id === item.entry.id) this.#drop(queued);
       }
       state.queue = state.queue.filter((queued) => queued.item.entry.id !== item.entry.id);
-      state.queue.push(this.#hold(item, now));
-    }
+      if (waiting?.state === state && !waiting.signal.aborted) {
+        waiting.held.resolve(this.#hold(item, now)); // its request is out already
+      } else {
+        waiting?.held.resolve(null);
+        state.queue.push(this.#hold(item, now));
+      }
+    });
     for (const state of new Set(leased.map((item) => this.#channels.get(item.entry.channel)))) {
       if (state) this.#pump(state);
     }
@@ -340,30 +413,46 @@ export class Outbox {
 
   #send(state: Channel, batch: Holding[]): void {
     const abort = new AbortController();
-    const items = batch.reduce((sum, holding) => sum + holding.item.entry.count, 0);
-    const work = (async () => {
-      try {
-        await state.sender.deliver(batch.map((holding) => holding.item), abort.signal);
-      } catch (error) {
-        if (abort.signal.aborted) return; // stopping: the leases are released
-        this.#options.onResult?.(state.name, false, items);
-        await this.#failed(state, batch, state.sender.classify(error));
-        return;
-      }
-      this.#options.onResult?.(state.name, true, items);
-      await this.#persist(
-        state,
-        () => this.#options.store.ack(batch.map((holding) => holding.lease), this.owner),
-      );
-      for (const holding of batch) this.#settle(holding);
-      this.#log(`outbox: delivered ${items} item(s) of ${batch.length} entries to ${state.name}`);
-    })();
+    const outcome = this.#request(state, batch.map((holding) => holding.item), abort.signal);
+    this.#track(state, outcome.then((result) => this.#finish(state, batch, result, abort.signal)), abort);
+  }
+
+  /** One request for the items: resolves with null when delivered, else with the failure (never rejects). */
+  #request(state: Channel, items: LeasedEntry[], signal: AbortSignal): Promise<{ error: unknown } | null> {
+    return state.sender.deliver(items, signal).then(() => null, (error) => ({ error }));
+  }
+
+  /** Counts `work` (a request and what follows it) in flight in the channel until it settles. */
+  #track(state: Channel, work: Promise<void>, abort: AbortController): void {
     state.inFlight.set(work, abort);
     work.catch((error) => this.#log(`outbox: delivery to ${state.name} failed: ${describe(error)}`))
       .finally(() => {
         state.inFlight.delete(work);
         this.#pump(state);
       });
+  }
+
+  /** Records how a request for `batch` ended: acked, or retried or dead. */
+  async #finish(
+    state: Channel,
+    batch: Holding[],
+    outcome: { error: unknown } | null,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const items = batch.reduce((sum, holding) => sum + holding.item.entry.count, 0);
+    if (outcome !== null) {
+      if (signal.aborted) return; // stopping: the leases are released
+      this.#options.onResult?.(state.name, false, items);
+      await this.#failed(state, batch, state.sender.classify(outcome.error));
+      return;
+    }
+    this.#options.onResult?.(state.name, true, items);
+    await this.#persist(
+      state,
+      () => this.#options.store.ack(batch.map((holding) => holding.lease), this.owner),
+    );
+    for (const holding of batch) this.#settle(holding);
+    this.#log(`outbox: delivered ${items} item(s) of ${batch.length} entries to ${state.name}`);
   }
 
   async #failed(state: Channel, batch: Holding[], failure: DeliveryFailure): Promise<void> {
@@ -389,23 +478,6 @@ export class Outbox {
         state.wakeAt = Math.min(state.wakeAt, decision.retry.nextAt);
       }
     }
-  }
-
-  /** Acks delivered leases; acks of deliveries that end in the same turn share one store write. */
-  #ack(leases: Lease[]): Promise<void> {
-    const done = Promise.withResolvers<void>();
-    this.#acks.push({ leases, done });
-    if (this.#acks.length === 1) {
-      setTimeout(() => {
-        const acks = this.#acks;
-        this.#acks = [];
-        this.#options.store.ack(acks.flatMap((ack) => ack.leases), this.owner).then(
-          () => acks.forEach((ack) => ack.done.resolve()),
-          (error) => acks.forEach((ack) => ack.done.reject(error)),
-        );
-      }, 0);
-    }
-    return done.promise;
   }
 
   /** Runs a store write until it succeeds, with the same backoff as deliveries (the lease is renewed meanwhile). */

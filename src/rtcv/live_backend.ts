@@ -74,9 +74,16 @@ export class LiveBackend implements RtcvBackend {
     ];
   }
 
-  /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
+  /**
+   * Sends the CV to every server at once; once the primary answered, commits the mirrors' copies and, for a
+   * match, the cache entry in one commit, and resolves with the primary's `hasMatches`.
+   */
   async sendCv(cv: Cv): Promise<boolean> {
-    return await this.#sendAll(this.#parts.primary.scanCv(cv), cvCopies(this.#mirrorChannels, cv));
+    return await this.#sendAll(
+      this.#parts.primary.scanCv(cv),
+      cvCopies(this.#mirrorChannels, cv),
+      (matched) => matched ? this.references.setLong(cv.referenceNumber) : undefined,
+    );
   }
 
   /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
@@ -89,20 +96,29 @@ export class LiveBackend implements RtcvBackend {
           `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
       );
     });
-    await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs));
+    await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs), () => undefined);
   }
 
   /**
-   * Waits for the primary's answer and for the mirrors' copies to be committed to the outbox (before the
-   * command answers, whatever the primary answered); the copies are sent at once.
+   * Sends to the primary and the mirrors at once; once the primary answered, commits the mirrors' copies
+   * (whatever the primary answered) with what `alsoWrite` writes for its answer: both are queued in the
+   * same turn, so the store's group commit writes them in one commit (one commit on the answer path).
    */
-  async #sendAll<T>(primary: Promise<T>, copies: NewOutboxEntry[]): Promise<T> {
-    const queued = this.#parts.outbox.enqueue(copies);
-    const [sent, stored] = await Promise.allSettled([this.#countPrimary(primary), queued]);
+  async #sendAll<T>(
+    primary: Promise<T>,
+    copies: NewOutboxEntry[],
+    alsoWrite: (answer: T) => Promise<void> | undefined,
+  ): Promise<T> {
+    const commit = this.#parts.outbox.sendEarly(copies); // the mirrors are asked in parallel with the primary
+    const [sent] = await Promise.allSettled([this.#countPrimary(primary)]);
+    const queued = commit();
+    const written = sent.status === "fulfilled" ? alsoWrite(sent.value) : undefined;
+    const [stored, cached] = await Promise.allSettled([queued, written]);
     if (stored.status === "rejected") {
       throw new CommandError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
     }
     if (sent.status === "rejected") throw sent.reason;
+    if (cached.status === "rejected") throw cached.reason;
     return sent.value;
   }
 

@@ -35,7 +35,7 @@ export interface RtcvBackend {
   readonly kind: "mock" | "live";
   /** The reference cache this mode uses (mock mode has its own, in memory). */
   readonly references: ReferenceCache;
-  /** Sends a validated CV; true when the primary server matched it. */
+  /** Sends a validated CV; true when the primary server matched it, once the match is cached (72 h). */
   sendCv(cv: Cv): Promise<boolean>;
   /**
    * Reads the secret `key`; mock mode answers `null` for a secret it was not given. Throws
