@@ -24,7 +24,11 @@ import { pipelinedCacheScenario, pipelinedShortCacheScenario, store1mScenario } 
 import { exitNotes, reason } from "./scenarios/common.ts";
 import { floodScenario } from "./scenarios/flood.ts";
 import { ingestDedupeScenario, ingestScenario } from "./scenarios/ingest.ts";
-import { sendCvFanoutScenario, sendCvOverheadScenario } from "./scenarios/send_cv.ts";
+import {
+  sendCvFanoutScenario,
+  sendCvMirrorOverheadScenario,
+  sendCvOverheadScenario,
+} from "./scenarios/send_cv.ts";
 import { idleRssScenario, pingScenario, readyScenario } from "./scenarios/startup.ts";
 
 /** Every scenario, in the order they run. */
@@ -37,6 +41,7 @@ export const SCENARIOS: readonly Scenario[] = [
   store1mScenario,
   sendCvFanoutScenario,
   sendCvOverheadScenario,
+  sendCvMirrorOverheadScenario,
   ingestScenario,
   ingestDedupeScenario,
   floodScenario,

@@ -103,6 +103,7 @@ async function liveSession(
   servers: number,
   latencyMs: number,
   max: number,
+  hasMatches = false,
 ): Promise<{ client: ClientProcess; fakes: FakeServer[]; fake: FakeModule } | Row> {
   const fake = await loadFake(context);
   if (typeof fake === "string") return skipped(scenario, metric, fake, "ms", max);
@@ -110,7 +111,9 @@ async function liveSession(
   let client: ClientProcess | null = null;
   let refused: string | null = null;
   try {
-    for (let i = 0; i < servers; i++) fakes.push(await fake.startFakeRtcv({ latencyMs, hasMatches: false }));
+    for (let i = 0; i < servers; i++) {
+      fakes.push(await fake.startFakeRtcv({ latencyMs, hasMatches: i === 0 && hasMatches }));
+    }
     const content = servers === 1
       ? fakes[0].wireCredentials()
       : fakes.map((server, index) => ({ ...server.wireCredentials(), primary: index === 0 }));
@@ -134,6 +137,7 @@ async function timeSends(
   n: number,
   prefix: string,
   between?: () => Promise<void>,
+  expected = '{"type":"ok","content":false}',
 ): Promise<{ ms: number[]; wrong: string[] }> {
   const ms: number[] = [];
   const wrong: string[] = [];
@@ -143,7 +147,7 @@ async function timeSends(
     const start = performance.now();
     const answer = await client.request(line);
     ms.push(performance.now() - start);
-    if (answer !== '{"type":"ok","content":false}') wrong.push(answer.slice(0, 160));
+    if (answer !== expected) wrong.push(answer.slice(0, 160));
   }
   return { ms, wrong };
 }
@@ -239,72 +243,84 @@ export const sendCvFanoutScenario: Scenario = {
 };
 
 /** Scenario 6b: send_cv to 1 server answering at once, against a bare fetch of the same request. */
-export const sendCvOverheadScenario: Scenario = {
-  id: "send_cv_overhead",
-  alias: "6b",
-  title: "send_cv to 1 server answering at once: client overhead over a bare fetch",
-  peer: false,
-  timeoutMs: 120_000,
-  async run(context) {
-    const metric = "client overhead over a bare fetch (medians)";
-    const session = await liveSession(context, "send_cv_overhead", metric, 1, 0, 0.5);
-    if (!("client" in session)) return [session];
-    const { client, fakes, fake } = session;
-    const server = fakes[0];
-    try {
-      const prefix = `overhead-${Date.now()}`;
-      // One bare fetch before each send_cv, so both see the same moment of the machine.
-      const bare = await bareScanner(fake, fakes, prefix);
-      const n = count(context, 300, 50);
-      await timeSends(client, 20, `${prefix}-warm`, bare.scan);
-      bare.times.length = 0;
-      const { ms, wrong } = await timeSends(client, n, prefix, bare.scan);
-      const sent = summarize(ms);
-      const direct = summarize(bare.times);
-      // send_cv first asks the cache about the number (a store read for a new one): that part alone.
-      const lookups: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const line = JSON.stringify({ type: "has_cached_reference", content: `${prefix}-unknown-${i}` }) +
-          "\n";
-        const start = performance.now();
-        await client.request(line);
-        lookups.push(performance.now() - start);
+export const sendCvOverheadScenario: Scenario = overheadVariant("send_cv_overhead", "6b", 1, false);
+
+/**
+ * Scenario 6e: as 6b with one mirror, every CV matched (the mirror's copy through the outbox and the cache
+ * entry: one commit on the answer path), against a bare fetch to both servers in parallel.
+ */
+export const sendCvMirrorOverheadScenario: Scenario = overheadVariant(
+  "send_cv_mirror_overhead",
+  "6e",
+  2,
+  true,
+);
+
+function overheadVariant(id: string, alias: string, servers: number, matches: boolean): Scenario {
+  const limit = 0.5;
+  const expected = `{"type":"ok","content":${matches}}`;
+  return {
+    id,
+    alias,
+    title: servers === 1
+      ? "send_cv to 1 server answering at once: client overhead over a bare fetch"
+      : "send_cv with one mirror, matched (copy and cache entry committed): overhead over a bare fetch",
+    peer: false,
+    timeoutMs: 120_000,
+    async run(context) {
+      const metric = "client overhead over a bare fetch (medians)";
+      const session = await liveSession(context, id, metric, servers, 0, limit, matches);
+      if (!("client" in session)) return [session];
+      const { client, fakes, fake } = session;
+      try {
+        const prefix = `overhead-${Date.now()}`;
+        // One bare fetch before each send_cv, so both see the same moment of the machine.
+        const bare = await bareScanner(fake, fakes, prefix);
+        const n = count(context, 300, 50);
+        await timeSends(client, 20, `${prefix}-warm`, bare.scan, expected);
+        bare.times.length = 0;
+        const { ms, wrong } = await timeSends(client, n, prefix, bare.scan, expected);
+        const sent = summarize(ms);
+        const direct = summarize(bare.times);
+        // send_cv first asks the cache about the number (a store read for a new one): that part alone.
+        const lookups: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const line = JSON.stringify({ type: "has_cached_reference", content: `${prefix}-unknown-${i}` }) +
+            "\n";
+          const start = performance.now();
+          await client.request(line);
+          lookups.push(performance.now() - start);
+        }
+        return [
+          measured(
+            id,
+            metric,
+            sent.median - direct.median,
+            "ms",
+            limit,
+            `send_cv ${formatNumber(sent.median)} ms, bare fetch ${formatNumber(direct.median)} ms (n=${n})`,
+          ),
+          info(id, "send_cv round trip p90", sent.p90, "ms", `bare fetch p90 ${formatNumber(direct.p90)} ms`),
+          info(
+            id,
+            "lockstep has_cached_reference of a new number (median)",
+            summarize(lookups).median,
+            "ms",
+            "one store read: the first step of send_cv",
+          ),
+          check(
+            id,
+            "answers",
+            wrong.length === 0,
+            wrong.length === 0
+              ? `${n + 20} answered ${matches} as the server said`
+              : `${wrong.length} wrong, e.g. ${wrong[0]}`,
+          ),
+        ];
+      } finally {
+        await timeExit(client).catch(() => {});
+        for (const server of fakes) await server.close();
       }
-      return [
-        measured(
-          "send_cv_overhead",
-          metric,
-          sent.median - direct.median,
-          "ms",
-          0.5,
-          `send_cv ${formatNumber(sent.median)} ms, bare fetch ${formatNumber(direct.median)} ms (n=${n})`,
-        ),
-        info(
-          "send_cv_overhead",
-          "send_cv round trip p90",
-          sent.p90,
-          "ms",
-          `bare fetch p90 ${formatNumber(direct.p90)} ms`,
-        ),
-        info(
-          "send_cv_overhead",
-          "lockstep has_cached_reference of a new number (median)",
-          summarize(lookups).median,
-          "ms",
-          "one store read: the first step of send_cv",
-        ),
-        check(
-          "send_cv_overhead",
-          "answers",
-          wrong.length === 0,
-          wrong.length === 0
-            ? `${n + 20} answered false as the server said`
-            : `${wrong.length} wrong, e.g. ${wrong[0]}`,
-        ),
-      ];
-    } finally {
-      await timeExit(client).catch(() => {});
-      await server.close();
-    }
-  },
-};
+    },
+  };
+}
