@@ -158,6 +158,57 @@ Deno.test("dedupe_key skips ids stored in the last 72 hours, also within a line 
   }, { clock });
 });
 
+Deno.test("dedupe after a restart reads whole lines right: stored neighbours, gaps, expired marks, a dense span", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ingest_dedupe_" });
+  const server = startFakeIngest();
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const ids = (from: number, to: number, step = 1) =>
+    Array.from(
+      { length: Math.floor((to - from) / step) },
+      (_, i) => `id-${String(from + i * step).padStart(4, "0")}`,
+    );
+  const line = (list: string[]) =>
+    store(list.map((job_id) => ({ job_id })), { dedupe_key: "job_id" }).content;
+  try {
+    {
+      await using first = await IngestSession.open({ kvPath: `${dir}/store.kv`, clock });
+      await first.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
+      await first.send("store_data", line(ids(0, 40, 2))); // even ids 0..38
+      clock.advance(71 * HOURS);
+      await first.send("store_data", line(ids(1000, 1200))); // 200 ids filling the span of a later line
+      await first.close(1000);
+    }
+    clock.advance(2 * HOURS); // the even ids 0..38 are 73 h old: expired; 1000..1199 are 2 h old
+    await using second = await IngestSession.open({ kvPath: `${dir}/store.kv`, clock });
+    await second.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
+    // 0..59: the expired even ids come again, odd ids and 40..59 are new.
+    assert.deepEqual(await second.send("store_data", line(ids(0, 60))), {
+      type: "ok",
+      content: { queued: 60, skipped: 0 },
+    });
+    // A line at the end of the stored span, half stored, half new: answered by one range scan.
+    assert.deepEqual(await second.send("store_data", line([...ids(1190, 1200), ...ids(1200, 1210)])), {
+      type: "ok",
+      content: { queued: 10, skipped: 10 },
+    });
+    // Every fifth of 1000..1199 with new ids around it: the span holds 200 stored ids (more than a
+    // whole-line scan takes), so the reader falls back to runs and point reads.
+    const mixed = [...ids(1000, 1200, 5), ...ids(1210, 1240), "id-0999"];
+    assert.deepEqual(await second.send("store_data", line(mixed)), {
+      type: "ok",
+      content: { queued: 31, skipped: 40 },
+    });
+    // The same mixed line again: all known now (this process's own marks).
+    assert.deepEqual(await second.send("store_data", line(mixed)), {
+      type: "ok",
+      content: { queued: 0, skipped: 71 },
+    });
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("dedupe survives a restart: ids are read back from the store", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ingest_dedupe_" });
   const server = startFakeIngest();

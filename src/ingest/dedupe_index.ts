@@ -6,7 +6,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { expiryValue, keyFor, rememberBounded } from "../cache/expiry_keys.ts";
+import { expiryOf, expiryValue, keyFor, rememberBounded } from "../cache/expiry_keys.ts";
 import { ExpiryReader } from "../cache/expiry_reader.ts";
 import type { StreamId } from "./streams.ts";
 
@@ -14,6 +14,11 @@ import type { StreamId } from "./streams.ts";
 const INGEST_PREFIX = "ingest";
 /** How long a stored item id keeps later items with the same id out: 72 hours. */
 export const DEDUPE_LIFETIME_MS = 72 * 60 * 60 * 1000;
+const NOTHING = () => {};
+/** Lines with at least this many new ids are first read with one range scan over their span. */
+const MIN_LINE_SCAN = 12;
+/** Lines read by the shared reader after a line's range scan found the store dense. */
+const PAUSE_LINES = 32;
 /** How many ids this process remembers, to answer without reading the store. */
 const MAX_REMEMBERED = 250_000;
 
@@ -73,6 +78,8 @@ export class DedupeIndex {
   readonly #clock: Clock;
   readonly #remembered = new Map<string, Remembered>();
   readonly #readers = new Map<string, ExpiryReader>();
+  /** Lines left before a whole-line range scan is tried again after one that found the store dense. */
+  #scanPause = 0;
 
   /** Creates the index over an open store; `clock` decides what has expired. */
   constructor(kv: Deno.Kv, clock: Clock) {
@@ -90,6 +97,7 @@ export class DedupeIndex {
     const accepted = ids.map(() => true);
     const scope = `${stream.dataType}\u0000${stream.platform}\u0000${field}\u0000`;
     const inLine = new Set<string>();
+    const line = Promise.withResolvers<void>();
     const fresh: { index: number; name: string; id: string; entry: Remembered; done: () => void }[] = [];
     const waits: { index: number; name: string; id: string }[] = [];
     // Synchronously, before the first wait: later lines must find this line's claims.
@@ -107,11 +115,10 @@ export class DedupeIndex {
       } else if (known && known.expiresAt > now) {
         accepted[index] = false;
       } else {
-        let done = () => {};
-        const deciding = new Promise<void>((resolve) => done = resolve);
-        const entry: Remembered = { expiresAt, deciding };
+        // One promise for the line's new ids: it settles once none of them is deciding any more.
+        const entry: Remembered = { expiresAt, deciding: line.promise };
         this.#remember(name, entry);
-        fresh.push({ index, name, id, entry, done });
+        fresh.push({ index, name, id, entry, done: NOTHING });
       }
     });
 
@@ -126,15 +133,12 @@ export class DedupeIndex {
       });
     try {
       const keys = await Promise.all(fresh.map((item) => this.#key(stream, field, item.id)));
-      // Ids of one line are often sequential: the shared reader answers runs of them with range scans.
-      const reader = this.#reader(stream, field);
-      const stored = await Promise.all(keys.map((key) => reader.read(key)));
+      const stored = await this.#readAll(stream, field, keys);
       fresh.forEach((item, i) => {
         if (stored[i] > now) {
           accepted[item.index] = false;
           item.entry.expiresAt = stored[i];
           item.entry.deciding = null;
-          item.done();
         } else {
           taken.push(item);
           mark(keys[i]);
@@ -143,8 +147,9 @@ export class DedupeIndex {
     } catch (error) {
       for (const item of fresh) {
         if (this.#remembered.get(item.name) === item.entry) this.#remembered.delete(item.name);
-        item.done();
+        item.entry.deciding = null;
       }
+      line.resolve();
       throw error;
     }
     const settle = (committed: boolean) => {
@@ -153,6 +158,7 @@ export class DedupeIndex {
         else if (this.#remembered.get(item.name) === item.entry) this.#remembered.delete(item.name);
         item.done();
       }
+      line.resolve();
     };
     try {
       for (const { index, name, id } of waits) {
@@ -177,6 +183,43 @@ export class DedupeIndex {
       throw error;
     }
     return { accepted, marks, settle };
+  }
+
+  /**
+   * The stored expiries of a line's keys. Ids of one line are often neighbours: one range scan over the
+   * line's span answers all of them when the store holds few other ids there (fewer rows than the limit
+   * came back); otherwise, and for a while after such a miss, the shared reader answers them (range scans
+   * of small runs, or point reads).
+   */
+  async #readAll(stream: StreamId, field: string, keys: readonly Deno.KvKey[]): Promise<number[]> {
+    const prefix = [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field];
+    const reader = this.#reader(stream, field);
+    const names = keys.map((key) => {
+      const name = key.length === prefix.length + 1 && key[1] === "seen" ? key[prefix.length] : null;
+      // deno-lint-ignore no-control-regex
+      return typeof name === "string" && /^[\x01-\x7f]*$/.test(name) ? name : null; // ASCII: sorts as stored
+    });
+    const plain = names.filter((name) => name !== null);
+    const scan = plain.length >= MIN_LINE_SCAN && this.#scanPause === 0;
+    if (plain.length >= MIN_LINE_SCAN && this.#scanPause > 0) this.#scanPause--;
+    if (scan) {
+      const sorted = plain.toSorted();
+      const limit = 2 * plain.length + 8;
+      const rows = await Array.fromAsync(
+        this.#kv.list(
+          { start: [...prefix, sorted[0]], end: [...prefix, sorted[sorted.length - 1] + "\u0000"] },
+          { limit, batchSize: limit },
+        ),
+      );
+      if (rows.length < limit) {
+        const found = new Map(rows.map((row) => [String(row.key[prefix.length]), expiryOf(row.value)]));
+        return await Promise.all(
+          keys.map((key, i) => names[i] === null ? reader.read(key) : found.get(names[i]!) ?? 0),
+        );
+      }
+      this.#scanPause = PAUSE_LINES; // the store is dense there (e.g. random ids): small runs for a while
+    }
+    return await Promise.all(keys.map((key) => reader.read(key)));
   }
 
   #remember(name: string, entry: Remembered): void {

@@ -316,23 +316,30 @@ export class KvOutboxStore implements OutboxStore {
   }
 
   async ack(leases: readonly Lease[], owner: string): Promise<void> {
-    // Without a read: the token carries what the removal needs, the check guards it.
+    // Without a read: the token carries what the removal needs, the check guards it. Through the batcher:
+    // acks share commits with the puts and acks of the same turn.
+    const writes: Promise<void>[] = [];
     for (let start = 0; start < leases.length; start += PER_ATOMIC) {
       const group = leases.slice(start, start + PER_ATOMIC);
-      const atomic = this.#kv.atomic();
+      const checks: Deno.AtomicCheck[] = [];
+      const mutations: Deno.KvMutation[] = [];
       const items = new Map<string, number>();
       for (const lease of group) {
         const facts = factsOf(lease.token);
-        atomic.check({ key: entryKey(lease.channel, lease.id), versionstamp: facts.versionstamp });
-        atomic.mutate(...removeMutations(lease, facts));
+        checks.push({ key: entryKey(lease.channel, lease.id), versionstamp: facts.versionstamp });
+        mutations.push(...removeMutations(lease, facts));
         items.set(lease.channel, (items.get(lease.channel) ?? 0) + facts.n);
       }
       for (const [channel, count] of items) {
-        atomic.mutate(add(channel, "pending", -count), add(channel, "delivered", count));
+        mutations.push(add(channel, "pending", -count), add(channel, "delivered", count));
       }
-      const result = await retryLocked(() => atomic.commit());
-      if (!result.ok) await this.#ackRead(group, owner); // some were replaced or taken over
+      writes.push(
+        retryLocked(() => this.#batcher.writeChecked(checks, mutations)).then((done) =>
+          done ? undefined : this.#ackRead(group, owner) // some were replaced or taken over
+        ),
+      );
     }
+    await Promise.all(writes);
   }
 
   async #ackRead(leases: readonly Lease[], owner: string): Promise<void> {
