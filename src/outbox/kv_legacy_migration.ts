@@ -21,7 +21,7 @@
 import { getManyChunked } from "../cache/kv_reads.ts";
 import { isDataType, isPlatform, streamName } from "../ingest/streams.ts";
 import { cvCopies } from "./cv_channel.ts";
-import type { KvOutboxStore } from "./kv_outbox_store.ts";
+import { joinParts, type KvOutboxStore } from "./kv_outbox_store.ts";
 import type { NewOutboxEntry } from "./outbox_store.ts";
 
 const encoder = new TextEncoder();
@@ -169,7 +169,9 @@ async function* oldEntries(
     yield {
       head,
       partKeys,
-      payload: pieces.every((piece) => piece instanceof Uint8Array) ? join(pieces) : null,
+      payload: pieces.every((piece) => piece instanceof Uint8Array)
+        ? joinParts(pieces as Uint8Array[])
+        : null,
     };
   }
 }
@@ -199,14 +201,4 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function timeOf(value: number, fallback: number): number {
   return Number.isFinite(value) && value > 0 ? value : fallback;
-}
-
-function join(pieces: readonly Uint8Array[]): Uint8Array {
-  const joined = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
-  let at = 0;
-  for (const piece of pieces) {
-    joined.set(piece, at);
-    at += piece.byteLength;
-  }
-  return joined;
 }

@@ -296,14 +296,7 @@ export class KvOutboxStore implements OutboxStore {
     const pieces = (await getManyChunked<Uint8Array>(this.#kv, keys)).map((row) =>
       row.value ?? new Uint8Array()
     );
-    if (pieces.length === 1) return pieces[0];
-    const joined = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
-    let at = 0;
-    for (const piece of pieces) {
-      joined.set(piece, at);
-      at += piece.byteLength;
-    }
-    return joined;
+    return joinParts(pieces);
   }
 
   async renew(leases: readonly Lease[], owner: string, until: number): Promise<(Lease | null)[]> {
@@ -549,6 +542,18 @@ async function retryLocked<T>(commit: () => Promise<T>): Promise<T> {
       await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 45));
     }
   }
+}
+
+/** Payload parts as one array (a single part as it is). */
+export function joinParts(pieces: readonly Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0];
+  const joined = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    joined.set(piece, at);
+    at += piece.byteLength;
+  }
+  return joined;
 }
 
 /** A key as stored: itself (at once), or a digest when it is too long for a Deno.Kv key. */
