@@ -286,3 +286,37 @@ Deno.test("a matched send_cv commits its mirror copy and its cache entry in one 
     kv.close();
   }
 });
+
+Deno.test("a slow primary: the mirror is asked in parallel; copies sent before their commit end once each, also after a failure", async () => {
+  await using primary = await startFakeRtcv({ hasMatches: true });
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS: "20" });
+  await ok(client, credentialsLine(primary, [mirror]));
+  primary.latencyMs = 150;
+  mirror.failNext(2, 503, { error: "busy" }, { route: SCAN_CV }); // the first two early requests fail
+  const references = Array.from({ length: 5 }, (_, i) => `early-${i}`);
+  for (const reference of references) {
+    const before = scanRequests(mirror, reference);
+    assert.equal(await ok(client, sendCv(reference)), true);
+    assert.equal(
+      scanRequests(mirror, reference) - before,
+      1,
+      `${reference}: the mirror was asked before the answer`,
+    );
+  }
+  const origin = new URL(mirror.url).origin;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const status = await ok(client, { type: "outbox_status" }) as {
+      mirrors: Record<string, { pending: number }>;
+    };
+    if ((status.mirrors[origin]?.pending ?? 0) === 0) break;
+    assert.ok(Date.now() < deadline, JSON.stringify(status));
+    await sleep(20);
+  }
+  for (const reference of references) assert.equal(received(mirror, reference), 1, reference);
+  assert.equal(scanRequests(mirror), references.length + 2, "two retries, nothing else");
+  assert.equal((await client.finish()).status.code, 0);
+  for (const reference of references) assert.equal(received(mirror, reference), 1, reference);
+});

@@ -147,49 +147,57 @@ export class Outbox {
   }
 
   /**
-   * Sends entries at once, before they are committed (one request each, in served channels with room for
-   * one more request; the others wait for the commit), and answers the commit: it commits every entry
-   * leased to this process (in the store's next group commit, with writes queued in the same turn) and
-   * resolves once they are durable. An entry sent early then ends as its request did: delivered (acked),
-   * or retried or dead like any failed delivery. A crash before the commit loses nothing the caller
-   * answered `ok` for: the caller answers after the commit.
+   * Sends entries before they are committed, unless `commit` comes first: answers `commit`, which commits
+   * every entry leased to this process (in the store's next group commit, with writes queued in the same
+   * turn) and resolves once they are durable. When `commit` has not come within `delayMs` (e.g. the
+   * primary server is slower than that), each entry is sent then (in served channels with room for one
+   * more request) and ends after the commit as its request did: delivered (acked), retried or dead. A
+   * commit that comes first sends them right after it, outside the caller's wait. A crash before the
+   * commit loses nothing the caller answered `ok` for: the caller answers after the commit.
    */
-  sendEarly(entries: readonly NewOutboxEntry[]): () => Promise<void> {
+  sendEarly(entries: readonly NewOutboxEntry[], delayMs: number): () => Promise<void> {
     const early = new Map<NewOutboxEntry, Early>();
-    for (const entry of entries) {
-      const state = this.#channels.get(entry.channel);
-      if (!state || this.#closed || state.inFlight.size >= this.#maxInFlight) continue;
-      const held = Promise.withResolvers<Holding | null>();
-      const abort = new AbortController();
-      early.set(entry, { held, state, signal: abort.signal });
-      const provisional: LeasedEntry = {
-        entry: {
-          ...entry,
-          id: "",
-          createdAt: 0,
-          nextAt: 0,
-          attempts: 0,
-          refusal: null,
-          refusals: 0,
-          lastError: null,
-        },
-        lease: { channel: entry.channel, id: "", token: "" },
-        payload: entry.payload,
-      };
-      const outcome = this.#request(state, [provisional], abort.signal);
-      const stopped = new Promise<null>((resolve) =>
-        abort.signal.addEventListener("abort", () => resolve(null), { once: true })
-      );
-      this.#track(
-        state,
-        (async () => {
-          const holding = await Promise.race([held.promise, stopped]); // null: not committed, or stopping
-          if (holding) await this.#finish(state, [holding], await outcome, abort.signal);
-        })(),
-        abort,
-      );
-    }
-    return () => this.#enqueue(entries, undefined, early);
+    const timer = entries.length === 0 ? undefined : setTimeout(() => {
+      for (const entry of entries) this.#sendBeforeCommit(entry, early);
+    }, delayMs);
+    return () => {
+      clearTimeout(timer);
+      return this.#enqueue(entries, undefined, early);
+    };
+  }
+
+  #sendBeforeCommit(entry: NewOutboxEntry, early: Map<NewOutboxEntry, Early>): void {
+    const state = this.#channels.get(entry.channel);
+    if (!state || this.#closed || state.inFlight.size >= this.#maxInFlight) return;
+    const held = Promise.withResolvers<Holding | null>();
+    const abort = new AbortController();
+    early.set(entry, { held, state, signal: abort.signal });
+    const blank = {
+      id: "",
+      createdAt: 0,
+      nextAt: 0,
+      attempts: 0,
+      refusal: null,
+      refusals: 0,
+      lastError: null,
+    };
+    const provisional: LeasedEntry = {
+      entry: { ...entry, ...blank },
+      lease: { channel: entry.channel, id: "", token: "" },
+      payload: entry.payload,
+    };
+    const outcome = this.#request(state, [provisional], abort.signal);
+    const stopped = new Promise<null>((resolve) =>
+      abort.signal.addEventListener("abort", () => resolve(null), { once: true })
+    );
+    this.#track(
+      state,
+      (async () => {
+        const holding = await Promise.race([held.promise, stopped]); // null: not committed, or stopping
+        if (holding) await this.#finish(state, [holding], await outcome, abort.signal);
+      })(),
+      abort,
+    );
   }
 
   async #enqueue(

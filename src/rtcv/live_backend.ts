@@ -35,6 +35,9 @@ export interface LiveBackendParts {
   readonly warn?: (message: string) => void;
 }
 
+/** A primary that has not answered within this many ms has the mirrors asked in parallel. */
+const MIRRORS_AFTER_MS = 3;
+
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
 const FAILING_AFTER = 3;
 
@@ -75,7 +78,7 @@ export class LiveBackend implements RtcvBackend {
   }
 
   /**
-   * Sends the CV to every server at once; once the primary answered, commits the mirrors' copies and, for a
+   * Sends the CV to every server in parallel; once the primary answered, commits the mirrors' copies and, for a
    * match, the cache entry in one commit, and resolves with the primary's `hasMatches`.
    */
   async sendCv(cv: Cv): Promise<boolean> {
@@ -100,7 +103,7 @@ export class LiveBackend implements RtcvBackend {
   }
 
   /**
-   * Sends to the primary and the mirrors at once; once the primary answered, commits the mirrors' copies
+   * Sends to the primary and (see {@link MIRRORS_AFTER_MS}) the mirrors; once the primary answered, commits the mirrors' copies
    * (whatever the primary answered) with what `alsoWrite` writes for its answer: both are queued in the
    * same turn, so the store's group commit writes them in one commit (one commit on the answer path).
    */
@@ -109,7 +112,9 @@ export class LiveBackend implements RtcvBackend {
     copies: NewOutboxEntry[],
     alsoWrite: (answer: T) => Promise<void> | undefined,
   ): Promise<T> {
-    const commit = this.#parts.outbox.sendEarly(copies); // the mirrors are asked in parallel with the primary
+    // The mirrors are asked in parallel with a primary slower than a few ms; a faster one answers first,
+    // and the copies go out right after their commit, outside the command's wait.
+    const commit = this.#parts.outbox.sendEarly(copies, MIRRORS_AFTER_MS);
     const [sent] = await Promise.allSettled([this.#countPrimary(primary)]);
     const queued = commit();
     const written = sent.status === "fulfilled" ? alsoWrite(sent.value) : undefined;
