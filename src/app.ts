@@ -8,6 +8,8 @@ import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts"
 import { connectLive } from "./rtcv/connect_live.ts";
 import { LiveBackend } from "./rtcv/live_backend.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
+import { ServerRequests } from "./rtcv/server_requests.ts";
+import { serverRequestCommands } from "./commands/server_request_commands.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
 import { DebugLog } from "./debug/debug_log.ts";
@@ -54,6 +56,8 @@ export interface ClientRuntime {
   readonly metrics: ClientMetrics;
   /** The job-data ingestion sink (its commands are registered in the core). */
   readonly ingest: InstalledIngest;
+  /** Requests from RT-CV's websockets (`next_server_request`); `stopWaiting()` ends the waits at exit. */
+  readonly serverRequests: ServerRequests;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
   close(): Promise<void>;
 }
@@ -96,6 +100,11 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     options.stderr(`rtcv_scraper_client: ${message}`);
     debugLog.log(`warning: ${message}`);
   };
+  const serverRequests = new ServerRequests({
+    warn,
+    log: (message) => debugLog.log(message),
+    socket: { handshakeTimeoutMs: config.timeoutMs },
+  });
   const core = new ClientCore({
     kvLocation: resolveKvLocation(config, options.cwd),
     clock: options.clock,
@@ -108,8 +117,10 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
         outboxRetryMs: config.outboxRetryMs,
         drainBudgetMs: config.drainMs,
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
+        serverRequests,
       }),
   });
+  core.registry.registerAll(serverRequestCommands(serverRequests));
   core.registry.observe(metrics.commandObserver());
   if (debugLog.enabled) {
     core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
@@ -145,7 +156,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     debugLog,
     metrics,
     ingest,
+    serverRequests,
     close: async () => {
+      serverRequests.stopWaiting();
       await ingest.close(); // needs the store open
       await core.close();
       await debugLog.close();
@@ -191,7 +204,19 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     }
     writer.push(READY_ANSWER);
     writer.flush();
-    await serveLines(options.stdin, writer, {
+    // At SIGTERM and at end of input, waits for server requests end (answered null).
+    options.stop?.addEventListener("abort", () => runtime.serverRequests.stopWaiting(), { once: true });
+    const stdin: ByteSource = {
+      read: async (buffer) => {
+        const count = await options.stdin.read(buffer).catch((error) => {
+          runtime.serverRequests.stopWaiting();
+          throw error;
+        });
+        if (count === null) runtime.serverRequests.stopWaiting();
+        return count;
+      },
+    };
+    await serveLines(stdin, writer, {
       maxLineBytes: config.maxLineBytes,
       answer: (line) => core.registry.dispatch(line),
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,

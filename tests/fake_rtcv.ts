@@ -154,6 +154,8 @@ export class FakeRtcv {
   retryAfter: string | null = null;
   /** Failures still queued, first match wins. */
   readonly failures: FakeRtcvFailure[] = [];
+  /** Answers `/api/v1/scraper/ws` when set (see `tests/fake_rtcv_socket.ts`); null: no such route. */
+  onWebSocket: ((request: Request) => Promise<Response>) | null = null;
 
   #server: Deno.HttpServer<Deno.NetAddr>;
   #closing = Promise.withResolvers<void>();
@@ -243,6 +245,7 @@ export class FakeRtcv {
   async #handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const path = url.pathname;
+    if (path === "/api/v1/scraper/ws" && this.onWebSocket !== null) return await this.onWebSocket(request);
     const text = await request.text();
     const body = text === "" ? undefined : parseJsonOr(text, text);
     this.requests.push({

@@ -7,6 +7,7 @@
 
 import { parseBaseUrl, readAnswer, Redactor } from "./http_answers.ts";
 import { fetchWithRetries, type RequestPolicy } from "./request_policy.ts";
+import type { SocketTarget } from "./server_socket.ts";
 
 /** Where an RT-CV server is and the api key to use with it. */
 export interface RtcvCredentials {
@@ -156,6 +157,18 @@ export class RtcvApiClient {
   /** The api key id this client authenticates with (not secret). */
   get apiKeyId(): string {
     return this.#apiKeyId;
+  }
+
+  /**
+   * The server's scraper websocket, `ws(s)://<server location>/api/v1/scraper/ws`, with the Authorization
+   * header to open it (for the socket module only: the header is a secret).
+   */
+  socketTarget(): SocketTarget {
+    return {
+      url: this.#baseUrl.replace(/^http/i, "ws") + "/api/v1/scraper/ws",
+      headers: { Authorization: this.#headers.Authorization },
+      origin: this.#origin,
+    };
   }
 
   /** `GET /api/v1/health`; resolves when the server answers `{"status": true}`. */

@@ -6,6 +6,7 @@ import { RtcvApiClient } from "./api_client.ts";
 import { LiveBackend } from "./live_backend.ts";
 import { MirrorDelivery } from "./mirror_delivery.ts";
 import type { RequestPolicy } from "./request_policy.ts";
+import type { ServerRequests } from "./server_requests.ts";
 
 /** RT-CV's role number for scraper keys. */
 export const SCRAPER_ROLE = 1;
@@ -23,6 +24,8 @@ export interface LiveOptions {
   readonly drainBudgetMs: number;
   /** Told about each CV delivery per server (metrics). */
   readonly onCvResult?: (origin: string, ok: boolean) => void;
+  /** Where requests from the servers' websockets go; without it no websocket is opened. */
+  readonly serverRequests?: ServerRequests;
 }
 
 /**
@@ -91,6 +94,8 @@ export async function connectLive(
     references,
     outbox,
     drainBudgetMs: options.drainBudgetMs,
+    // One websocket to every server (in the order the credentials name them: that is the id's index).
+    sockets: options.serverRequests?.connect(clients.map((client) => client.socketTarget())),
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
   });
 }

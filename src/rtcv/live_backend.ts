@@ -4,6 +4,7 @@ import type { DurableQueue } from "../outbox/durable_queue.ts";
 import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
 import type { MirrorDelivery } from "./mirror_delivery.ts";
+import type { SocketGroup } from "./server_requests.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
@@ -17,6 +18,8 @@ export interface LiveBackendParts {
   readonly drainBudgetMs: number;
   /** Told about each primary scanCV outcome (metrics). */
   readonly onPrimaryResult?: (ok: boolean) => void;
+  /** The websockets to the servers (requests from RT-CV), opened at start and closed at close. */
+  readonly sockets?: SocketGroup;
 }
 
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
@@ -111,13 +114,17 @@ export class LiveBackend implements RtcvBackend {
   /** Starts delivering what earlier runs left in the outbox, to every server named again. */
   start(): void {
     for (const delivery of [...this.#parts.mirrors, ...this.#parts.backlogs]) delivery.resume();
+    this.#parts.sockets?.start();
   }
 
   /** Gives mirrors a bounded time to catch up; the rest waits in the outbox for the next start. */
   async close(options: { drainMs?: number } = {}): Promise<void> {
     const budget = options.drainMs ?? this.#parts.drainBudgetMs;
     const deliveries = [...this.#parts.mirrors, ...this.#parts.backlogs];
-    await Promise.all(deliveries.map((delivery) => delivery.close(budget)));
+    await Promise.all([
+      ...deliveries.map((delivery) => delivery.close(budget)),
+      this.#parts.sockets?.close(),
+    ]);
   }
 }
 
