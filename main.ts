@@ -1,6 +1,7 @@
 /**
  * rtcv_scraper_client: the program a scraper spawns. Reads flags and configuration, then either replays
- * an input log or serves the line protocol on stdin/stdout. Only this file calls `Deno.exit`.
+ * an input log, serves the line protocol on stdin/stdout, or (given a command) runs the scraper itself and
+ * serves it the Go client v2's HTTP routes (wrapper mode). Only this file calls `Deno.exit`.
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { createRuntime, runClient } from "./src/app.ts";
@@ -8,6 +9,7 @@ import { helpText, parseFlags, UsageError } from "./src/cli/flags.ts";
 import { systemClock } from "./src/clock.ts";
 import { ConfigError, loadConfig } from "./src/config/config.ts";
 import { runReplay } from "./src/replay/replay.ts";
+import { runWrapper } from "./src/wrapper/run_wrapper.ts";
 
 // stdout carries protocol lines only: anything printed through console goes to stderr.
 for (const method of ["log", "info", "debug", "trace", "dir", "table"] as const) {
@@ -57,6 +59,24 @@ function exitOnConfigError(error: unknown): never {
 }
 
 const config = await loadConfig(Deno.env).catch(exitOnConfigError);
+if (config.configSource !== null) stderr(`rtcv_scraper_client: configuration from ${config.configSource}`);
+
+if (flags.command.length > 0) {
+  // Wrapper mode: SIGTERM and SIGINT go to the scraper; the client exits with its exit code.
+  const code = await runWrapper({
+    config,
+    command: flags.command,
+    clock: systemClock(config.clockOffsetMs),
+    cwd: Deno.cwd(),
+    stderr,
+    onSignal: (listener) => {
+      for (const signal of ["SIGTERM", "SIGINT"] as const) {
+        Deno.addSignalListener(signal, () => listener(signal));
+      }
+    },
+  }).catch(exitOnConfigError);
+  Deno.exit(code);
+}
 
 const stop = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

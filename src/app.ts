@@ -10,6 +10,7 @@ import { LiveBackend } from "./rtcv/live_backend.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import { ServerRequests } from "./rtcv/server_requests.ts";
 import { serverRequestCommands } from "./commands/server_request_commands.ts";
+import { documentCommands } from "./commands/document_commands.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
 import { DebugLog } from "./debug/debug_log.ts";
@@ -121,6 +122,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       }),
   });
   core.registry.registerAll(serverRequestCommands(serverRequests));
+  core.registry.registerAll(documentCommands({ session: core.session, maxBytes: config.maxLineBytes }));
   core.registry.observe(metrics.commandObserver());
   if (debugLog.enabled) {
     core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
@@ -178,12 +180,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   try {
-    if (config.logInput) {
-      inputLog = await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
-        options.stderr(`rtcv_scraper_client: no input log: ${describeError(error)}`);
-        return null;
-      });
-    }
+    inputLog = await openInputLog(config, options);
     const startupError = await applyStartupConfig(core, config);
     if (startupError !== null) {
       options.stderr(`rtcv_scraper_client: ${startupError}`);
@@ -231,6 +228,15 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   return 0;
 }
 
+/** Opens the input log when `LOG_SCRAPER_CLIENT_INPUT` asks for it; null when not (or when it cannot be). */
+export async function openInputLog(config: ClientConfig, options: RuntimeOptions): Promise<InputLog | null> {
+  if (!config.logInput) return null;
+  return await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
+    options.stderr(`rtcv_scraper_client: no input log: ${describeError(error)}`);
+    return null;
+  });
+}
+
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
@@ -247,7 +253,7 @@ async function healthStatus(runtime: ClientRuntime) {
  * Enters the mode the config names (live servers or mock) before the ready line; returns an error
  * message when configured servers fail their checks.
  */
-async function applyStartupConfig(core: Core, config: ClientConfig): Promise<string | null> {
+export async function applyStartupConfig(core: Core, config: ClientConfig): Promise<string | null> {
   if (config.primaryServer !== null) {
     const servers: ServerCredentials[] = [
       { ...config.primaryServer, primary: true },

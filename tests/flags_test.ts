@@ -7,6 +7,7 @@ const DEFAULTS: Flags = {
   replay: null,
   replaySkipCommands: [],
   repeatReplay: 1,
+  command: [],
 };
 
 function usageError(args: string[]): UsageError {
@@ -105,12 +106,15 @@ Deno.test("a missing value is an error naming the flag", () => {
   assert.match(usageError(["--replay="]).message, /^flag --replay needs a file name/);
 });
 
-Deno.test("bad boolean values and positional arguments are errors", () => {
+Deno.test("bad boolean values are errors; a positional argument starts the scraper command (wrapper mode)", () => {
   assert.match(usageError(["--help=maybe"]).message, /^invalid value "maybe" for --help/);
-  assert.match(usageError(["extra"]).message, /^unexpected argument "extra"/);
-  assert.match(usageError(["-replay", "f", "extra"]).message, /^unexpected argument "extra"/);
-  assert.match(usageError(["--", "x"]).message, /^unexpected argument "x"/);
-  assert.match(usageError(["-"]).message, /^unexpected argument "-"/);
+  assert.deepEqual(parseFlags(["node", "scraper.js", "-v"]).command, ["node", "scraper.js", "-v"]);
+  assert.deepEqual(parseFlags(["--", "-x", "--help"]), { ...DEFAULTS, command: ["-x", "--help"] });
+  assert.deepEqual(parseFlags(["-"]).command, ["-"]);
+  assert.match(
+    usageError(["-replay", "f", "extra"]).message,
+    /^unexpected argument "extra": -replay takes no/,
+  );
   assert.deepEqual(parseFlags(["--"]), DEFAULTS);
 });
 

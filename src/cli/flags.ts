@@ -2,7 +2,8 @@
  * Command-line flags of `rtcv_scraper_client` and its `--help` text.
  *
  * Flags may be written Go style (`-replay FILE`, `-replay=FILE`) or with two dashes (`--replay FILE`,
- * `--replay=FILE`). `--` ends the flags. The client takes no positional arguments.
+ * `--replay=FILE`). `--` ends the flags. The first argument that is not a flag, and everything after it, is
+ * the scraper command of wrapper mode (`rtcv_scraper_client [flags] [--] <command...>`).
  *
  * @module
  */
@@ -19,6 +20,8 @@ export interface Flags {
   replaySkipCommands: string[];
   /** `--repeatReplay N`: how many times to replay the log, a positive integer (default 1). */
   repeatReplay: number;
+  /** Wrapper mode: the scraper command and its arguments; empty for the line protocol. */
+  command: string[];
 }
 
 /**
@@ -97,8 +100,8 @@ function parsePositiveInteger(flag: string, value: string): number {
  * A flag given twice keeps its last value, as in Go. `--replaySkipCommands` and `--repeatReplay` need
  * `--replay`.
  *
- * @throws {UsageError} on an unknown flag, a flag without its value, a bad value, a positional argument, or
- * a replay option without `--replay`.
+ * @throws {UsageError} on an unknown flag, a flag without its value, a bad value, a command together with
+ * `--replay`, or a replay option without `--replay`.
  *
  * @example
  * ```ts
@@ -108,22 +111,26 @@ function parsePositiveInteger(flag: string, value: string): number {
  * ```
  */
 export function parseFlags(args: string[]): Flags {
-  const flags: Flags = { help: false, version: false, replay: null, replaySkipCommands: [], repeatReplay: 1 };
+  const flags: Flags = {
+    help: false,
+    version: false,
+    replay: null,
+    replaySkipCommands: [],
+    repeatReplay: 1,
+    command: [],
+  };
   const given = new Set<FlagName>();
 
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
-      if (i + 1 < args.length) {
-        throw new UsageError(
-          `unexpected argument ${JSON.stringify(args[i + 1])}: this program takes no arguments`,
-        );
-      }
+      flags.command = args.slice(i + 1);
       break;
     }
     const split = splitFlag(arg);
     if (split === null) {
-      throw new UsageError(`unexpected argument ${JSON.stringify(arg)}: this program takes no arguments`);
+      flags.command = args.slice(i);
+      break;
     }
     const name = SPELLINGS.get(split.name);
     const shown = arg.includes("=") ? arg.slice(0, arg.indexOf("=")) : arg;
@@ -170,6 +177,11 @@ export function parseFlags(args: string[]): Flags {
     }
   }
 
+  if (flags.replay !== null && flags.command.length > 0) {
+    throw new UsageError(
+      `unexpected argument ${JSON.stringify(flags.command[0])}: -replay takes no scraper command`,
+    );
+  }
   if (flags.replay === null && !flags.help && !flags.version) {
     for (const name of ["replaySkipCommands", "repeatReplay"] as const) {
       if (given.has(name)) throw new UsageError(`flag -${name} only works together with -replay FILE`);
@@ -196,7 +208,8 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
     "RTCV_SCRAPER_CLIENT_ENV",
     "JSONC configuration text (servers, mock mode, ingest); wins over _ENV_FILE",
   ],
-  ["RTCV_SCRAPER_CLIENT_ENV_FILE", "path of a JSONC configuration file"],
+  ["RTCV_SCRAPER_CLIENT_ENV_FILE", "path of a JSONC configuration file (else env.json, else env.jsonc)"],
+  ["RTCV_SCRAPER_CLIENT_ADDRESS", "wrapper mode: host:port of the HTTP routes (default 127.0.0.1:4001-6000)"],
   ["RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT", "serve GET / (health) and GET /metrics on this port"],
   ["RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST", "address the health check server binds to (default 127.0.0.1)"],
   ["RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES", "longest accepted input line in bytes (default 16777216 = 16 MiB)"],
@@ -239,6 +252,8 @@ export function helpText(version: string): string {
     "",
     "Usage:",
     "  rtcv_scraper_client",
+    "  rtcv_scraper_client [flags] [--] <scraper command> [args...]   (wrapper mode: the scraper calls",
+    "      the HTTP routes at $SCRAPER_ADDRESS, like with the Go client v2)",
     "  rtcv_scraper_client -replay FILE [-replaySkipCommands a,b] [-repeatReplay N]",
     "",
     "Flags (one or two dashes; -flag value or -flag=value):",

@@ -229,6 +229,28 @@ export class RtcvApiClient {
   }
 
   /**
+   * `POST /api/v1/scraper/scanCVDocument` as multipart: a part `metadata` (the CV as JSON) and a part `cv`
+   * (the file, named `cv.pdf`, with `contentType`); resolves the server's `hasMatches`. Every attempt sends
+   * the whole body again.
+   */
+  async scanCvDocument(
+    cv: Record<string, unknown>,
+    file: Uint8Array<ArrayBuffer>,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const path = "/api/v1/scraper/scanCVDocument";
+    const form = new FormData();
+    form.append("metadata", JSON.stringify(cv));
+    form.append("cv", new Blob([file], { type: contentType }), "cv.pdf");
+    const body = await this.#request("POST", path, { signal, form });
+    const hasMatches = isRecord(body) ? body.hasMatches : undefined;
+    if (hasMatches === undefined && isRecord(body)) return false;
+    if (typeof hasMatches !== "boolean") throw this.#unexpected(path, `{"hasMatches": <boolean>}`, body);
+    return hasMatches;
+  }
+
+  /**
    * `GET /api/v1/secrets/myKey/<key>/<encryptionKey>` (both percent-encoded): the decrypted secret value.
    * The hooks of the policy see the path as `/api/v1/secrets/myKey/:key/:encryptionKey`.
    */
@@ -264,18 +286,26 @@ export class RtcvApiClient {
     options: {
       signal?: AbortSignal;
       body?: unknown;
+      /** A multipart body (then fetch sets the Content-Type with its boundary). */
+      form?: FormData;
       label?: string;
       notFoundAsNull?: boolean;
       extraSecrets?: string[];
     },
   ): Promise<unknown> {
     const url = this.#baseUrl + path;
-    const requestBody = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const requestBody = options.form ??
+      (options.body === undefined ? undefined : JSON.stringify(options.body));
+    let headers = this.#headers;
+    if (options.form !== undefined) {
+      const { "Content-Type": _json, ...rest } = this.#headers;
+      headers = rest;
+    }
     const outcome = await fetchWithRetries(
       {
         origin: this.#origin,
         path: options.label ?? path,
-        send: (signal) => fetch(url, { method, headers: this.#headers, body: requestBody, signal }),
+        send: (signal) => fetch(url, { method, headers, body: requestBody, signal }),
       },
       this.#policy,
       options.signal,

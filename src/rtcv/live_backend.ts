@@ -1,9 +1,9 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { DurableQueue } from "../outbox/durable_queue.ts";
-import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
+import type { Cv, CvDocument, RtcvBackend, SecretSource } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
-import type { MirrorDelivery } from "./mirror_delivery.ts";
+import { documentPayload, type MirrorDelivery } from "./mirror_delivery.ts";
 import type { SocketGroup } from "./server_requests.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
@@ -79,6 +79,34 @@ export class LiveBackend implements RtcvBackend {
       },
     );
     const [matched] = await Promise.all([answer, queued]);
+    return matched;
+  }
+
+  /**
+   * Sends a CV document to the primary; only once it accepted it (documents are expensive for a server to
+   * read), the mirrors' copies go into the outbox. Resolves with the primary's `hasMatches` once they are
+   * committed.
+   */
+  async sendCvDocument(document: CvDocument): Promise<boolean> {
+    const { primary, mirrors, outbox } = this.#parts;
+    let matched: boolean;
+    try {
+      matched = await primary.scanCvDocument(document.cv, document.file, document.contentType);
+      this.#primaryFailuresInARow = 0;
+      this.#parts.onPrimaryResult?.(true);
+    } catch (error) {
+      this.#primaryFailuresInARow++;
+      this.#parts.onPrimaryResult?.(false);
+      throw asCommandError("primary", error);
+    }
+    if (mirrors.length > 0) {
+      const payload = documentPayload(document);
+      const { entries, committed } = outbox.put(
+        mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
+      );
+      mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], JSON.parse(payload), committed));
+      await committed;
+    }
     return matched;
   }
 

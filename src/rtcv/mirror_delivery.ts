@@ -2,6 +2,37 @@ import type { DurableQueue, QueuedEntry } from "../outbox/durable_queue.ts";
 import type { RtcvApiClient } from "./api_client.ts";
 import { RtcvApiError } from "./api_client.ts";
 import { abortableSleep, withDeadline } from "./request_policy.ts";
+import { Buffer } from "node:buffer";
+import type { CvDocument } from "../session/backend.ts";
+
+/**
+ * Marks an outbox payload that is a CV document (sent to `scanCVDocument`) rather than a CV (the payload is
+ * the CV itself). The unified outbox that replaces this one names each entry's route instead.
+ */
+const DOCUMENT_KEY = "$scanCVDocument";
+
+/** The outbox payload of a CV document: the CV, the file in base64 and its content type. */
+export function documentPayload(document: CvDocument): string {
+  return JSON.stringify({
+    [DOCUMENT_KEY]: {
+      cv: document.cv,
+      file_base64: Buffer.from(document.file).toString("base64"),
+      content_type: document.contentType,
+    },
+  });
+}
+
+/** Sends one outbox payload (a CV, or a CV document) to the mirror. */
+function deliverPayload(client: RtcvApiClient, payload: Record<string, unknown>, signal: AbortSignal) {
+  const document = payload[DOCUMENT_KEY] as {
+    cv: Record<string, unknown>;
+    file_base64: string;
+    content_type: string;
+  } | undefined;
+  if (document === undefined) return client.scanCv(payload, signal);
+  const file = new Uint8Array(Buffer.from(document.file_base64, "base64"));
+  return client.scanCvDocument(document.cv, file, document.content_type, signal);
+}
 
 /** What a {@link MirrorDelivery} reports and how long it waits between background rounds. */
 export interface MirrorDeliveryOptions {
@@ -93,7 +124,7 @@ export class MirrorDelivery {
     const { outbox, deadLetters, log } = this.#options;
     const id = entry.id;
     try {
-      await this.#client.scanCv(cv, this.#stop.signal);
+      await deliverPayload(this.#client, cv, this.#stop.signal);
       await queued;
       await outbox.remove(this.channel, id, entry.parts);
       this.#failures = 0;

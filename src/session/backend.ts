@@ -3,6 +3,14 @@ import type { ReferenceCache } from "../cache/reference_cache.ts";
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
 export type Cv = Record<string, unknown> & { referenceNumber: string };
 
+/** A CV document: the CV (its metadata) and the file, as `send_cv_document` checked them. */
+export interface CvDocument {
+  readonly cv: Cv;
+  readonly file: Uint8Array<ArrayBuffer>;
+  /** The file's content type, e.g. `application/pdf`. */
+  readonly contentType: string;
+}
+
 /** Names where a secret came from (`the mock secret "users"`) and how to fix its shape. */
 export interface SecretSource {
   readonly source: string;
@@ -20,6 +28,8 @@ export interface RtcvBackend {
   readonly references: ReferenceCache;
   /** Sends a validated CV; true when the primary server matched it. */
   sendCv(cv: Cv): Promise<boolean>;
+  /** Sends a validated CV document to the primary (mirrors get it once the primary accepted it); true on a match. */
+  sendCvDocument(document: CvDocument): Promise<boolean>;
   /** Reads the secret `key`; mock mode answers `null` for a secret it was not given. */
   getSecret(key: string, encryptionKey: string): Promise<unknown>;
   /** Where a secret of the wrong shape came from, and how to fix it, for error messages. */
