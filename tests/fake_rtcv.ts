@@ -44,6 +44,18 @@ export interface FakeRtcvRequest {
   at: number;
 }
 
+/** One document scanCVDocument accepted. */
+export interface FakeRtcvDocument {
+  /** The `metadata` part, parsed (the CV). */
+  metadata: Record<string, unknown>;
+  /** The `cv` part's file name. */
+  filename: string;
+  /** The `cv` part's content type. */
+  contentType: string;
+  /** The `cv` part's bytes. */
+  bytes: Uint8Array;
+}
+
 /** A queued failure; see {@linkcode FakeRtcv.failNext}. */
 export interface FakeRtcvFailure {
   /** Requests left to fail (may be `Infinity`). */
@@ -127,6 +139,8 @@ export class FakeRtcv {
   readonly requests: FakeRtcvRequest[] = [];
   /** The CVs that scanCV accepted, in order. */
   readonly receivedCvs: Record<string, unknown>[] = [];
+  /** The documents that scanCVDocument accepted, in order (multipart parts `metadata` and `cv`). */
+  readonly receivedDocuments: FakeRtcvDocument[] = [];
   /** Accepted keys. */
   keys: FakeRtcvKey[];
   /** Delay before each answer, in ms. */
@@ -246,7 +260,8 @@ export class FakeRtcv {
     const url = new URL(request.url);
     const path = url.pathname;
     if (path === "/api/v1/scraper/ws" && this.onWebSocket !== null) return await this.onWebSocket(request);
-    const text = await request.text();
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    const text = new TextDecoder().decode(bytes);
     const body = text === "" ? undefined : parseJsonOr(text, text);
     this.requests.push({
       method: request.method,
@@ -293,6 +308,7 @@ export class FakeRtcv {
       if (path.startsWith(prefix)) return json(404, { error: "route not found" });
     }
 
+    if (path === "/api/v1/scraper/scanCVDocument") return await this.#scanDocument(request, bytes);
     return await this.#route(request.method, path, body, request.headers.get("authorization"));
   }
 
@@ -355,6 +371,42 @@ export class FakeRtcv {
     }
 
     return json(404, { error: "route not found" });
+  }
+
+  /** `POST /api/v1/scraper/scanCVDocument`: multipart, a part `metadata` (the CV JSON) and a part `cv` (the file). */
+  async #scanDocument(request: Request, bytes: Uint8Array): Promise<Response> {
+    const auth = await this.#authenticate(request.headers.get("authorization"));
+    if (typeof auth === "string") return json(401, { error: auth });
+    if (!auth.roles.includes(1)) {
+      return json(403, { error: "you do not have the permissions to access this route" });
+    }
+    if (request.method !== "POST") return json(500, { error: "Method Not Allowed" });
+    let form: FormData;
+    try {
+      form = await new Response(bytes as Uint8Array<ArrayBuffer>, {
+        headers: { "content-type": request.headers.get("content-type") ?? "" },
+      }).formData();
+    } catch {
+      return json(500, { error: "request Content-Type isn't multipart/form-data" });
+    }
+    const metadata = form.get("metadata");
+    const file = form.get("cv");
+    if (typeof metadata !== "string" || !(file instanceof File)) {
+      return json(400, { error: "expected the parts metadata (a value) and cv (a file)" });
+    }
+    const cv = parseJsonOr(metadata, null);
+    if (!isRecord(cv)) return json(500, { error: "invalid metadata" });
+    if (typeof cv.referenceNumber !== "string" || cv.referenceNumber === "") {
+      return json(400, { error: "referenceNumber must be set" });
+    }
+    this.receivedDocuments.push({
+      metadata: cv,
+      filename: file.name,
+      contentType: file.type,
+      bytes: new Uint8Array(await file.arrayBuffer()),
+    });
+    const hasMatches = typeof this.hasMatches === "function" ? this.hasMatches(cv) : this.hasMatches;
+    return json(200, { success: true, hasMatches });
   }
 
   async #authenticate(header: string | null): Promise<FakeRtcvKey | string> {

@@ -43,6 +43,20 @@ async function printed(client: ClientProcess): Promise<Printed> {
   return JSON.parse(await client.readLine()) as Printed;
 }
 
+/** Every route of wrapper mode. */
+const ROUTES = [
+  "/send_cv",
+  "/send_full_cv",
+  "/cvs_list",
+  "/users",
+  "/set_cached_reference",
+  "/set_short_cached_reference",
+  "/get_cached_reference",
+  "/server_request",
+  "/server_response",
+  "/command",
+];
+
 const MOCK_ENV = JSON.stringify({ mock_mode: true, mock_users: [{ username: "u", password: "p" }] });
 const cv = (reference: string) => JSON.stringify({ referenceNumber: reference, presentation: "x" });
 const request = (path: string, body?: string, method?: string) => ({ request: { path, body, method } });
@@ -86,6 +100,7 @@ Deno.test("mock mode: every v2 route answers as v2 did, POST /command reaches an
     { request: { path: "/send_full_cv", multipart: { metadata: "{bad", cv_base64: pdf } } },
     { request: { path: "/send_full_cv", multipart: { metadata: cv("w-doc3"), cv_base64: "" } } },
     request("/nowhere", ""),
+    ...ROUTES.map((path) => request(path, "x".repeat(5000))),
     { exit: 3 },
   ];
   const { client, address } = await startWrapper(dir.path, plan, {
@@ -137,6 +152,7 @@ Deno.test("mock mode: every v2 route answers as v2 did, POST /command reaches an
   await bad(400, /^the metadata part is not valid JSON/);
   await bad(400, /^send_cv_document_outcome: .*empty/);
   await bad(404, /^404 not found: \/nowhere/);
+  for (const _path of ROUTES) await bad(413, /longer than 4096 bytes/);
   const { status, stderr } = await client.waitForExit();
   assert.equal(status.code, 3, stderr);
   assert.match(stderr, /configuration from RTCV_SCRAPER_CLIENT_ENV/);
@@ -152,6 +168,16 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
   const plan = [
     request("/send_cv", cv("live-1")),
     request("/send_cv", cv("live-1")),
+    {
+      request: {
+        path: "/send_full_cv",
+        multipart: {
+          metadata: JSON.stringify({ reference_number: "live-doc" }),
+          cv_base64: btoa("%PDF-x"),
+          cv_type: "application/pdf",
+        },
+      },
+    },
     { request: { path: "/server_request", method: "GET" }, as: "first" },
     { request: { path: "/server_request", method: "GET" }, as: "second" },
     { first: ["first", "second"] },
@@ -165,6 +191,12 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
   assert.deepEqual((await printed(client)).body, "true");
   assert.deepEqual((await printed(client)).body, "false", "cached after a match: not sent again");
   assert.equal(rtcv.receivedCvs.length, 1);
+  assert.deepEqual((await printed(client)).body, "true");
+  assert.equal(rtcv.receivedDocuments.length, 1);
+  const [document] = rtcv.receivedDocuments;
+  assert.deepEqual(document.metadata, { referenceNumber: "live-doc" });
+  assert.deepEqual([document.filename, document.contentType], ["cv.pdf", "application/pdf"]);
+  assert.equal(new TextDecoder().decode(document.bytes), "%PDF-x");
   const replaced = await printed(client);
   assert.equal(replaced.status, 400);
   assert.match(replaced.body, /a later next_server_request took over this wait/);
