@@ -186,19 +186,9 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       options.stderr(`rtcv_scraper_client: ${startupError}`);
       return EXIT_STARTUP_FAILED;
     }
-    if (config.healthCheckPort !== null) {
-      try {
-        health = await startHealthServer({
-          host: config.healthCheckHost,
-          port: config.healthCheckPort,
-          metrics: runtime.metrics,
-          status: () => healthStatus(runtime),
-        });
-      } catch (error) {
-        options.stderr(`rtcv_scraper_client: ${error instanceof Error ? error.message : String(error)}`);
-        return EXIT_STARTUP_FAILED;
-      }
-    }
+    const started = await startConfiguredHealth(runtime, config, options.stderr);
+    if (started === "failed") return EXIT_STARTUP_FAILED;
+    health = started;
     writer.push(READY_ANSWER);
     writer.flush();
     // At SIGTERM and at end of input, waits for server requests end (answered null).
@@ -235,6 +225,29 @@ export async function openInputLog(config: ClientConfig, options: RuntimeOptions
     options.stderr(`rtcv_scraper_client: no input log: ${describeError(error)}`);
     return null;
   });
+}
+
+/**
+ * Starts the health server when `RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT` asks for one (null when not);
+ * `"failed"` (said on stderr) when it cannot listen.
+ */
+export async function startConfiguredHealth(
+  runtime: ClientRuntime,
+  config: ClientConfig,
+  stderr: (message: string) => void,
+): Promise<HealthServer | null | "failed"> {
+  if (config.healthCheckPort === null) return null;
+  try {
+    return await startHealthServer({
+      host: config.healthCheckHost,
+      port: config.healthCheckPort,
+      metrics: runtime.metrics,
+      status: () => healthStatus(runtime),
+    });
+  } catch (error) {
+    stderr(`rtcv_scraper_client: ${error instanceof Error ? error.message : String(error)}`);
+    return "failed";
+  }
 }
 
 /** What `GET /` of the health server reports. */

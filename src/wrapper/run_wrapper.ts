@@ -14,6 +14,7 @@ import {
   EXIT_STARTUP_FAILED,
   openInputLog,
   type RuntimeOptions,
+  startConfiguredHealth,
 } from "../app.ts";
 import type { ClientConfig } from "../config/config.ts";
 import { wrapperHandler } from "./routes.ts";
@@ -89,6 +90,7 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
   const runtime = await createRuntime(config, options);
   const inputLog = await openInputLog(config, options);
   let server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let health: Awaited<ReturnType<typeof startConfiguredHealth>> = null;
   let child: Deno.ChildProcess | null = null;
   let signalled = false;
   options.onSignal((signal) => {
@@ -105,6 +107,8 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
       stderr(`rtcv_scraper_client: ${startupError}`);
       return EXIT_STARTUP_FAILED;
     }
+    health = await startConfiguredHealth(runtime, config, stderr);
+    if (health === "failed") return EXIT_STARTUP_FAILED;
     const handler = wrapperHandler({
       dispatch: (line) => runtime.core.registry.dispatch(line),
       maxBodyBytes: config.maxLineBytes,
@@ -147,6 +151,7 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
     // Nobody is left to ask: waits end, in-flight answers finish, then everything drains and closes.
     runtime.serverRequests.stopWaiting();
     await server?.shutdown();
+    if (health !== null && health !== "failed") await health.close();
     await runtime.close();
     await inputLog?.close();
   }
