@@ -233,12 +233,18 @@ Deno.test("SIGTERM goes to the scraper; the routes answer until it exited; its e
     const { status } = await client.waitForExit();
     assert.equal(status.code, 0);
   }
-  // A scraper that does not handle it: the signal ends it, and no process is left behind.
+  // A scraper that does not handle it: the signal ends it, and no process is left behind. Its stdin and
+  // stdout are the client's.
   {
     const pidFile = join(dir.path, "scraper.pid");
-    const { client } = await startWrapperShell(dir.path, `echo $$ > ${pidFile}; echo started; exec sleep 30`);
+    const { client } = await startWrapperShell(
+      dir.path,
+      `echo $$ > ${pidFile}; echo started; read line; echo "got $line"; exec sleep 30`,
+    );
     await using _client = client;
     assert.equal(await client.readLine(), "started");
+    await client.send("hello"); // stdin is the scraper's
+    assert.equal(await client.readLine(), "got hello");
     const pid = Number((await Deno.readTextFile(pidFile)).trim());
     client.kill("SIGTERM");
     const { status } = await client.waitForExit();
