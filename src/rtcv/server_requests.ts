@@ -244,6 +244,7 @@ class Group implements SocketGroup {
       new ServerSocket(target, {
         ...options.socket,
         log: options.log,
+        warn: options.warn,
         onMessage: (text) => this.#hub.receive(this, index, text),
       })
     );

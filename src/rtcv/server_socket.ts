@@ -42,6 +42,8 @@ export interface ServerSocketOptions {
   readonly onMessage: (text: string) => void;
   /** Debug log lines (connects, failures, reconnect waits). */
   readonly log: (message: string) => void;
+  /** A warning for a person (the websocket client cannot be loaded at all); default `log`. */
+  readonly warn?: (message: string) => void;
   /** Ping interval in ms; default {@link DEFAULT_PING_INTERVAL_MS}. */
   readonly pingIntervalMs?: number;
   /** Reconnect waits in ms; default {@link DEFAULT_RECONNECT_DELAYS_MS}. */
@@ -132,7 +134,9 @@ export class ServerSocket {
     try {
       WebSocketClient = await loadWebSocket();
     } catch (error) {
-      this.#options.log(`websocket to ${this.origin}: the ws module could not be loaded: ${describe(error)}`);
+      (this.#options.warn ?? this.#options.log)(
+        `no websocket to ${this.origin}: the ws module could not be loaded: ${describe(error)}`,
+      );
       return;
     }
     if (this.#closed) return;
