@@ -184,6 +184,10 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
     { print: "one waits" },
     { first: ["first", "second"] },
     request("/server_response", JSON.stringify({ id: "0-41", type: "login", data: { ok: true } })),
+    // A caller that gives up (an HTTP client's timeout) does not take the next request with it.
+    { request: { path: "/server_request", abortAfterMs: 300 } },
+    { readStdin: true },
+    { request: { path: "/server_request" } },
     { exit: 0 },
   ];
   const { client } = await startWrapper(dir.path, plan, {});
@@ -209,6 +213,11 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
   assert.equal((await printed(client)).body, "true");
   await sockets.waitForReceived(1);
   assert.deepEqual(sockets.received, [{ type: "login", id: 41, data: { ok: true } }]);
+  assert.deepEqual(await printed(client), { status: 0, type: null, body: "aborted" });
+  sockets.push({ type: "later", id: 42, data: null }); // while nobody waits: it is kept
+  await client.send("go on");
+  assert.equal(await client.readLine(), '"go on"');
+  assert.deepEqual(JSON.parse((await printed(client)).body), { type: "later", id: "0-42", data: null });
   const { status, stderr } = await client.waitForExit();
   assert.equal(status.code, 0, stderr);
   assert.match(stderr, /configuration from env\.json/);

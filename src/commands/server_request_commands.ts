@@ -14,6 +14,7 @@ const nextSchema = z.object({
     error: `must be at most ${MAX_TIMEOUT_MS} milliseconds`,
   }).optional(),
   replace: z.boolean({ error: "must be true or false" }).optional(),
+  cancel: z.boolean({ error: "must be true or false" }).optional(),
 }, { error: 'must be nothing, or an object like {"timeout_ms":30000}' }).nullish();
 
 const responseSchema = z.object({
@@ -28,12 +29,17 @@ const responseSchema = z.object({
  * `next_server_request` and `server_response`: requests RT-CV servers send over their websockets, and the
  * scraper's answers. `next_server_request` answers `{type, id, data}`, or null at its `timeout_ms` (or when
  * the client stops); with `replace: true` it ends an earlier waiting call that also said `replace` (that
- * one answers an error): the wrapper's `/server_request` route works that way.
+ * one answers an error): the wrapper's `/server_request` route works that way; `cancel: true` only ends such a
+ * wait (the route's caller went away) and answers null.
  */
 export function serverRequestCommands(requests: ServerRequests): Record<string, CommandDefinition> {
   return {
     next_server_request: defineCommand(nextSchema, async (content) => {
-      const request = await requests.next({ timeoutMs: content?.timeout_ms, replace: content?.replace });
+      const request = await requests.next({
+        timeoutMs: content?.timeout_ms,
+        replace: content?.replace,
+        cancel: content?.cancel,
+      });
       if (request === REPLACED) {
         throw new CommandError("a later next_server_request took over this wait");
       }

@@ -46,6 +46,8 @@ export interface NextOptions {
   readonly timeoutMs?: number;
   /** End every earlier wait that was also made with `replace` (it resolves {@link REPLACED}). */
   readonly replace?: boolean;
+  /** Only end those waits (as `replace` does), take no request and resolve null at once. */
+  readonly cancel?: boolean;
 }
 
 /** What {@link ServerRequests} is built with. */
@@ -124,9 +126,10 @@ export class ServerRequests {
    * {@link stopWaiting} is called; {@link REPLACED} when a later wait with `replace` took over.
    */
   next(options: NextOptions = {}): Promise<ServerRequest | null | typeof REPLACED> {
-    if (options.replace) {
+    if (options.replace || options.cancel) {
       for (const waiter of this.#waiters.filter((entry) => entry.replaceable)) this.#end(waiter, REPLACED);
     }
+    if (options.cancel) return Promise.resolve(null);
     const request = this.#queue.shift();
     if (request !== undefined) return Promise.resolve(request);
     if (this.#stopped) return Promise.resolve(null);

@@ -218,7 +218,14 @@ export function wrapperHandler(options: RouteOptions): (request: Request) => Pro
     }
     const decoded = await route.decode(body, request);
     if (decoded instanceof Response) return decoded;
-    const answer = await run(JSON.stringify({ type: route.type, content: decoded.content }));
+    const answering = run(JSON.stringify({ type: route.type, content: decoded.content }));
+    if (path === "/server_request") {
+      // A caller that goes away must not take the next request with it: its wait is ended.
+      const cancel = () => run('{"type":"next_server_request","content":{"cancel":true}}');
+      request.signal.addEventListener("abort", cancel, { once: true });
+      answering.finally(() => request.signal.removeEventListener("abort", cancel));
+    }
+    const answer = await answering;
     if (answer.type === "error") return text(400, answer.content);
     return jsonResponse(route.answer(answer.type === "ok" ? answer.content : undefined));
   };
