@@ -24,9 +24,12 @@ export {
 } from "./src/module/scraper_client_error.ts";
 export type {
   Cv,
+  CvDocument,
   MockOptions,
   SecretRequest,
   ServerCredentials,
+  ServerRequest,
+  ServerResponse,
   SpawnOptions,
   UserSecret,
   UserSecretRequest,

@@ -153,3 +153,35 @@ export interface SpawnOptions {
   /** Where the client's stderr (warnings, start-up errors) goes: `inherit` (default) or `null` (dropped). */
   readonly stderr?: "inherit" | "null";
 }
+
+/** A request an RT-CV server sent the scraper over its websocket (`next_server_request`). */
+export interface ServerRequest {
+  /** The request's type, as the server named it. */
+  readonly type: unknown;
+  /** `"<server index>-<the server's id>"`: pass it back to `serverResponse`. */
+  readonly id: string;
+  /** The request's data. */
+  readonly data: unknown;
+}
+
+/** The scraper's answer to a {@link ServerRequest} (`server_response`). */
+export interface ServerResponse {
+  /** The id of the request answered. */
+  readonly id: string;
+  /** The answer's type; default the request's. */
+  readonly type?: unknown;
+  /** The answer's data. */
+  readonly data?: unknown;
+}
+
+/** A CV document for `send_cv_document`: the CV (its metadata) and the file, by path or as bytes in base64. */
+export interface CvDocument {
+  /** The CV, with a non-empty `referenceNumber`. */
+  readonly cv: Cv;
+  /** The file's path (readable by the client process); or give `fileBase64`. */
+  readonly file?: string;
+  /** The file's bytes in base64; or give `file`. */
+  readonly fileBase64?: string;
+  /** Default `application/pdf`. */
+  readonly contentType?: string;
+}
