@@ -9,7 +9,6 @@ import { helpText, parseFlags, UsageError } from "./src/cli/flags.ts";
 import { systemClock } from "./src/clock.ts";
 import { ConfigError, loadConfig } from "./src/config/config.ts";
 import { runReplay } from "./src/replay/replay.ts";
-import { runWrapper } from "./src/wrapper/run_wrapper.ts";
 
 // stdout carries protocol lines only: anything printed through console goes to stderr.
 for (const method of ["log", "info", "debug", "trace", "dir", "table"] as const) {
@@ -63,6 +62,8 @@ if (config.configSource !== null) stderr(`rtcv_scraper_client: configuration fro
 
 if (flags.command.length > 0) {
   // Wrapper mode: SIGTERM and SIGINT go to the scraper; the client exits with its exit code.
+  // Loaded only here: the line protocol's start-up does not pay for it.
+  const { runWrapper } = await import("./src/wrapper/run_wrapper.ts");
   const code = await runWrapper({
     config,
     command: flags.command,

@@ -1,4 +1,3 @@
-import { Buffer } from "node:buffer";
 import { z } from "zod";
 import { okAnswer } from "../protocol/answers.ts";
 import type { CvDocument } from "../session/backend.ts";
@@ -9,8 +8,6 @@ import { type CommandDefinition, defineCommand } from "./registry.ts";
 
 /** The content type of a document when the scraper names none. */
 export const DEFAULT_DOCUMENT_TYPE = "application/pdf";
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 const documentSchema = z.object({
   cv: cvSchema,
@@ -55,12 +52,15 @@ export function documentCommands(deps: DocumentCommandDeps): Record<string, Comm
 
   const load = async (content: z.output<typeof documentSchema>): Promise<Uint8Array<ArrayBuffer>> => {
     if (content.file_base64 !== undefined) {
-      const text = content.file_base64.replace(/\s+/g, "");
-      if (text === "") throw new CommandError("content.file_base64 is empty; send the document's bytes");
-      if (!BASE64.test(text) || text.length % 4 === 1) {
+      if (content.file_base64.trim() === "") {
+        throw new CommandError("content.file_base64 is empty; send the document's bytes");
+      }
+      let bytes: Uint8Array<ArrayBuffer>;
+      try {
+        bytes = Uint8Array.fromBase64(content.file_base64);
+      } catch {
         throw new CommandError("content.file_base64 is not valid base64");
       }
-      const bytes = new Uint8Array(Buffer.from(text, "base64"));
       if (bytes.length > maxBytes) {
         throw new CommandError(
           `content.file_base64 holds ${bytes.length} bytes, more than the limit of ${maxBytes} (RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES)`,

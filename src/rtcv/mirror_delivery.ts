@@ -2,7 +2,6 @@ import type { DurableQueue, QueuedEntry } from "../outbox/durable_queue.ts";
 import type { RtcvApiClient } from "./api_client.ts";
 import { RtcvApiError } from "./api_client.ts";
 import { abortableSleep, withDeadline } from "./request_policy.ts";
-import { Buffer } from "node:buffer";
 import type { CvDocument } from "../session/backend.ts";
 
 /**
@@ -16,7 +15,7 @@ export function documentPayload(document: CvDocument): string {
   return JSON.stringify({
     [DOCUMENT_KEY]: {
       cv: document.cv,
-      file_base64: Buffer.from(document.file).toString("base64"),
+      file_base64: document.file.toBase64(),
       content_type: document.contentType,
     },
   });
@@ -30,7 +29,7 @@ function deliverPayload(client: RtcvApiClient, payload: Record<string, unknown>,
     content_type: string;
   } | undefined;
   if (document === undefined) return client.scanCv(payload, signal);
-  const file = new Uint8Array(Buffer.from(document.file_base64, "base64"));
+  const file = Uint8Array.fromBase64(document.file_base64);
   return client.scanCvDocument(document.cv, file, document.content_type, signal);
 }
 

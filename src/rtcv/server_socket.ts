@@ -10,8 +10,32 @@
  * @module
  */
 
-// @ts-types="@types/ws"
-import type WebSocket from "ws";
+/**
+ * The part of the npm `ws` client this module uses (its own types come with `@types/node`, which the
+ * project does not need for anything else).
+ */
+interface WebSocket {
+  readonly readyState: number;
+  readonly OPEN: number;
+  send(data: string): void;
+  ping(): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  on(event: "open", listener: () => void): this;
+  on(event: "message", listener: (data: unknown, isBinary: boolean) => void): this;
+  on(event: "error", listener: (error: Error) => void): this;
+  on(event: "close", listener: (code: number) => void): this;
+  on(
+    event: "unexpected-response",
+    listener: (request: unknown, response: { statusCode?: number }) => void,
+  ): this;
+}
+
+/** The `ws` client's constructor, as used here. */
+type WebSocketClass = new (
+  url: string,
+  options: { headers: Record<string, string>; handshakeTimeout: number; perMessageDeflate: boolean },
+) => WebSocket;
 
 /** The waits before reconnect attempt 1, 2, ... (the last one repeats): about 1 s growing to 15 s. */
 export const DEFAULT_RECONNECT_DELAYS_MS: readonly number[] = [
@@ -52,11 +76,10 @@ export interface ServerSocketOptions {
   readonly handshakeTimeoutMs?: number;
 }
 
-type WebSocketClass = typeof WebSocket;
 let wsModule: Promise<WebSocketClass> | null = null;
 /** Loaded on first use: only live mode needs it, and the line protocol's start-up stays as fast as before. */
 function loadWebSocket(): Promise<WebSocketClass> {
-  wsModule ??= import("ws").then((module) => module.default as WebSocketClass);
+  wsModule ??= import("ws").then((module: { default: unknown }) => module.default as WebSocketClass);
   return wsModule;
 }
 

@@ -10,7 +10,6 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import type { Answer } from "../protocol/answers.ts";
 import type { InputLine } from "../protocol/line_splitter.ts";
 
@@ -106,7 +105,7 @@ const documentBody: Route["decode"] = async (body, request) => {
   return {
     content: {
       cv,
-      file_base64: Buffer.from(await file.arrayBuffer()).toString("base64"),
+      file_base64: new Uint8Array(await file.arrayBuffer()).toBase64(),
       content_type: file.type === "" ? "application/octet-stream" : file.type,
     },
   };
