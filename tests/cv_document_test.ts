@@ -151,3 +151,54 @@ Deno.test("mock mode: a document answers true and is cached, the second time fal
   assert.equal(await ok(client, { type: "send_cv_document", content }), false);
   await client.finish();
 });
+
+Deno.test("a document of 1.5 MiB reaches the primary and, through the outbox, the mirror byte for byte", async () => {
+  await using primary = await startFakeRtcv({ hasMatches: true });
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  const bytes = new Uint8Array(1.5 * 1024 * 1024);
+  for (let offset = 0; offset < bytes.length; offset += 65_536) {
+    crypto.getRandomValues(bytes.subarray(offset, offset + 65_536));
+  }
+  const file = join(dir.path, "big.pdf");
+  await Deno.writeFile(file, bytes);
+  await using client = await startLiveClient(dir);
+  await ok(client, credentialsLine(primary, [mirror]));
+  assert.equal(
+    await ok(client, { type: "send_cv_document", content: { cv: { referenceNumber: "big" }, file } }),
+    true,
+  );
+  assert.deepEqual(primary.receivedDocuments[0].bytes, bytes);
+  await waitFor(() => mirror.receivedDocuments.length === 1, 10_000, "the mirror gets the big document");
+  assert.deepEqual(mirror.receivedDocuments[0].bytes, bytes);
+  await client.finish();
+});
+
+Deno.test("a document waiting for a mirror that is down is delivered to its document route after a restart", async () => {
+  await using primary = await startFakeRtcv({ hasMatches: true });
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  mirror.failNext(Infinity, 503, { error: "down" }, { route: DOCUMENT_ROUTE, retryAfter: "0" });
+  {
+    await using client = await startLiveClient(dir);
+    await ok(client, credentialsLine(primary, [mirror]));
+    const content = { cv: { referenceNumber: "later" }, file_base64: btoa("%PDF later") };
+    assert.equal(await ok(client, { type: "send_cv_document", content }), true);
+    await waitFor(() => mirror.requestsTo(DOCUMENT_ROUTE).length >= 1, 5000, "the mirror is tried");
+    const { status } = await client.finish();
+    assert.equal(status.code, 0);
+  }
+  assert.equal(mirror.receivedDocuments.length, 0);
+  mirror.clearFailures();
+  await using client = await startLiveClient(dir);
+  await ok(client, credentialsLine(primary, [mirror]));
+  await waitFor(
+    () => mirror.receivedDocuments.length === 1,
+    10_000,
+    "the document reaches the mirror after the restart",
+  );
+  assert.equal(new TextDecoder().decode(mirror.receivedDocuments[0].bytes), "%PDF later");
+  assert.equal(mirror.receivedDocuments[0].filename, "cv.pdf");
+  assert.equal(primary.receivedDocuments.length, 1, "the primary got it once");
+  await client.finish();
+});
