@@ -310,3 +310,25 @@ function processExists(pid: number): boolean {
     return false;
   }
 }
+
+Deno.test("RTCV_SCRAPER_CLIENT_ADDRESS picks the address; SIGINT is passed to the scraper too", async () => {
+  await using dir = await liveDir();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const plan = [{ print: "waiting" }, { waitForSignal: "SIGINT" }, request("/command", '{"type":"ping"}'), {
+    exit: 7,
+  }];
+  const { client, address } = await startWrapper(dir.path, plan, {
+    RTCV_SCRAPER_CLIENT_ENV: MOCK_ENV,
+    RTCV_SCRAPER_CLIENT_ADDRESS: `127.0.0.1:${port}`,
+  });
+  await using _client = client;
+  assert.equal(address, `http://127.0.0.1:${port}`);
+  assert.equal(await client.readLine(), '"waiting"');
+  client.kill("SIGINT");
+  assert.equal(await client.readLine(), '"got SIGINT"');
+  assert.equal((await printed(client)).body, '{"type":"pong"}');
+  const { status } = await client.waitForExit();
+  assert.equal(status.code, 7);
+});
