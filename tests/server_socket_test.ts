@@ -19,6 +19,8 @@ interface RawConnection {
 /** A websocket server that records each connection's upgrade request and the opcodes of its frames. */
 class RawWebSocketServer {
   readonly connections: RawConnection[] = [];
+  /** Whether a ping gets its pong (opcode 10), as every live peer's does. */
+  answerPings = true;
   readonly #listener: Deno.Listener;
   #changed = Promise.withResolvers<void>();
   readonly #accepting: Promise<void>;
@@ -122,6 +124,9 @@ class RawWebSocketServer {
       const payload = data.slice(offset + 4, offset + 4 + length).map((byte, i) => byte ^ mask[i % 4]);
       connection.opcodes.push(opcode);
       if (opcode === 1) connection.texts.push(new TextDecoder().decode(payload));
+      if (opcode === 9 && this.answerPings) {
+        await conn.write(new Uint8Array([0x8a, payload.length, ...payload]));
+      }
       data = data.slice(offset + 4 + length);
       this.#notify();
       if (opcode === 8) {
@@ -132,7 +137,7 @@ class RawWebSocketServer {
   }
 }
 
-Deno.test("the socket sends the Authorization header and a ping frame (opcode 9) at every interval", async () => {
+Deno.test("the socket sends the Authorization header and a ping frame (opcode 9) at every interval, on one connection", async () => {
   const server = new RawWebSocketServer();
   const messages: string[] = [];
   const socket = new ServerSocket(
@@ -146,6 +151,7 @@ Deno.test("the socket sends the Authorization header and a ping frame (opcode 9)
     assert.match(connection.head, /^GET \/api\/v1\/scraper\/ws HTTP\/1\.1\r\n/);
     assert.match(connection.head, /^authorization: Basic 111:abc$/im);
     await server.waitFor(() => connection.opcodes.filter((op) => op === 9).length >= 3, "three pings");
+    assert.equal(server.connections.length, 1, "answered pings keep the connection");
     await server.sendText(0, '{"type":"hello","id":1,"data":null}');
     await server.waitFor(() => messages.length === 1, "the message at the client");
     assert.deepEqual(messages, ['{"type":"hello","id":1,"data":null}']);
@@ -206,5 +212,24 @@ Deno.test("a server that refuses the upgrade is retried with growing waits, and 
   } finally {
     await socket.close();
     await http.shutdown();
+  }
+});
+
+Deno.test("a peer that stops answering pings is dropped and the socket reconnects", async () => {
+  const server = new RawWebSocketServer();
+  server.answerPings = false;
+  const logs: string[] = [];
+  const socket = new ServerSocket(
+    { url: server.url, headers: {}, origin: "http://z" },
+    { onMessage: () => {}, log: (line) => logs.push(line), pingIntervalMs: 40, reconnectDelaysMs: [10] },
+  );
+  try {
+    socket.start();
+    await server.waitFor(() => server.connections.length >= 2, "a second connection after the silent one");
+    assert.ok(logs.some((line) => line.includes("no answer to a ping within 40 ms")), logs.join("\n"));
+    assert.equal(server.connections[0].opcodes.filter((op) => op === 9).length, 1, "one ping, then dropped");
+  } finally {
+    await socket.close();
+    await server.close();
   }
 });

@@ -25,6 +25,7 @@ interface WebSocket {
   on(event: "message", listener: (data: unknown, isBinary: boolean) => void): this;
   on(event: "error", listener: (error: Error) => void): this;
   on(event: "close", listener: (code: number) => void): this;
+  on(event: "pong", listener: () => void): this;
   on(
     event: "unexpected-response",
     listener: (request: unknown, response: { statusCode?: number }) => void,
@@ -105,6 +106,7 @@ export class ServerSocket {
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #socketGone: Promise<void> = Promise.resolve();
+  #dropReason = "";
 
   /** A socket to `target`; nothing happens before {@link start}. */
   constructor(target: SocketTarget, options: ServerSocketOptions) {
@@ -172,6 +174,7 @@ export class ServerSocket {
     const gone = Promise.withResolvers<void>();
     this.#socketGone = gone.promise;
     let reason = "";
+    this.#dropReason = "";
     socket.on("open", () => {
       this.#open = true;
       this.#failures = 0;
@@ -194,6 +197,7 @@ export class ServerSocket {
     });
     socket.on("close", (code) => {
       const wasOpen = this.#open;
+      if (this.#dropReason !== "") reason = this.#dropReason;
       this.#open = false;
       this.#socket = null;
       this.#stopPings();
@@ -218,11 +222,27 @@ export class ServerSocket {
     return delay;
   }
 
+  /**
+   * Pings at every interval. A socket whose peer did not answer the last ping by the next one is dead (a
+   * connection that broke without a close): it is dropped, and the reconnect starts at once.
+   */
   #startPings(socket: WebSocket): void {
     this.#stopPings();
+    let awaitingPong = false;
+    socket.on("pong", () => {
+      awaitingPong = false;
+    });
+    const intervalMs = this.#options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     this.#pingTimer = setInterval(() => {
-      if (socket.readyState === socket.OPEN) socket.ping();
-    }, this.#options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS);
+      if (socket.readyState !== socket.OPEN) return;
+      if (awaitingPong) {
+        this.#dropReason = `no answer to a ping within ${intervalMs} ms`;
+        socket.terminate();
+        return;
+      }
+      awaitingPong = true;
+      socket.ping();
+    }, intervalMs);
   }
 
   #stopPings(): void {
