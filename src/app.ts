@@ -1,22 +1,24 @@
+// What the ready line does not need (the core and its commands, the ingest sink, the RT-CV client, the
+// health server) is imported when it is first used, after the ready line where the configuration allows:
+// see `runClient`. Only types are imported statically from there.
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
-import { ClientCore, type ClientCore as Core } from "./client_core.ts";
+import type { ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
-import { type HealthServer, startHealthServer } from "./health/health_server.ts";
-import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts";
-import { connectLive } from "./rtcv/connect_live.ts";
-import { LiveBackend } from "./rtcv/live_backend.ts";
+import type { HealthServer } from "./health/health_server.ts";
+import type { InstalledIngest } from "./ingest/install_ingest.ts";
+import type { LiveBackend } from "./rtcv/live_backend.ts";
+import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import { ServerRequests } from "./rtcv/server_requests.ts";
-import { serverRequestCommands } from "./commands/server_request_commands.ts";
-import { documentCommands } from "./commands/document_commands.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
+import { type Dispatch, withCommandLog } from "./debug/command_log.ts";
 import { DebugLog } from "./debug/debug_log.ts";
 import { InputLog } from "./debug/input_log.ts";
 import { AnswerWriter, type ByteSink } from "./protocol/answer_writer.ts";
-import { READY_ANSWER } from "./protocol/answers.ts";
+import { type Answer, READY_ANSWER } from "./protocol/answers.ts";
 import type { InputLine } from "./protocol/line_splitter.ts";
 import { type ByteSource, serveLines } from "./protocol/serve_lines.ts";
 
@@ -34,8 +36,31 @@ export interface RunClientOptions extends RuntimeOptions {
   readonly stop?: AbortSignal;
 }
 
+/**
+ * The commands of the job-data ingestion sink, registered to load it on first use (see
+ * `src/ingest/ingest_commands.ts`; a test holds this list to the sink's own).
+ */
+export const INGEST_COMMAND_TYPES: readonly string[] = [
+  "set_ingest",
+  "store_data",
+  "flush_data",
+  "ingest_status",
+  "next_keyword",
+  "get_tokens",
+];
+
+/**
+ * The commands of requests from RT-CV (`src/commands/server_request_commands.ts`) and of CV documents
+ * (`src/commands/document_commands.ts`), registered to load on first use (a test holds these lists to theirs).
+ */
+export const SERVER_REQUEST_COMMAND_TYPES: readonly string[] = ["next_server_request", "server_response"];
+/** See {@link SERVER_REQUEST_COMMAND_TYPES}. */
+export const DOCUMENT_COMMAND_TYPES: readonly string[] = ["send_cv_document", "send_cv_document_outcome"];
+
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
 export const EXIT_STARTUP_FAILED = 1;
+/** Exit code when the scraper closed the client's stdout while it was serving. */
+export const EXIT_STDOUT_CLOSED = 1;
 
 /** `dir/name` (node:path costs ~5 ms of start-up for this one join). */
 function join(dir: string, name: string): string {
@@ -51,12 +76,14 @@ export function resolveKvLocation(config: ClientConfig, cwd: string): string {
 export interface ClientRuntime {
   /** The registry, session and store. */
   readonly core: Core;
+  /** Answers an input line through the registry; with the debug log on, each answer is logged too. */
+  readonly dispatch: Dispatch;
   /** The debug log (`ENABLE_SCRAPER_CLIENT_LOG`), disabled when not asked for. */
   readonly debugLog: DebugLog;
   /** The Prometheus metrics of this process. */
   readonly metrics: ClientMetrics;
-  /** The job-data ingestion sink (its commands are registered in the core). */
-  readonly ingest: InstalledIngest;
+  /** The job-data ingestion sink, once loaded (by the config, or by its first command); null before. */
+  readonly ingest: InstalledIngest | null;
   /** Requests from RT-CV's websockets (`next_server_request`); `stopWaiting()` ends the waits at exit. */
   readonly serverRequests: ServerRequests;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
@@ -78,6 +105,7 @@ export interface RuntimeOptions {
  * and the debug log. The line server and replay both run on it.
  */
 export async function createRuntime(config: ClientConfig, options: RuntimeOptions): Promise<ClientRuntime> {
+  const { ClientCore } = await import("./client_core.ts");
   // The logs are debugging aids: one that cannot be opened is reported, and the client serves without it.
   const debugLog = config.debugLog
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE)).catch((error) => {
@@ -92,10 +120,13 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   };
   const onRequest: RequestPolicy["onRequest"] = (info) =>
     metrics.requestFinished(info.origin, info.ms / 1000);
+  // One bound on the requests in flight per server, shared by the RT-CV and ingest clients.
+  const limiter = new InFlightLimiter(config.maxInFlight);
   const policy: RequestPolicy = {
     ...defaultRequestPolicy(config.timeoutMs),
     onRetry,
     onRequest,
+    limiter,
   };
   const warn = (message: string) => {
     options.stderr(`rtcv_scraper_client: ${message}`);
@@ -111,42 +142,58 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
-    connectLive: (servers, core) =>
-      connectLive(servers, core, {
+    connectLive: async (servers, core) =>
+      (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
         outboxRetryMs: config.outboxRetryMs,
         drainBudgetMs: config.drainMs,
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
+        warn,
+        keyPair: config.keyPair,
         serverRequests,
       }),
   });
-  core.registry.registerAll(serverRequestCommands(serverRequests));
-  core.registry.registerAll(documentCommands({ session: core.session, maxBytes: config.maxLineBytes }));
+  core.registry
+    .registerLazy(SERVER_REQUEST_COMMAND_TYPES, async () => {
+      const { serverRequestCommands } = await import("./commands/server_request_commands.ts");
+      core.registry.registerAll(serverRequestCommands(serverRequests));
+    })
+    .registerLazy(DOCUMENT_COMMAND_TYPES, async () => {
+      const { documentCommands } = await import("./commands/document_commands.ts");
+      core.registry.registerAll(documentCommands({ session: core.session, maxBytes: config.maxLineBytes }));
+    });
   core.registry.observe(metrics.commandObserver());
-  if (debugLog.enabled) {
-    core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
-  }
-  let ingest: InstalledIngest;
-  try {
+  const dispatch: Dispatch = (line) => core.registry.dispatch(line);
+  let ingest: InstalledIngest | null = null;
+  const install = async () => {
+    const { installIngest } = await import("./ingest/install_ingest.ts");
     ingest = installIngest(core, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,
       warn,
       debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
-      policy: { onRetry, onRequest },
+      policy: { onRetry, onRequest, limiter },
       tuning: { drainMs: config.drainMs },
     });
-  } catch (error) {
-    // The configured ingest server is malformed (e.g. a token that cannot go in a header).
-    await core.close();
-    await debugLog.close();
-    if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
-    throw error;
+  };
+  if (config.ingest === null) {
+    // Nothing to deliver until a scraper names a server: the sink loads with its first command.
+    core.registry.registerLazy(INGEST_COMMAND_TYPES, install, ["set_ingest"]);
+  } else {
+    try {
+      await install();
+    } catch (error) {
+      // The configured ingest server is malformed (e.g. a token that cannot go in a header).
+      await core.close();
+      await debugLog.close();
+      if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
+      throw error;
+    }
   }
   metrics.setOutboxSize(async () => {
     const backend = core.session.currentBackend;
-    return backend instanceof LiveBackend ? await backend.outboxSize() : 0;
+    return backend?.kind === "live" ? await (backend as LiveBackend).outboxSize() : 0;
   });
   metrics.setCacheEntries(async () => {
     const backend = core.session.currentBackend;
@@ -155,13 +202,16 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   });
   return {
     core,
+    dispatch: debugLog.enabled ? withCommandLog(dispatch, (message) => debugLog.log(message)) : dispatch,
     debugLog,
     metrics,
-    ingest,
+    get ingest() {
+      return ingest;
+    },
     serverRequests,
     close: async () => {
       serverRequests.stopWaiting();
-      await ingest.close(); // needs the store open
+      await (ingest as InstalledIngest | null)?.close(); // needs the store open
       await core.close();
       await debugLog.close();
     },
@@ -174,23 +224,39 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
  */
 export async function runClient(options: RunClientOptions): Promise<number> {
   const { config } = options;
+  const internalError = (error: unknown) =>
+    options.stderr(
+      `rtcv_scraper_client: internal error (answered as an error, kept serving): ${
+        error instanceof Error ? error.stack ?? error.message : String(error)
+      }`,
+    );
+  const writer = new AnswerWriter(options.stdout, { onInternalError: internalError });
+  // Nothing configured can fail or change the mode before the ready line: write it at once and load the
+  // rest while the scraper sends its first line (that line waits for the loading, in the pipe).
+  const readyFirst = config.primaryServer === null && !config.mockMode && config.ingest === null &&
+    config.healthCheckPort === null;
+  if (readyFirst) {
+    writer.push(READY_ANSWER);
+    writer.flush();
+  }
   const runtime = await createRuntime(config, options);
   const { core } = runtime;
-  const writer = new AnswerWriter(options.stdout);
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   try {
     inputLog = await openInputLog(config, options);
-    const startupError = await applyStartupConfig(core, config);
-    if (startupError !== null) {
-      options.stderr(`rtcv_scraper_client: ${startupError}`);
+    const startup = await applyStartupConfig(core, config);
+    if ("error" in startup) {
+      options.stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
     }
     const started = await startConfiguredHealth(runtime, config, options.stderr);
     if (started === "failed") return EXIT_STARTUP_FAILED;
     health = started;
-    writer.push(READY_ANSWER);
-    writer.flush();
+    if (!readyFirst) {
+      writer.push(startup.ready);
+      writer.flush();
+    }
     // At SIGTERM and at end of input, waits for server requests end (answered null).
     options.stop?.addEventListener("abort", () => runtime.serverRequests.stopWaiting(), { once: true });
     const stdin: ByteSource = {
@@ -205,11 +271,22 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     };
     await serveLines(stdin, writer, {
       maxLineBytes: config.maxLineBytes,
-      answer: (line) => core.registry.dispatch(line),
+      maxPendingBytes: config.maxPendingBytes,
+      answer: runtime.dispatch,
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
+      onInternalError: internalError,
       stop: options.stop,
     });
+    if (writer.failure !== null) {
+      // The scraper closed our stdout: its answers cannot reach it. Reading stopped; what was in flight
+      // has finished (as at SIGTERM); the store is closed below.
+      options.stderr(
+        `rtcv_scraper_client: stdout was closed (${writer.failure.message}); stopped reading input, ` +
+          "finished the commands in flight and closed the store",
+      );
+      return EXIT_STDOUT_CLOSED;
+    }
   } finally {
     await health?.close();
     await runtime.close();
@@ -238,6 +315,7 @@ export async function startConfiguredHealth(
 ): Promise<HealthServer | null | "failed"> {
   if (config.healthCheckPort === null) return null;
   try {
+    const { startHealthServer } = await import("./health/health_server.ts");
     return await startHealthServer({
       host: config.healthCheckHost,
       port: config.healthCheckPort,
@@ -253,7 +331,7 @@ export async function startConfiguredHealth(
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
-  const live = backend instanceof LiveBackend ? backend : null;
+  const live = backend?.kind === "live" ? backend as LiveBackend : null;
   return {
     mode: backend?.kind ?? "none" as const,
     servers: live?.origins ?? [],
@@ -263,10 +341,33 @@ async function healthStatus(runtime: ClientRuntime) {
 }
 
 /**
- * Enters the mode the config names (live servers or mock) before the ready line; returns an error
- * message when configured servers fail their checks.
+ * The ready line: `waiting for credentials` when no configuration set the mode, else the mode it set
+ * (`mock mode (configuration)`, `live: <primary origin>`). Scrapers test its `type` only.
  */
-export async function applyStartupConfig(core: Core, config: ClientConfig): Promise<string | null> {
+export function readyAnswer(config: ClientConfig): Answer {
+  if (config.primaryServer !== null) {
+    return { type: "ready", content: `live: ${originOf(config.primaryServer.serverLocation)}` };
+  }
+  if (config.mockMode) return { type: "ready", content: "mock mode (configuration)" };
+  return READY_ANSWER;
+}
+
+function originOf(location: string): string {
+  try {
+    return new URL(location).origin;
+  } catch {
+    return location;
+  }
+}
+
+/**
+ * Enters the mode the config names (live servers or mock) before the ready line; returns the ready
+ * answer, or an error message when configured servers fail their checks.
+ */
+export async function applyStartupConfig(
+  core: Core,
+  config: ClientConfig,
+): Promise<{ ready: Answer } | { error: string }> {
   if (config.primaryServer !== null) {
     const servers: ServerCredentials[] = [
       { ...config.primaryServer, primary: true },
@@ -276,7 +377,7 @@ export async function applyStartupConfig(core: Core, config: ClientConfig): Prom
       await core.session.replaceBackend(await core.connectLive(servers));
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
-      return `the configured servers failed their start-up checks: ${error.message}`;
+      return { error: `the configured servers failed their start-up checks: ${error.message}` };
     }
   } else if (config.mockMode) {
     const secrets: Record<string, unknown> = {};
@@ -284,9 +385,11 @@ export async function applyStartupConfig(core: Core, config: ClientConfig): Prom
       secrets.users = config.mockUsers;
       if (config.mockUsers.length > 0) secrets.user = config.mockUsers[0];
     }
-    await core.session.replaceBackend(await core.createMock({ ...secrets, ...config.mockSecrets }));
+    await core.session.replaceBackend(
+      await core.createMock({ ...secrets, ...config.mockSecrets }, config.mockUsers ?? []),
+    );
   }
-  return null;
+  return { ready: readyAnswer(config) };
 }
 
 function describeError(error: unknown): string {

@@ -3,14 +3,34 @@ import { LazyStore } from "./cache/lazy_store.ts";
 import { StoreError } from "./cache/kv_store.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { Clock } from "./clock.ts";
-import { cacheCommands } from "./commands/cache_commands.ts";
-import { cvCommands } from "./commands/cv_commands.ts";
-import { CommandRegistry } from "./commands/registry.ts";
-import { secretCommands } from "./commands/secret_commands.ts";
-import { liveModeUnavailable, type ServerCredentials, sessionCommands } from "./commands/session_commands.ts";
-import type { RtcvBackend } from "./session/backend.ts";
+import { CommandRegistry, defineBareCommand } from "./commands/registry.ts";
+import type { ServerCredentials } from "./commands/session_commands.ts";
+import type { LoginUser, RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
+
+/**
+ * The command types whose handlers (and their zod schemas) load with the first of them, so that the ready
+ * line and `ping` need none of it: the session, cache, CV and secret commands (a test holds this list to
+ * the groups' own). The session-changing ones are exclusive.
+ */
+export const LAZY_COMMAND_TYPES: readonly string[] = [
+  "set_credentials",
+  "set_multiple_credentials",
+  "set_mock",
+  "set_cached_reference",
+  "set_short_cached_reference",
+  "has_cached_reference",
+  "get_cached_reference",
+  "send_cv",
+  "send_cv_outcome",
+  "send_cvs_list",
+  "get_secret",
+  "get_login_users",
+  "get_users_secret",
+  "get_user_secret",
+];
+const EXCLUSIVE_TYPES = ["set_credentials", "set_multiple_credentials", "set_mock"];
 
 /** Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. */
 export type LiveConnector = (servers: ServerCredentials[], core: ClientCore) => Promise<RtcvBackend>;
@@ -68,30 +88,43 @@ export class ClientCore {
     this.#connectLive = options.connectLive;
     this.#onCacheLookup = options.onCacheLookup;
     this.registry
-      .registerAll(sessionCommands({
+      .registerAll({ ping: defineBareCommand(() => ({ type: "pong" })) })
+      .registerLazy(LAZY_COMMAND_TYPES, () => this.#registerCommands(), EXCLUSIVE_TYPES);
+  }
+
+  async #registerCommands(): Promise<void> {
+    const [session, cache, cv, secret] = await Promise.all([
+      import("./commands/session_commands.ts"),
+      import("./commands/cache_commands.ts"),
+      import("./commands/cv_commands.ts"),
+      import("./commands/secret_commands.ts"),
+    ]);
+    this.registry
+      .registerAll(session.sessionCommands({
         session: this.session,
         connectLive: (servers) => this.connectLive(servers),
-        createMock: (secrets) => this.createMock(secrets),
+        createMock: (secrets, loginUsers) => this.createMock(secrets, loginUsers),
       }))
-      .registerAll(cacheCommands(this.session))
-      .registerAll(cvCommands(this.session))
-      .registerAll(secretCommands(this.session));
+      .registerAll(cache.cacheCommands(this.session))
+      .registerAll(cv.cvCommands(this.session))
+      .registerAll(secret.secretCommands(this.session));
   }
 
   /** Checks servers and builds a live backend (does not install it). */
   connectLive(servers: ServerCredentials[]): Promise<RtcvBackend> {
-    return this.#connectLive ? this.#connectLive(servers, this) : liveModeUnavailable();
+    if (this.#connectLive) return this.#connectLive(servers, this);
+    return import("./commands/session_commands.ts").then((session) => session.liveModeUnavailable());
   }
 
   /** Builds the mock backend; its in-memory cache lives as long as the process. */
-  async createMock(secrets: Record<string, unknown>): Promise<RtcvBackend> {
+  async createMock(secrets: Record<string, unknown>, loginUsers: LoginUser[] = []): Promise<RtcvBackend> {
     if (this.#mockCache === null) {
       this.#mockCache = Deno.openKv(":memory:").then((kv) => {
         this.#mockKv = kv;
         return new ReferenceCache(kv, this.clock, { onLookup: this.#onCacheLookup });
       });
     }
-    return new MockBackend(await this.#mockCache, secrets);
+    return new MockBackend(await this.#mockCache, secrets, loginUsers);
   }
 
   /** Finishes background work, waits for every write, and closes the stores; later calls wait for the first. */

@@ -50,6 +50,7 @@ Deno.test("defaults with no configuration at all", async () => {
   assert.deepEqual(await load({}), {
     configSource: null,
     wrapperAddress: null,
+    keyPair: null,
     primaryServer: null,
     alternativeServers: [],
     mockMode: false,
@@ -66,6 +67,8 @@ Deno.test("defaults with no configuration at all", async () => {
     clockOffsetMs: 0,
     logInput: false,
     debugLog: false,
+    maxInFlight: 8,
+    maxPendingBytes: 8 * 1024 * 1024,
   });
   assert.equal(DEFAULT_OUTBOX_RETRY_MS, 1000);
   assert.equal(DEFAULT_DRAIN_MS, 5000);
@@ -97,6 +100,8 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "mock_mode": false,
   "mock_users": [{"username": "foo", "password": "bar"},],
   "mock_secrets": {"user": {"username": "a", "password": "b"}},
+  "public_key": "the-public-key",
+  "private_key": "the-private-key",
   "ingest": {"base_url": "https://ingest.example.com", "token": "${TOKEN}"},
   "timeout_ms": 5000,
   "kv": ":memory:",
@@ -106,12 +111,16 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "outbox_retry_ms": 250,
   "drain_ms": 0,
   "log_input": true,
-  "debug_log": true,
-  "some_future_field": {"ignored": true}, // unknown fields are ignored
+  "debug_log": true, // unknown fields are errors: see config_strict_test.ts
 }`;
   assert.deepEqual(await load({ RTCV_SCRAPER_CLIENT_ENV: text }), {
     configSource: "RTCV_SCRAPER_CLIENT_ENV",
     wrapperAddress: null,
+    keyPair: {
+      publicKey: "the-public-key",
+      privateKey: "the-private-key",
+      source: "the config's public_key / private_key",
+    },
     primaryServer: {
       serverLocation: "https://rtcv.example.com",
       apiKeyId: "0123456789abcdef01234567",
@@ -136,6 +145,8 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
     clockOffsetMs: 0,
     logInput: true,
     debugLog: true,
+    maxInFlight: 8,
+    maxPendingBytes: 8 * 1024 * 1024,
   });
 });
 
@@ -444,4 +455,33 @@ Deno.test("RTCV_SCRAPER_CLIENT_ADDRESS is host:port", async () => {
       /^RTCV_SCRAPER_CLIENT_ADDRESS: must be host:port/,
     );
   }
+});
+
+Deno.test("login-users key pair: the environment wins over the document; one key without the other is an error", async () => {
+  const doc = JSON.stringify({ public_key: "doc-public", private_key: "doc-private" });
+  const both = {
+    RTCV_SCRAPER_CLIENT_PUBLIC_KEY: "env-public",
+    RTCV_SCRAPER_CLIENT_PRIVATE_KEY: "env-private",
+  };
+  assert.deepEqual((await load({ RTCV_SCRAPER_CLIENT_ENV: doc, ...both })).keyPair, {
+    publicKey: "env-public",
+    privateKey: "env-private",
+    source: "RTCV_SCRAPER_CLIENT_PUBLIC_KEY / RTCV_SCRAPER_CLIENT_PRIVATE_KEY",
+  });
+  await assert.rejects(
+    load({ RTCV_SCRAPER_CLIENT_PUBLIC_KEY: "env-public" }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /RTCV_SCRAPER_CLIENT_PRIVATE_KEY: must be set with RTCV_SCRAPER_CLIENT_PUBLIC_KEY/.test(err.message),
+  );
+  await assert.rejects(
+    load({ RTCV_SCRAPER_CLIENT_PRIVATE_KEY: "env-private-secret" }),
+    (err: unknown) => err instanceof ConfigError && !err.message.includes("env-private-secret"),
+  );
+  await assert.rejects(
+    load({ RTCV_SCRAPER_CLIENT_ENV: JSON.stringify({ private_key: "doc-private-secret" }) }),
+    (err: unknown) =>
+      err instanceof ConfigError && /public_key/.test(err.message) &&
+      !err.message.includes("doc-private-secret"),
+  );
 });

@@ -31,7 +31,7 @@ Deno.test("a document goes to the primary as multipart metadata + cv.pdf; a matc
   assert.equal(primary.receivedDocuments.length, 1);
   const [sent] = primary.receivedDocuments;
   assert.deepEqual(sent.metadata, { presentation: "p", referenceNumber: "doc-1" }, "the alias is applied");
-  assert.equal(sent.filename, "cv.pdf");
+  assert.equal(sent.fileName, "cv.pdf");
   assert.equal(sent.contentType, "application/pdf");
   assert.deepEqual(sent.bytes, PDF);
   const key = primary.keys[0];
@@ -42,7 +42,7 @@ Deno.test("a document goes to the primary as multipart metadata + cv.pdf; a matc
   assert.match(primary.requestsTo(DOCUMENT_ROUTE)[0].contentType ?? "", /^multipart\/form-data; boundary=/);
   await waitFor(() => mirror.receivedDocuments.length === 1, 5000, "the mirror gets the document");
   assert.deepEqual(mirror.receivedDocuments[0].bytes, PDF);
-  assert.equal(mirror.receivedDocuments[0].filename, "cv.pdf");
+  assert.equal(mirror.receivedDocuments[0].fileName, "cv.pdf");
 
   // Cached after the match: false, nothing sent, the file not even read.
   assert.equal(
@@ -198,7 +198,7 @@ Deno.test("a document waiting for a mirror that is down is delivered to its docu
     "the document reaches the mirror after the restart",
   );
   assert.equal(new TextDecoder().decode(mirror.receivedDocuments[0].bytes), "%PDF later");
-  assert.equal(mirror.receivedDocuments[0].filename, "cv.pdf");
+  assert.equal(mirror.receivedDocuments[0].fileName, "cv.pdf");
   assert.equal(primary.receivedDocuments.length, 1, "the primary got it once");
   await client.finish();
 });

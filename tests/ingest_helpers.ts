@@ -12,6 +12,7 @@ import { type Clock, systemClock } from "../src/clock.ts";
 import { type InstalledIngest, installIngest } from "../src/ingest/install_ingest.ts";
 import type { IngestTuning } from "../src/ingest/ingest_service.ts";
 import type { Answer } from "../src/protocol/answers.ts";
+import { readCommandLine } from "../src/protocol/command_line.ts";
 
 /** Waits that keep tests fast: 5 ms linger, backoff from 10 ms up to 100 ms. */
 export const FAST_TUNING: Partial<IngestTuning> = {
@@ -82,10 +83,10 @@ export class IngestSession implements AsyncDisposable {
   /** Sends raw lines (strings) or commands as one pipelined burst; resolves with the answers in order. */
   async sendAll(lines: (string | { type: string; content?: unknown })[]): Promise<Answer[]> {
     const pending = lines.map((line) =>
-      this.core.registry.dispatch({
+      this.core.registry.dispatch(readCommandLine({
         kind: "text",
         text: typeof line === "string" ? line : JSON.stringify(line),
-      })
+      }))
     );
     const answers = await Promise.all(pending);
     for (const answer of answers) this.answers.push(JSON.stringify(answer));

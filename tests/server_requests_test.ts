@@ -71,3 +71,16 @@ Deno.test("a wait with replace ends the earlier one with replace; stopWaiting en
   assert.equal(await second, null);
   assert.equal(await requests.next(), null, "after stopWaiting, waits end at once");
 });
+
+Deno.test("the lazily registered server-request and document commands are exactly their groups' commands", async () => {
+  const { DOCUMENT_COMMAND_TYPES, SERVER_REQUEST_COMMAND_TYPES } = await import("../src/app.ts");
+  const { serverRequestCommands } = await import("../src/commands/server_request_commands.ts");
+  const { documentCommands } = await import("../src/commands/document_commands.ts");
+  const requests = new ServerRequests({ warn: () => {}, log: () => {} });
+  assert.deepEqual(
+    [...SERVER_REQUEST_COMMAND_TYPES].sort(),
+    Object.keys(serverRequestCommands(requests)).sort(),
+  );
+  const documents = documentCommands({ session: {} as never, maxBytes: 1 });
+  assert.deepEqual([...DOCUMENT_COMMAND_TYPES].sort(), Object.keys(documents).sort());
+});

@@ -74,6 +74,8 @@ Deno.test("mock mode: every v2 route answers as v2 did, POST /command reaches an
     request("/get_cached_reference", "w-3"),
     request("/command", '{"type":"ping"}'),
     request("/command", '{"type":"has_cached_reference","content":"w-1"}'),
+    request("/users", undefined, "GET"),
+    request("/cvs_list", JSON.stringify([{ referenceNumber: "l-1" }, { referenceNumber: "l-2" }])),
     {
       request: {
         path: "/send_full_cv",
@@ -126,6 +128,8 @@ Deno.test("mock mode: every v2 route answers as v2 did, POST /command reaches an
   await ok("true");
   await ok('{"type":"pong"}');
   await ok('{"type":"ok","content":true}');
+  await ok('[{"username":"u","password":"p"}]');
+  await ok("true");
   await ok("true");
   await ok("false");
   const bad = async (status: number, message: RegExp) => {
@@ -160,7 +164,7 @@ Deno.test("mock mode: every v2 route answers as v2 did, POST /command reaches an
 });
 
 Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request over the websocket (a second call makes the first answer 400), /server_response answers it", async () => {
-  await using rtcv = await startFakeRtcv({ hasMatches: true });
+  await using rtcv = await startFakeRtcv({ hasMatches: true, variant: "newest" });
   await using sockets = acceptWebSockets(rtcv);
   await using dir = await liveDir();
   const config = JSON.stringify({ primary_server: rtcv.wireCredentials() });
@@ -168,6 +172,8 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
   const plan = [
     request("/send_cv", cv("live-1")),
     request("/send_cv", cv("live-1")),
+    request("/cvs_list", JSON.stringify([{ referenceNumber: "list-1" }, { referenceNumber: "list-2" }])),
+    request("/users", undefined, "GET"),
     {
       request: {
         path: "/send_full_cv",
@@ -195,11 +201,19 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
   assert.deepEqual((await printed(client)).body, "true");
   assert.deepEqual((await printed(client)).body, "false", "cached after a match: not sent again");
   assert.equal(rtcv.receivedCvs.length, 1);
+  assert.equal((await printed(client)).body, "true");
+  assert.deepEqual(rtcv.receivedCvLists.map((list) => list.map((entry) => entry.referenceNumber)), [[
+    "list-1",
+    "list-2",
+  ]]);
+  const users = await printed(client);
+  assert.equal(users.status, 400, "no key pair is set");
+  assert.match(users.body, /key pair.*RTCV_SCRAPER_CLIENT_PUBLIC_KEY/);
   assert.deepEqual((await printed(client)).body, "true");
   assert.equal(rtcv.receivedDocuments.length, 1);
   const [document] = rtcv.receivedDocuments;
   assert.deepEqual(document.metadata, { referenceNumber: "live-doc" });
-  assert.deepEqual([document.filename, document.contentType], ["cv.pdf", "application/pdf"]);
+  assert.deepEqual([document.fileName, document.contentType], ["cv.pdf", "application/pdf"]);
   assert.equal(new TextDecoder().decode(document.bytes), "%PDF-x");
   const replaced = await printed(client);
   assert.equal(replaced.status, 400);

@@ -1,10 +1,11 @@
-import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./prometheus_text.ts";
 
 /**
  * What the client is doing now, as the health check reports it.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthStatus } from "./health_server.ts";
  * const status: HealthStatus = {
  *   mode: "live",
@@ -12,6 +13,7 @@ import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
  *   outbox: 0,
  *   failing: "primary https://rtcv.example.com: 3 sends failed in a row",
  * };
+ * assert.ok(status.failing); // GET / answers 503 while it is set
  * ```
  */
 export interface HealthStatus {
@@ -33,8 +35,10 @@ export interface HealthStatus {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthMetrics } from "./health_server.ts";
  * const metrics: HealthMetrics = { render: () => "", uptimeSeconds: () => 0 };
+ * assert.equal(metrics.uptimeSeconds(), 0);
  * ```
  */
 export interface HealthMetrics {
@@ -49,6 +53,7 @@ export interface HealthMetrics {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import type { HealthServerOptions } from "./health_server.ts";
  * const options: HealthServerOptions = {
@@ -56,6 +61,7 @@ export interface HealthMetrics {
  *   metrics: new ClientMetrics(),
  *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
  * };
+ * assert.equal(options.host, undefined); // 127.0.0.1
  * ```
  */
 export interface HealthServerOptions {
@@ -74,6 +80,7 @@ export interface HealthServerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import { type HealthServer, startHealthServer } from "./health_server.ts";
  * const server: HealthServer = await startHealthServer({
@@ -81,6 +88,7 @@ export interface HealthServerOptions {
  *   metrics: new ClientMetrics(),
  *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
  * });
+ * assert.ok(server.port > 0); // the free port it chose
  * await server.close();
  * ```
  */
@@ -98,8 +106,10 @@ export interface HealthServer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthBody } from "./health_server.ts";
  * const body: HealthBody = { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 12.5 };
+ * assert.equal(body.reason, undefined); // only while failing
  * ```
  */
 export interface HealthBody {
@@ -122,8 +132,9 @@ export interface HealthBody {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_HEALTH_HOST } from "./health_server.ts";
- * console.assert(DEFAULT_HEALTH_HOST === "127.0.0.1");
+ * assert.equal(DEFAULT_HEALTH_HOST, "127.0.0.1");
  * ```
  */
 export const DEFAULT_HEALTH_HOST = "127.0.0.1";
@@ -142,6 +153,7 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import { startHealthServer } from "./health_server.ts";
  * const metrics = new ClientMetrics();
@@ -151,7 +163,8 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *   status: () => ({ mode: "mock", servers: [], outbox: 0 }),
  * });
  * const answer = await fetch(`http://127.0.0.1:${server.port}/`);
- * await answer.json(); // { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: ... }
+ * const body = await answer.json();
+ * assert.deepEqual({ ...body, uptime_seconds: 0 }, { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 0 });
  * await server.close();
  * ```
  */

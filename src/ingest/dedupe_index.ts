@@ -42,9 +42,10 @@ export interface DedupeDecision {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { itemId } from "./dedupe_index.ts";
- * console.assert(itemId({ job_id: 7 }, "job_id") === "7");
- * console.assert(itemId({ job_id: "" }, "job_id") === null);
+ * assert.ok(itemId({ job_id: 7 }, "job_id") === "7");
+ * assert.ok(itemId({ job_id: "" }, "job_id") === null);
  * ```
  */
 export function itemId(item: Record<string, unknown>, field: string): string | null {

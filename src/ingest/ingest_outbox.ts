@@ -135,10 +135,11 @@ export function compareRowKeys(a: RowKey, b: RowKey): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { packRows } from "./ingest_outbox.ts";
  * const rows = packRows(['{"a":1}', '{"a":2}', '{"a":3}'], 2);
- * console.assert(rows.length === 2 && rows[0].count === 2);
- * console.assert(new TextDecoder().decode(rows[0].data) === '{"a":1},{"a":2}');
+ * assert.ok(rows.length === 2 && rows[0].count === 2);
+ * assert.ok(new TextDecoder().decode(rows[0].data) === '{"a":1},{"a":2}');
  * ```
  */
 export function packRows(texts: readonly string[], maxItems: number): { count: number; data: Uint8Array }[] {
@@ -184,10 +185,11 @@ export function batchBody(stream: StreamId, rows: readonly Uint8Array[]): Uint8A
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { joinItems } from "./ingest_outbox.ts";
  * const encoder = new TextEncoder();
  * const joined = joinItems([encoder.encode('{"a":1}'), encoder.encode('{"a":2}')]);
- * console.assert(new TextDecoder().decode(joined) === '{"a":1},{"a":2}');
+ * assert.ok(new TextDecoder().decode(joined) === '{"a":1},{"a":2}');
  * ```
  */
 export function joinItems(pieces: readonly Uint8Array[]): Uint8Array {
@@ -220,11 +222,12 @@ function joinBetween(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitItems } from "./ingest_outbox.ts";
  * const data = new TextEncoder().encode('{"a":"x,}"},{"b":[1,2]},{"c":3}');
  * const [head, tail] = splitItems(data, 2)!;
- * console.assert(new TextDecoder().decode(head) === '{"a":"x,}"},{"b":[1,2]}');
- * console.assert(new TextDecoder().decode(tail) === '{"c":3}');
+ * assert.ok(new TextDecoder().decode(head) === '{"a":"x,}"},{"b":[1,2]}');
+ * assert.ok(new TextDecoder().decode(tail) === '{"c":3}');
  * ```
  */
 export function splitItems(data: Uint8Array, count: number): [Uint8Array, Uint8Array] | null {

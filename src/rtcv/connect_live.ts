@@ -1,9 +1,11 @@
+import type { ReferenceCache } from "../cache/reference_cache.ts";
 import type { ClientCore } from "../client_core.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
 import { DurableQueue } from "../outbox/durable_queue.ts";
 import { RtcvApiClient } from "./api_client.ts";
 import { LiveBackend } from "./live_backend.ts";
+import { checkKeyPair, type KeyPairText, LoginKeyPair, type LoginUsersRoute } from "./login_users.ts";
 import { MirrorDelivery } from "./mirror_delivery.ts";
 import type { RequestPolicy } from "./request_policy.ts";
 import type { ServerRequests } from "./server_requests.ts";
@@ -24,6 +26,13 @@ export interface LiveOptions {
   readonly drainBudgetMs: number;
   /** Told about each CV delivery per server (metrics). */
   readonly onCvResult?: (origin: string, ok: boolean) => void;
+  /** Warnings for a person (stderr and the debug log). */
+  readonly warn?: (message: string) => void;
+  /**
+   * The login-users key pair from the config or the environment; a pair in the credentials wins. `source`
+   * names where it came from, for messages (never the keys).
+   */
+  readonly keyPair?: (KeyPairText & { readonly source: string }) | null;
   /** Where requests from the servers' websockets go; without it no websocket is opened. */
   readonly serverRequests?: ServerRequests;
 }
@@ -46,6 +55,8 @@ export async function connectLive(
     }
   }));
   const primaryIndex = servers.findIndex((server) => server.primary);
+  // A broken key pair fails before any server is contacted.
+  const keyPair = await pickKeyPair(servers[primaryIndex], options);
   const roleOf = (index: number) => index === primaryIndex ? "primary" : "mirror";
   const checks = await Promise.allSettled(clients.map((client) => checkServer(client)));
   const failures = checks.flatMap((check, index) =>
@@ -54,19 +65,10 @@ export async function connectLive(
   if (failures.length > 0) throw new CommandError(failures.join("; "));
 
   const primary = clients[primaryIndex];
+  let loginUsersRoute: LoginUsersRoute = "not_checked";
+  if (keyPair !== null) loginUsersRoute = await checkKeyPair(primary, keyPair, options.log);
   const references = await core.session.persistentCache();
-  let recent: string[] | null;
-  try {
-    recent = await primary.scannedReferenceNrs(WARM_UP_DAYS);
-  } catch (error) {
-    throw new CommandError(`cache warm-up failed: primary ${describe(error)}`);
-  }
-  if (recent === null) {
-    options.log(`warm-up skipped: primary ${primary.origin} has no scannedReferenceNrs route (404)`);
-  } else {
-    await references.setManyLong(recent);
-    options.log(`warm-up: cached ${recent.length} reference numbers from primary ${primary.origin}`);
-  }
+  await warmUp(primary, references, options.log);
 
   const { kv, batcher } = await core.store.open();
   const outbox = new DurableQueue(kv, batcher, "cv_outbox");
@@ -97,7 +99,44 @@ export async function connectLive(
     // One websocket to every server (in the order the credentials name them: that is the id's index).
     sockets: options.serverRequests?.connect(clients.map((client) => client.socketTarget())),
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
+    keyPair,
+    loginUsersRoute,
+    warn: options.warn ?? options.log,
   });
+}
+
+/** The key pair of the primary's credentials, else the configured one; checked (a CommandError if broken). */
+async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Promise<LoginKeyPair | null> {
+  const { publicKey, privateKey } = primary;
+  if (publicKey !== undefined || privateKey !== undefined) {
+    if (publicKey === undefined || privateKey === undefined) {
+      throw new CommandError("public_key and private_key must be given together (the login-users key pair)");
+    }
+    return await LoginKeyPair.from({ publicKey, privateKey }, "set_credentials");
+  }
+  return options.keyPair ? await LoginKeyPair.from(options.keyPair, options.keyPair.source) : null;
+}
+
+/**
+ * Caches the reference numbers the primary scanned recently. Best effort: the newest servers removed the
+ * route (500 `Cannot GET`), older ones may answer 404 or junk; whatever happens, it is logged and skipped.
+ */
+async function warmUp(
+  primary: RtcvApiClient,
+  references: ReferenceCache,
+  log: (message: string) => void,
+): Promise<void> {
+  const route = `GET /api/v1/scraper/scannedReferenceNrs/since/days/${WARM_UP_DAYS}`;
+  let recent: string[];
+  try {
+    // One attempt: a convenience must not hold set_credentials up for a timeout times the retries.
+    recent = await primary.scannedReferenceNrs(WARM_UP_DAYS, undefined, { retries: 0 });
+  } catch (error) {
+    log(`warm-up skipped (${route}): primary ${describe(error)}`);
+    return;
+  }
+  await references.setManyLong(recent);
+  log(`warm-up: cached ${recent.length} reference numbers from primary ${primary.origin} (${route})`);
 }
 
 async function checkServer(client: RtcvApiClient): Promise<void> {

@@ -1,9 +1,19 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { DurableQueue } from "../outbox/durable_queue.ts";
-import type { Cv, CvDocument, RtcvBackend, SecretSource } from "../session/backend.ts";
+import {
+  type Cv,
+  type CvDocument,
+  type LoginUser,
+  NoKeyPairError,
+  NoSecretsRouteError,
+  type RtcvBackend,
+  type SecretSource,
+} from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
-import { documentPayload, type MirrorDelivery } from "./mirror_delivery.ts";
+import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
+import type { MirrorDelivery } from "./mirror_delivery.ts";
+import { encodeOutboxPayload, type OutboxDelivery } from "./outbox_route.ts";
 import type { SocketGroup } from "./server_requests.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
@@ -18,6 +28,12 @@ export interface LiveBackendParts {
   readonly drainBudgetMs: number;
   /** Told about each primary scanCV outcome (metrics). */
   readonly onPrimaryResult?: (ok: boolean) => void;
+  /** The login-users key pair, or null when none is set. */
+  readonly keyPair?: LoginKeyPair | null;
+  /** What `set_credentials` found out about the primary's scraperUsers route. */
+  readonly loginUsersRoute?: LoginUsersRoute;
+  /** Warnings for a person (a login user left out). */
+  readonly warn?: (message: string) => void;
   /** The websockets to the servers (requests from RT-CV), opened at start and closed at close. */
   readonly sockets?: SocketGroup;
 }
@@ -37,6 +53,8 @@ export class LiveBackend implements RtcvBackend {
   readonly references: ReferenceCache;
   readonly #parts: LiveBackendParts;
   #primaryFailuresInARow = 0;
+  /** Why the primary has no secrets route, once it said so. */
+  #noSecretsRoute: string | null = null;
 
   /** Creates the backend over checked servers. */
   constructor(parts: LiveBackendParts) {
@@ -56,21 +74,62 @@ export class LiveBackend implements RtcvBackend {
 
   /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    const { primary, mirrors, outbox } = this.#parts;
-    let queued: Promise<void> = Promise.resolve();
-    if (mirrors.length > 0) {
-      const payload = JSON.stringify(cv);
-      const { entries, committed } = outbox.put(
-        mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
+    const [matched] = await Promise.all([
+      this.#countPrimary(this.#parts.primary.scanCv(cv)),
+      this.#queueForMirrors({ route: "scanCV", cv }),
+    ]);
+    return matched;
+  }
+
+  /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
+  async sendCvsList(cvs: readonly Cv[]): Promise<void> {
+    const { primary } = this.#parts;
+    const sent = primary.scanCvList(cvs).catch((error) => {
+      if (!(error instanceof RtcvApiError && error.missingRoute)) throw error;
+      throw new CommandError(
+        `primary ${primary.origin} has no allCVs route (an older RT-CV server; it ` +
+          `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
       );
-      queued = committed;
-      mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], cv, committed));
-    }
-    const answer = primary.scanCv(cv).then(
-      (matched) => {
+    });
+    await Promise.all([
+      this.#countPrimary(sent),
+      this.#queueForMirrors({ route: "allCVs", cvs }),
+    ]);
+  }
+
+  /**
+   * Sends a CV document to the primary (`scanCVDocument`); only once it accepted it (documents are expensive
+   * for a server to read) do the mirrors' copies go into the outbox. Resolves with the primary's
+   * `hasMatches` once they are committed.
+   */
+  async sendCvDocument(document: CvDocument): Promise<boolean> {
+    const { primary } = this.#parts;
+    const matched = await this.#countPrimary(
+      primary.scanCvDocument(document.cv, document.file, document.contentType),
+    );
+    await this.#queueForMirrors({ route: "scanCVDocument", ...document });
+    return matched;
+  }
+
+  /** Puts a copy for every mirror in the outbox and starts sending it; settles once committed. */
+  #queueForMirrors(delivery: OutboxDelivery): Promise<void> {
+    const { mirrors, outbox } = this.#parts;
+    if (mirrors.length === 0) return Promise.resolve();
+    const payload = encodeOutboxPayload(delivery);
+    const { entries, committed } = outbox.put(
+      mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
+    );
+    mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], delivery, committed));
+    return committed;
+  }
+
+  /** Follows the primary's outcome (failing state, metrics) and words its failure as the command's error. */
+  #countPrimary<T>(request: Promise<T>): Promise<T> {
+    return request.then(
+      (value) => {
         this.#primaryFailuresInARow = 0;
         this.#parts.onPrimaryResult?.(true);
-        return matched;
+        return value;
       },
       (error) => {
         this.#primaryFailuresInARow++;
@@ -78,36 +137,21 @@ export class LiveBackend implements RtcvBackend {
         throw asCommandError("primary", error);
       },
     );
-    const [matched] = await Promise.all([answer, queued]);
-    return matched;
   }
 
-  /**
-   * Sends a CV document to the primary; only once it accepted it (documents are expensive for a server to
-   * read), the mirrors' copies go into the outbox. Resolves with the primary's `hasMatches` once they are
-   * committed.
-   */
-  async sendCvDocument(document: CvDocument): Promise<boolean> {
-    const { primary, mirrors, outbox } = this.#parts;
-    let matched: boolean;
-    try {
-      matched = await primary.scanCvDocument(document.cv, document.file, document.contentType);
-      this.#primaryFailuresInARow = 0;
-      this.#parts.onPrimaryResult?.(true);
-    } catch (error) {
-      this.#primaryFailuresInARow++;
-      this.#parts.onPrimaryResult?.(false);
-      throw asCommandError("primary", error);
-    }
-    if (mirrors.length > 0) {
-      const payload = documentPayload(document);
-      const { entries, committed } = outbox.put(
-        mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
+  /** The primary's login users with their passwords opened; needs a key pair. */
+  async getLoginUsers(): Promise<LoginUser[]> {
+    const { primary, keyPair } = this.#parts;
+    if (this.#parts.loginUsersRoute === "missing") {
+      throw new CommandError(
+        `primary ${primary.origin} has no login-users route (scraperUsers): it is an older RT-CV server; ` +
+          "use get_users_secret / get_user_secret there",
       );
-      mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], JSON.parse(payload), committed));
-      await committed;
     }
-    return matched;
+    if (!keyPair) {
+      throw new NoKeyPairError(`login users need the scraper's key pair: ${KEY_PAIR_HINT}`);
+    }
+    return await readLoginUsers(primary, keyPair, this.#parts.warn ?? (() => {}));
   }
 
   /** Why the primary counts as failing (3 or more failed sends in a row), or null while it works. */
@@ -122,11 +166,20 @@ export class LiveBackend implements RtcvBackend {
     return this.#parts.outbox.size();
   }
 
-  /** Reads a secret from the primary. */
+  /** Reads a secret from the primary; {@link NoSecretsRouteError} when the primary has no secrets route. */
   async getSecret(key: string, encryptionKey: string): Promise<unknown> {
+    // Once the primary said it has no secrets route, it is not asked again (each ask is a 500 in its log).
+    if (this.#noSecretsRoute !== null) throw new NoSecretsRouteError(this.#noSecretsRoute);
     try {
       return await this.#parts.primary.getSecret(key, encryptionKey);
     } catch (error) {
+      if (error instanceof RtcvApiError && error.missingRoute) {
+        this.#noSecretsRoute =
+          `primary ${this.#parts.primary.origin} has no secrets route (the newest RT-CV ` +
+          `removed it; GET /api/v1/secrets/myKey/... answered ${error.status}); its login users replace the ` +
+          "users secrets (get_login_users)";
+        throw new NoSecretsRouteError(this.#noSecretsRoute);
+      }
       throw asCommandError("primary", error);
     }
   }

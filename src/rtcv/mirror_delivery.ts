@@ -1,37 +1,8 @@
 import type { DurableQueue, QueuedEntry } from "../outbox/durable_queue.ts";
 import type { RtcvApiClient } from "./api_client.ts";
 import { RtcvApiError } from "./api_client.ts";
+import { decodeOutboxPayload, deliverTo, type OutboxDelivery } from "./outbox_route.ts";
 import { abortableSleep, withDeadline } from "./request_policy.ts";
-import type { CvDocument } from "../session/backend.ts";
-
-/**
- * Marks an outbox payload that is a CV document (sent to `scanCVDocument`) rather than a CV (the payload is
- * the CV itself). The unified outbox that replaces this one names each entry's route instead.
- */
-const DOCUMENT_KEY = "$scanCVDocument";
-
-/** The outbox payload of a CV document: the CV, the file in base64 and its content type. */
-export function documentPayload(document: CvDocument): string {
-  return JSON.stringify({
-    [DOCUMENT_KEY]: {
-      cv: document.cv,
-      file_base64: document.file.toBase64(),
-      content_type: document.contentType,
-    },
-  });
-}
-
-/** Sends one outbox payload (a CV, or a CV document) to the mirror. */
-function deliverPayload(client: RtcvApiClient, payload: Record<string, unknown>, signal: AbortSignal) {
-  const document = payload[DOCUMENT_KEY] as {
-    cv: Record<string, unknown>;
-    file_base64: string;
-    content_type: string;
-  } | undefined;
-  if (document === undefined) return client.scanCv(payload, signal);
-  const file = Uint8Array.fromBase64(document.file_base64);
-  return client.scanCvDocument(document.cv, file, document.content_type, signal);
-}
 
 /** What a {@link MirrorDelivery} reports and how long it waits between background rounds. */
 export interface MirrorDeliveryOptions {
@@ -80,9 +51,9 @@ export class MirrorDelivery {
     return this.#client.origin;
   }
 
-  /** Sends a CV now; `queued` settles when its outbox entry is committed. Never throws. */
-  sendNow(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): void {
-    const attempt = this.#deliver(entry, cv, queued).catch((error) => this.#logFailure(entry.id, error))
+  /** Sends a CV (or list) now; `queued` settles when its outbox entry is committed. Never throws. */
+  sendNow(entry: QueuedEntry, delivery: OutboxDelivery, queued: Promise<void>): void {
+    const attempt = this.#deliver(entry, delivery, queued).catch((error) => this.#logFailure(entry.id, error))
       .finally(() => this.#live.delete(entry.id));
     this.#live.set(entry.id, attempt);
   }
@@ -119,11 +90,11 @@ export class MirrorDelivery {
   }
 
   /** One delivery; on success the entry is removed, on a permanent refusal it becomes a dead letter. */
-  async #deliver(entry: QueuedEntry, cv: Record<string, unknown>, queued: Promise<void>): Promise<void> {
+  async #deliver(entry: QueuedEntry, delivery: OutboxDelivery, queued: Promise<void>): Promise<void> {
     const { outbox, deadLetters, log } = this.#options;
     const id = entry.id;
     try {
-      await deliverPayload(this.#client, cv, this.#stop.signal);
+      await deliverTo(this.#client, delivery, this.#stop.signal);
       await queued;
       await outbox.remove(this.channel, id, entry.parts);
       this.#failures = 0;
@@ -162,7 +133,7 @@ export class MirrorDelivery {
         if (this.#stop.signal.aborted) return;
         if (this.#live.has(entry.id)) continue; // sent live meanwhile
         const failuresBefore = this.#failures;
-        const attempt = this.#deliver(entry, JSON.parse(entry.payload), Promise.resolve())
+        const attempt = this.#deliver(entry, decodeOutboxPayload(entry.payload), Promise.resolve())
           .catch((error) => this.#logFailure(entry.id, error));
         this.#live.set(entry.id, attempt);
         await attempt.finally(() => this.#live.delete(entry.id));

@@ -10,13 +10,14 @@
  * @module
  */
 
+import type { Dispatch } from "../debug/command_log.ts";
 import type { Answer } from "../protocol/answers.ts";
-import type { InputLine } from "../protocol/line_splitter.ts";
+import { type CommandLine, readCommandLine } from "../protocol/command_line.ts";
 
 /** What the routes need. */
 export interface RouteOptions {
-  /** Answers one command line (the registry's `dispatch`). */
-  readonly dispatch: (line: InputLine) => Answer | Promise<Answer>;
+  /** Answers one parsed command line (the registry's `dispatch`, with the debug log when it is on). */
+  readonly dispatch: Dispatch;
   /** The longest body accepted, in bytes (`RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES`). */
   readonly maxBodyBytes: number;
   /** Told about every command line before it is dispatched (the input log). */
@@ -181,9 +182,10 @@ async function readBody(request: Request, max: number): Promise<Uint8Array | nul
  * for a body over the limit, 404 for an unknown path, 500 for a bug).
  */
 export function wrapperHandler(options: RouteOptions): (request: Request) => Promise<Response> {
-  const run = async (line: string): Promise<Answer> => {
-    options.onLine?.(line);
-    return await options.dispatch({ kind: "text", text: line });
+  /** Runs one v2 route's command: the line is built, not parsed (the input log gets its JSON text). */
+  const run = async (line: CommandLine): Promise<Answer> => {
+    options.onLine?.(JSON.stringify({ type: line.type, content: line.content }));
+    return await options.dispatch(line);
   };
   const handle = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname;
@@ -212,15 +214,16 @@ export function wrapperHandler(options: RouteOptions): (request: Request) => Pro
     if (route === undefined) {
       const line = utf8(body);
       if (line instanceof Response) return line;
-      const answer = await run(line);
+      options.onLine?.(line);
+      const answer = await options.dispatch(readCommandLine({ kind: "text", text: line }));
       return answer.type === "error" ? text(400, answer.content) : jsonResponse(answer);
     }
     const decoded = await route.decode(body, request);
     if (decoded instanceof Response) return decoded;
-    const answering = run(JSON.stringify({ type: route.type, content: decoded.content }));
+    const answering = run({ type: route.type, content: decoded.content });
     if (path === "/server_request") {
       // A caller that goes away must not take the next request with it: its wait is ended.
-      const cancel = () => run('{"type":"next_server_request","content":{"cancel":true}}');
+      const cancel = () => run({ type: "next_server_request", content: { cancel: true } });
       request.signal.addEventListener("abort", cancel, { once: true });
       answering.finally(() => request.signal.removeEventListener("abort", cancel));
     }

@@ -102,15 +102,15 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
     }
   });
   try {
-    const startupError = await applyStartupConfig(runtime.core, config);
-    if (startupError !== null) {
-      stderr(`rtcv_scraper_client: ${startupError}`);
+    const startup = await applyStartupConfig(runtime.core, config);
+    if ("error" in startup) {
+      stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
     }
     health = await startConfiguredHealth(runtime, config, stderr);
     if (health === "failed") return EXIT_STARTUP_FAILED;
     const handler = wrapperHandler({
-      dispatch: (line) => runtime.core.registry.dispatch(line),
+      dispatch: runtime.dispatch,
       maxBodyBytes: config.maxLineBytes,
       onLine: inputLog ? (line) => inputLog.append(line) : undefined,
     });
