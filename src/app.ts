@@ -11,7 +11,7 @@ import type { InstalledIngest } from "./ingest/install_ingest.ts";
 import type { LiveBackend } from "./rtcv/live_backend.ts";
 import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
-import { ServerRequests } from "./rtcv/server_requests.ts";
+import type { ServerRequests } from "./rtcv/server_requests.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
 import { type Dispatch, withCommandLog } from "./debug/command_log.ts";
@@ -84,8 +84,11 @@ export interface ClientRuntime {
   readonly metrics: ClientMetrics;
   /** The job-data ingestion sink, once loaded (by the config, or by its first command); null before. */
   readonly ingest: InstalledIngest | null;
-  /** Requests from RT-CV's websockets (`next_server_request`); `stopWaiting()` ends the waits at exit. */
-  readonly serverRequests: ServerRequests;
+  /**
+   * Ends the waits for requests from RT-CV (`next_server_request`), now and from then on: at SIGTERM, end
+   * of input, or when the wrapped scraper exited.
+   */
+  stopWaitingForServerRequests(): void;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
   close(): Promise<void>;
 }
@@ -132,11 +135,23 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     options.stderr(`rtcv_scraper_client: ${message}`);
     debugLog.log(`warning: ${message}`);
   };
-  const serverRequests = new ServerRequests({
-    warn,
-    log: (message) => debugLog.log(message),
-    socket: { handshakeTimeoutMs: config.timeoutMs },
-  });
+  // Requests from RT-CV's websockets: loaded with live mode or the first server-request command.
+  let serverRequests: Promise<ServerRequests> | null = null;
+  let stoppedWaiting = false;
+  const requestsHub = () =>
+    serverRequests ??= import("./rtcv/server_requests.ts").then(({ ServerRequests }) => {
+      const hub = new ServerRequests({
+        warn,
+        log: (message) => debugLog.log(message),
+        socket: { handshakeTimeoutMs: config.timeoutMs },
+      });
+      if (stoppedWaiting) hub.stopWaiting();
+      return hub;
+    });
+  const stopWaitingForServerRequests = () => {
+    stoppedWaiting = true;
+    serverRequests?.then((hub) => hub.stopWaiting());
+  };
   const core = new ClientCore({
     kvLocation: resolveKvLocation(config, options.cwd),
     clock: options.clock,
@@ -144,6 +159,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
     connectLive: async (servers, core) =>
       (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
+        serverRequests: await requestsHub(),
         policy,
         log: (message) => debugLog.log(message),
         outboxRetryMs: config.outboxRetryMs,
@@ -151,13 +167,12 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
         warn,
         keyPair: config.keyPair,
-        serverRequests,
       }),
   });
   core.registry
     .registerLazy(SERVER_REQUEST_COMMAND_TYPES, async () => {
       const { serverRequestCommands } = await import("./commands/server_request_commands.ts");
-      core.registry.registerAll(serverRequestCommands(serverRequests));
+      core.registry.registerAll(serverRequestCommands(await requestsHub()));
     })
     .registerLazy(DOCUMENT_COMMAND_TYPES, async () => {
       const { documentCommands } = await import("./commands/document_commands.ts");
@@ -208,9 +223,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     get ingest() {
       return ingest;
     },
-    serverRequests,
+    stopWaitingForServerRequests,
     close: async () => {
-      serverRequests.stopWaiting();
+      stopWaitingForServerRequests();
       await (ingest as InstalledIngest | null)?.close(); // needs the store open
       await core.close();
       await debugLog.close();
@@ -258,14 +273,14 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       writer.flush();
     }
     // At SIGTERM and at end of input, waits for server requests end (answered null).
-    options.stop?.addEventListener("abort", () => runtime.serverRequests.stopWaiting(), { once: true });
+    options.stop?.addEventListener("abort", () => runtime.stopWaitingForServerRequests(), { once: true });
     const stdin: ByteSource = {
       read: async (buffer) => {
         const count = await options.stdin.read(buffer).catch((error) => {
-          runtime.serverRequests.stopWaiting();
+          runtime.stopWaitingForServerRequests();
           throw error;
         });
-        if (count === null) runtime.serverRequests.stopWaiting();
+        if (count === null) runtime.stopWaitingForServerRequests();
         return count;
       },
     };

@@ -149,7 +149,7 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
     return exitCodeOf(status);
   } finally {
     // Nobody is left to ask: waits end, in-flight answers finish, then everything drains and closes.
-    runtime.serverRequests.stopWaiting();
+    runtime.stopWaitingForServerRequests();
     await server?.shutdown();
     if (health !== null && health !== "failed") await health.close();
     await runtime.close();
