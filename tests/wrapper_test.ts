@@ -196,7 +196,7 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
     { request: { path: "/server_request" } },
     { exit: 0 },
   ];
-  const { client } = await startWrapper(dir.path, plan, {});
+  const { client } = await startWrapper(dir.path, plan, { LOG_SCRAPER_CLIENT_INPUT: "true" });
   await using _client = client;
   assert.deepEqual((await printed(client)).body, "true");
   assert.deepEqual((await printed(client)).body, "false", "cached after a match: not sent again");
@@ -228,6 +228,13 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
   await sockets.waitForReceived(1);
   assert.deepEqual(sockets.received, [{ type: "login", id: 41, data: { ok: true } }]);
   assert.deepEqual(await printed(client), { status: 0, type: null, body: "aborted" });
+  // The client has noticed the caller went away once it ended that wait (the input log shows the cancel).
+  const inputLog = join(dir.path, "scraper_client_input.log");
+  const deadline = Date.now() + 10_000;
+  while (!(await Deno.readTextFile(inputLog).catch(() => "")).includes('"cancel":true')) {
+    assert.ok(Date.now() < deadline, "the wait of the caller that went away is ended");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   sockets.push({ type: "later", id: 42, data: null }); // while nobody waits: it is kept
   await client.send("go on");
   assert.equal(await client.readLine(), '"go on"');
@@ -235,6 +242,7 @@ Deno.test("live: /send_cv reaches RT-CV, /server_request waits for a request ove
   const { status, stderr } = await client.waitForExit();
   assert.equal(status.code, 0, stderr);
   assert.match(stderr, /configuration from env\.json/);
+  assert.doesNotMatch(stderr, /legacy/, "no warning about request.signal on the scraper's stderr");
 });
 
 Deno.test("SIGTERM goes to the scraper; the routes answer until it exited; its exit code is the client's (128+15 when the signal ends it)", async () => {
