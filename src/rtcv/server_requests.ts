@@ -59,7 +59,10 @@ export interface ServerRequestsOptions {
   /** How many requests are kept while nobody waits; default 1000 (past it the oldest are dropped). */
   readonly maxQueued?: number;
   /** Socket timing (ping interval, reconnect waits, handshake timeout). */
-  readonly socket?: Pick<ServerSocketOptions, "pingIntervalMs" | "reconnectDelaysMs" | "handshakeTimeoutMs">;
+  readonly socket?: Pick<
+    ServerSocketOptions,
+    "pingIntervalMs" | "reconnectDelaysMs" | "handshakeTimeoutMs" | "startDelayMs"
+  >;
 }
 
 /** The sockets of one live session, started and closed with its backend. */

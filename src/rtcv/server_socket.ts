@@ -75,7 +75,16 @@ export interface ServerSocketOptions {
   readonly reconnectDelaysMs?: readonly number[];
   /** How long the opening handshake may take, in ms; default 20000. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * How long after {@link ServerSocket.start} the first connect is made, in ms; default
+   * {@link DEFAULT_START_DELAY_MS}. Loading the `ws` client costs 60-110 ms of CPU once per process: it should
+   * not land on `set_credentials` and the first CVs sent after it.
+   */
+  readonly startDelayMs?: number;
 }
+
+/** The default of {@link ServerSocketOptions.startDelayMs}. */
+export const DEFAULT_START_DELAY_MS = 1000;
 
 let wsModule: Promise<WebSocketClass> | null = null;
 /** Loaded on first use: only live mode needs it, and the line protocol's start-up stays as fast as before. */
@@ -127,7 +136,10 @@ export class ServerSocket {
   /** Connects (and keeps reconnecting until {@link close}). */
   start(): void {
     if (this.#closed || this.#socket !== null || this.#reconnectTimer !== undefined) return;
-    this.#connect();
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#connect();
+    }, this.#options.startDelayMs ?? DEFAULT_START_DELAY_MS);
   }
 
   /** Sends a text message; false when the socket is not open (nothing was sent). */

@@ -15,6 +15,8 @@ import {
   openInputLog,
   type RuntimeOptions,
   startConfiguredHealth,
+  STOPPED,
+  untilStopped,
 } from "../app.ts";
 import type { ClientConfig } from "../config/config.ts";
 import { wrapperHandler } from "./routes.ts";
@@ -92,9 +94,9 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
   let server: Deno.HttpServer<Deno.NetAddr> | null = null;
   let health: Awaited<ReturnType<typeof startConfiguredHealth>> = null;
   let child: Deno.ChildProcess | null = null;
-  let signalled = false;
+  const stopped = new AbortController();
   options.onSignal((signal) => {
-    signalled = true;
+    stopped.abort();
     try {
       child?.kill(signal);
     } catch {
@@ -102,7 +104,8 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
     }
   });
   try {
-    const startup = await applyStartupConfig(runtime.core, config);
+    const startup = await untilStopped(applyStartupConfig(runtime.core, config), stopped.signal);
+    if (startup === STOPPED) return 0; // a signal during the start-up checks: the scraper never started
     if ("error" in startup) {
       stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
@@ -126,7 +129,7 @@ export async function runWrapper(options: RunWrapperOptions): Promise<number> {
     }
     const host = server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname;
     const address = `http://${host}:${server.addr.port}`;
-    if (signalled) return 0; // stopped before the scraper started
+    if (stopped.signal.aborted) return 0; // stopped before the scraper started
     stderr(`rtcv_scraper_client: serving the scraper routes at ${address}; running ${options.command[0]}`);
     try {
       child = new Deno.Command(options.command[0], {
