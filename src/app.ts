@@ -1,4 +1,5 @@
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
+import { classifyStoreLocation } from "./store/store_location.ts";
 import { ClientCore, type ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
@@ -96,8 +97,13 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     options.stderr(`rtcv_scraper_client: ${message}`);
     debugLog.log(`warning: ${message}`);
   };
+  // The config loader has checked the location: classifying it cannot fail here.
+  const location = classifyStoreLocation(resolveKvLocation(config, options.cwd));
   const core = new ClientCore({
-    kvLocation: resolveKvLocation(config, options.cwd),
+    // On Redis, the parts not yet moved there (the outboxes) stay in the default Deno.Kv file.
+    kvLocation: location.kind === "kv" ? location.location : join(options.cwd, DEFAULT_KV_FILE),
+    redis: location.kind === "redis" ? location.redis : undefined,
+    timeoutMs: config.timeoutMs,
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),

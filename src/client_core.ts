@@ -1,3 +1,4 @@
+import type { CachedReferences } from "./cache/cached_references.ts";
 import { ReferenceCache } from "./cache/reference_cache.ts";
 import { LazyStore } from "./cache/lazy_store.ts";
 import { StoreError } from "./cache/kv_store.ts";
@@ -11,14 +12,23 @@ import { liveModeUnavailable, type ServerCredentials, sessionCommands } from "./
 import type { RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
+import type { RedisAddress } from "./store/redis/redis_url.ts";
+import type { RedisStore } from "./store/redis/redis_store.ts";
 
 /** Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. */
 export type LiveConnector = (servers: ServerCredentials[], core: ClientCore) => Promise<RtcvBackend>;
 
 /** What the core of the client is built from. */
 export interface ClientCoreOptions {
-  /** Where the persistent store lives: a path, `:memory:` or a KV Connect URL. */
+  /** Where the persistent Deno.Kv store lives: a path, `:memory:` or a KV Connect URL. */
   readonly kvLocation: string;
+  /**
+   * The fleet's Redis server (`RTCV_SCRAPER_CLIENT_KV=redis://...`): the reference cache and the job-data
+   * dedupe index live there instead of in the Deno.Kv store.
+   */
+  readonly redis?: RedisAddress;
+  /** How long a Redis command may wait for its answer (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`); default 20 s. */
+  readonly timeoutMs?: number;
   /** Decides what has expired. */
   readonly clock: Clock;
   /** Prints a warning for a person (stderr in the program). */
@@ -42,6 +52,8 @@ export class ClientCore {
   readonly store: LazyStore;
   /** The clock every lifetime is measured with. */
   readonly clock: Clock;
+  /** The fleet's Redis store when `RTCV_SCRAPER_CLIENT_KV` is a Redis URL, else null (opened on first use). */
+  readonly redis: Promise<RedisStore> | null;
   readonly #connectLive: LiveConnector | undefined;
   #mockCache: Promise<ReferenceCache> | null = null;
   #mockKv: Deno.Kv | null = null;
@@ -52,7 +64,17 @@ export class ClientCore {
   constructor(options: ClientCoreOptions) {
     this.clock = options.clock;
     this.store = new LazyStore(options.kvLocation, { warn: options.warn });
+    const redis = options.redis;
+    // Loaded only for a Redis store, so the default start-up does not pay for the Redis client.
+    this.redis = redis === undefined
+      ? null
+      : import("./store/redis/redis_store.ts").then(({ RedisStore }) =>
+        new RedisStore(redis, { timeoutMs: options.timeoutMs ?? 20_000, warn: options.warn })
+      );
+    const openRedisCache = async (store: Promise<RedisStore>): Promise<CachedReferences> =>
+      await (await store).references(options.onCacheLookup);
     this.session = new Session(async () => {
+      if (this.redis !== null) return await openRedisCache(this.redis);
       try {
         const { kv, batcher } = await this.store.open();
         return new ReferenceCache(kv, options.clock, { batcher, onLookup: options.onCacheLookup });
@@ -99,6 +121,7 @@ export class ClientCore {
     this.#closing ??= (async () => {
       await this.session.close();
       await this.store.close();
+      await (await this.redis)?.close();
       this.#mockKv?.close();
     })();
     return this.#closing;

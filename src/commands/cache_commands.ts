@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { okAnswer } from "../protocol/answers.ts";
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { Session } from "../session/session.ts";
 import { type CommandDefinition, defineCommand } from "./registry.ts";
 
@@ -12,7 +12,7 @@ export const referenceNumberSchema = z.string({ error: "must be a non-empty stri
 export function cacheCommands(session: Session): Record<string, CommandDefinition> {
   // Each handler reaches the cache without waiting when it is open, so pipelined commands touch it in
   // input order (a write is then seen by every later lookup, which waits for its commit).
-  const withCache = async <T>(use: (cache: ReferenceCache) => Promise<T>): Promise<T> => {
+  const withCache = async <T>(use: (cache: CachedReferences) => Promise<T>): Promise<T> => {
     const cache = session.cacheForCommands();
     return await use(cache instanceof Promise ? await cache : cache);
   };

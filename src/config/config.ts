@@ -19,6 +19,7 @@
 
 import type { ParseError } from "jsonc-parser";
 import { z } from "zod";
+import { classifyStoreLocation } from "../store/store_location.ts";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
 export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
@@ -356,6 +357,22 @@ function envFlag(env: EnvReader, name: string): boolean | undefined {
   return ["true", "1", "t"].includes(raw.trim().toLowerCase());
 }
 
+/** A store location that names no store (`ftp://...`) or a malformed Redis URL is a config error. */
+function checkStoreLocation(location: string, source: string): void {
+  try {
+    classifyStoreLocation(location);
+  } catch (error) {
+    // The message never holds the value: a Redis URL may carry a password.
+    throw new ConfigError(source, "kv", error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** How errors name the configuration document of this environment. */
+function documentSource(env: EnvReader): string {
+  if (nonEmpty(env.get(CONFIG_ENV_VAR)) !== undefined) return CONFIG_ENV_VAR;
+  return `${CONFIG_FILE_ENV_VAR} ${env.get(CONFIG_FILE_ENV_VAR)}`;
+}
+
 function toServer(s: z.infer<typeof serverSchema>): ServerConfig {
   return { serverLocation: s.server_location, apiKeyId: s.api_key_id, apiKey: s.api_key };
 }
@@ -437,6 +454,12 @@ export async function loadConfig(
     "a positive integer number of bytes",
   );
 
+  const kvFromEnv = nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV"));
+  const kvPath = kvFromEnv ?? doc.kv ?? null;
+  if (kvPath !== null) {
+    checkStoreLocation(kvPath, kvFromEnv !== undefined ? "RTCV_SCRAPER_CLIENT_KV" : documentSource(env));
+  }
+
   return {
     primaryServer: doc.primary_server ? toServer(doc.primary_server) : null,
     alternativeServers: (doc.alternative_servers ?? []).map(toServer),
@@ -447,7 +470,7 @@ export async function loadConfig(
     mockSecrets: doc.mock_secrets ?? {},
     ingest: doc.ingest ? { baseUrl: doc.ingest.base_url, token: doc.ingest.token } : null,
     timeoutMs: timeoutMs ?? doc.timeout_ms ?? DEFAULT_TIMEOUT_MS,
-    kvPath: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV")) ?? doc.kv ?? null,
+    kvPath,
     healthCheckPort: healthCheckPort ?? doc.health_check_port ?? null,
     healthCheckHost: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST")) ?? doc.health_check_host ??
       DEFAULT_HEALTH_CHECK_HOST,

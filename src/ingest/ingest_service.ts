@@ -73,6 +73,8 @@ export interface IngestServiceOptions {
   readonly log?: (message: string) => void;
   /** Overrides of {@link defaultIngestTuning}. */
   readonly tuning?: Partial<IngestTuning>;
+  /** Opens the dedupe index when it lives elsewhere than the store (a fleet's Redis); default: in the store. */
+  readonly openDedupe?: () => Promise<Pick<DedupeIndex, "decide">>;
 }
 
 /** One `store_data` line, validated. */
@@ -118,7 +120,7 @@ interface Started {
   readonly kv: Deno.Kv;
   readonly outbox: IngestOutbox;
   readonly writer: CommitBatcher;
-  readonly dedupe: DedupeIndex;
+  readonly dedupe: Pick<DedupeIndex, "decide">;
 }
 
 const NOT_CONFIGURED = 'no ingest server is set: call set_ingest first (or configure "ingest" in the config)';
@@ -218,7 +220,10 @@ export class IngestService {
       throw new CommandError(`cannot open the store for the ingest outbox: ${describe(error)}`);
     }
     const outbox = new IngestOutbox(kv);
-    const started: Started = { kv, outbox, writer, dedupe: new DedupeIndex(kv, this.#options.clock) };
+    const dedupe = this.#options.openDedupe
+      ? await this.#options.openDedupe()
+      : new DedupeIndex(kv, this.#options.clock);
+    const started: Started = { kv, outbox, writer, dedupe };
     this.#deliverer.attach(outbox, writer, await outbox.readCounters());
     await this.#rescan(started);
     this.#tick = setInterval(() => this.#onTick(started), this.#tuning.rescanMs);

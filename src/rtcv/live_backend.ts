@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { DurableQueue } from "../outbox/durable_queue.ts";
 import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
@@ -11,7 +11,7 @@ export interface LiveBackendParts {
   readonly mirrors: readonly MirrorDelivery[];
   /** Deliveries of outbox entries left by earlier runs for the other servers (the primary's backlog). */
   readonly backlogs: readonly MirrorDelivery[];
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   readonly outbox: DurableQueue;
   /** How long `close` waits for mirrors to catch up before leaving the rest in the outbox. */
   readonly drainBudgetMs: number;
@@ -31,7 +31,7 @@ export class LiveBackend implements RtcvBackend {
   /** Always `live`. */
   readonly kind = "live";
   /** The persistent reference cache. */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   readonly #parts: LiveBackendParts;
   #primaryFailuresInARow = 0;
 
