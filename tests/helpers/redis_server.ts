@@ -183,6 +183,16 @@ export class RedisServer implements AsyncDisposable {
     await child.status;
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open and nothing is answered, like a hung host. */
+  freeze(): void {
+    this.#child?.kill("SIGSTOP");
+  }
+
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw(): void {
+    this.#child?.kill("SIGCONT");
+  }
+
   /** Starts the stopped server again on the same port and dir (its AOF brings the data back). */
   async restart(): Promise<void> {
     await this.stop();
@@ -207,6 +217,7 @@ export class RedisServer implements AsyncDisposable {
 
   /** Stops the server and removes its dir. */
   async dispose(): Promise<void> {
+    this.thaw();
     await this.stop("SIGKILL");
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }

@@ -54,13 +54,16 @@ export class RedisConnection {
     this.address = address.address;
     this.#timeoutMs = options.timeoutMs;
     this.#warn = options.warn ?? (() => {});
+    const lost = (reason: string) => {
+      if (this.#lost || this.#closed) return;
+      this.#lost = true;
+      this.#warn(`Redis ${this.address} is unreachable (${reason}); reconnecting`);
+    };
     client.on("error", (error: unknown) => {
       this.#lastError = this.#reason(error);
-      if (!this.#lost && !this.#closed) {
-        this.#lost = true;
-        this.#warn(`Redis ${this.address} is unreachable (${this.#lastError}); reconnecting`);
-      }
+      lost(this.#lastError);
     });
+    client.on("close", () => lost(this.#lastError || "the connection closed"));
     client.on("ready", () => {
       if (this.#lost) this.#warn(`Redis ${this.address} is reachable again`);
       this.#lost = false;
@@ -130,10 +133,13 @@ export class RedisConnection {
     const replies = await this.#withTimeout(pipeline.exec());
     if (replies === null) throw this.unavailable("the connection closed");
     return replies.map(([error, reply]) => {
-      if (error) {
-        throw new RedisUnavailableError(`Redis ${this.address} refused a command: ${this.#reason(error)}`);
-      }
-      return reply;
+      if (!error) return reply;
+      // A reply error is the server's answer (e.g. NOAUTH); anything else (a timeout, a lost
+      // connection) means the server cannot be used now.
+      if (error.name !== "ReplyError") throw this.unavailable(this.#reason(error));
+      throw new RedisUnavailableError(
+        `the Redis server ${this.address} refused a command: ${this.#reason(error)}`,
+      );
     });
   }
 
