@@ -54,7 +54,7 @@ export class RedisDedupeIndex {
    * long, `settle(false)` deletes them. Call in line order.
    */
   async decide(stream: StreamId, field: string, ids: readonly (string | null)[]): Promise<DedupeDecision> {
-    const accepted = ids.map((id) => id !== null);
+    const accepted = ids.map(() => true); // an item without an id is always queued
     const inLine = new Set<string>();
     const mine: { key: string; index: number }[] = [];
     ids.forEach((id, index) => {
