@@ -21,6 +21,7 @@ import type { Scenario, ScenarioContext, SpawnSettings, Target } from "./scenari
 import { pipelinedCacheScenario, store1mScenario } from "./scenarios/cache.ts";
 import { reason } from "./scenarios/common.ts";
 import { ingestScenario } from "./scenarios/ingest.ts";
+import { redisCacheScenario } from "./scenarios/redis_cache.ts";
 import { sendCvFanoutScenario, sendCvOverheadScenario } from "./scenarios/send_cv.ts";
 import { idleRssScenario, pingScenario, readyScenario } from "./scenarios/startup.ts";
 
@@ -30,6 +31,7 @@ export const SCENARIOS: readonly Scenario[] = [
   pingScenario,
   idleRssScenario,
   pipelinedCacheScenario,
+  redisCacheScenario,
   store1mScenario,
   sendCvFanoutScenario,
   sendCvOverheadScenario,
