@@ -187,7 +187,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["ENABLE_SCRAPER_CLIENT_LOG", "true/1/t: write debug log lines to scraper_client.log"],
   [
     "RTCV_SCRAPER_CLIENT_KV",
-    "cache and outbox store: a file path, :memory:, a Deno KV Connect URL, or redis://[user:password@]host:port[/db] for a fleet",
+    "cache and outbox store: a file path, :memory:, KV Connect or redis:// URL",
   ],
   ["DENO_KV_ACCESS_TOKEN", "access token for a Deno KV Connect URL in RTCV_SCRAPER_CLIENT_KV"],
   ["RTCV_SCRAPER_CLIENT_API_KEY", "api key that -replay puts back where the input log redacted it"],
