@@ -100,7 +100,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   // The config loader has checked the location: classifying it cannot fail here.
   const location = classifyStoreLocation(resolveKvLocation(config, options.cwd));
   const core = new ClientCore({
-    // On Redis, the parts not yet moved there (the outboxes) stay in the default Deno.Kv file.
+    // On Redis, nothing opens the Deno.Kv store; should anything, it is the default file, never a URL.
     kvLocation: location.kind === "kv" ? location.location : join(options.cwd, DEFAULT_KV_FILE),
     redis: location.kind === "redis" ? location.redis : undefined,
     timeoutMs: config.timeoutMs,
