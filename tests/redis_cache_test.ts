@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { startFakeRtcv } from "./fake_rtcv.ts";
 import { ok, sendCv } from "./live_helpers.ts";
+import { MAX_RECONNECT_DELAY_MS, reconnectDelay } from "../src/store/redis/redis_connection.ts";
 import { REDIS_INSTALL_HINT, REDIS_MISSING, RedisServer } from "./helpers/redis_server.ts";
 import { runSession, spawnClient, tempDir } from "./helpers/spawn_client.ts";
 
@@ -241,4 +242,12 @@ Deno.test({
       assert.equal(await filesIn(dir.path), "", "nothing was created in the working directory");
     }
   },
+});
+
+Deno.test("redis: reconnection backs off from 100 ms, doubling, capped at 5 s", () => {
+  const delays = Array.from({ length: 12 }, (_, i) => reconnectDelay(i + 1));
+  assert.deepEqual(delays.slice(0, 4), [100, 200, 400, 800]);
+  assert.ok(delays.every((delay, i) => i === 0 || delay >= delays[i - 1]));
+  assert.equal(MAX_RECONNECT_DELAY_MS, 5000);
+  assert.equal(Math.max(...delays), 5000);
 });
