@@ -23,7 +23,9 @@ COPY deno.json deno.lock ./
 RUN deno install --frozen
 COPY main.ts ./
 COPY src/ ./src/
-# Writes /app/rtcv_scraper_client with the permission set of the compile task (see deno.json).
+COPY scripts/ ./scripts/
+# Writes /app/rtcv_scraper_client with the permission set of the compile task (see deno.json); the task's
+# check step (scripts/check_binary.ts) fails the build unless the binary answers a ping with pong.
 RUN deno task compile \
   && printf '{"type":"ping"}\n' | RTCV_SCRAPER_CLIENT_KV=:memory: ./rtcv_scraper_client | grep -q '"pong"'
 

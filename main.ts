@@ -4,10 +4,11 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { createRuntime, runClient } from "./src/app.ts";
-import { helpText, parseFlags, UsageError } from "./src/cli/flags.ts";
+import { DEFAULT_FLAGS } from "./src/cli/default_flags.ts";
+import type { Flags } from "./src/cli/flags.ts";
+import { helpText } from "./src/cli/help_text.ts";
 import { systemClock } from "./src/clock.ts";
 import { ConfigError, loadConfig } from "./src/config/config.ts";
-import { runReplay } from "./src/replay/replay.ts";
 
 // stdout carries protocol lines only: anything printed through console goes to stderr.
 for (const method of ["log", "info", "debug", "trace", "dir", "table"] as const) {
@@ -32,13 +33,17 @@ const stdoutLine = (line: string) => {
   for (let offset = 0; offset < bytes.length;) offset += Deno.stdout.writeSync(bytes.subarray(offset));
 };
 
-let flags;
-try {
-  flags = parseFlags(Deno.args);
-} catch (error) {
-  if (!(error instanceof UsageError)) throw error;
-  stderr(`rtcv_scraper_client: ${error.message}\nrun rtcv_scraper_client --help for the flags`);
-  Deno.exit(error.exitCode);
+// The flag parser (node:util) is loaded only when there are arguments: scrapers start the client without.
+let flags: Readonly<Flags> = DEFAULT_FLAGS;
+if (Deno.args.length > 0) {
+  const { parseFlags, UsageError } = await import("./src/cli/flags.ts");
+  try {
+    flags = parseFlags(Deno.args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    stderr(`rtcv_scraper_client: ${error.message}\nrun rtcv_scraper_client --help for the flags`);
+    Deno.exit(error.exitCode);
+  }
 }
 if (flags.help) {
   stdoutLine(helpText(denoJson.version));
@@ -47,6 +52,14 @@ if (flags.help) {
 if (flags.version) {
   stdoutLine(`rtcv_scraper_client ${denoJson.version}`);
   Deno.exit(0);
+}
+if (flags.command.length > 0) {
+  // Wrapper mode (PROTOCOL.md section 10) takes these arguments; until it is there, say so.
+  stderr(
+    `rtcv_scraper_client: unexpected argument ${JSON.stringify(flags.command[0])}: ` +
+      "running a command (wrapper mode) is not available in this version\nrun rtcv_scraper_client --help for the flags",
+  );
+  Deno.exit(2);
 }
 
 /** An invalid configuration stops the program before the ready line with exit code 2. */
@@ -70,12 +83,14 @@ if (flags.replay !== null) {
   const replayConfig = { ...config, kvPath: config.kvPath ?? ":memory:" };
   const runtime = await createRuntime(replayConfig, { clock, cwd: Deno.cwd(), stderr })
     .catch(exitOnConfigError);
+  const { runReplay } = await import("./src/replay/replay.ts");
   const code = await runReplay({
     file: flags.replay,
     skipCommands: flags.replaySkipCommands,
     repeat: flags.repeatReplay,
     env: Deno.env,
     core: runtime.core,
+    dispatch: runtime.dispatch,
     close: runtime.close,
     out: stdoutLine,
     err: stderr,

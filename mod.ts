@@ -4,13 +4,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ScraperClient } from "./mod.ts";
  *
  * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
  * await client.setMock();
  * if (!(await client.hasCachedReference("job-1"))) {
- *   await client.sendCv({ referenceNumber: "job-1", presentation: "Hello" });
+ *   assert.equal(await client.sendCv({ referenceNumber: "job-1", presentation: "Hello" }), true);
  * }
+ * assert.equal(await client.hasCachedReference("job-1"), true);
  * ```
  *
  * @module
@@ -24,6 +26,8 @@ export {
 } from "./src/module/scraper_client_error.ts";
 export type {
   Cv,
+  CvDocument,
+  CvsListResult,
   MockOptions,
   SecretRequest,
   ServerCredentials,

@@ -32,6 +32,11 @@ export interface SpawnOptions {
   readonly command: readonly string[];
   readonly cwd: string;
   readonly env: Record<string, string>;
+  /**
+   * Exit codes after end of input that count as a clean shutdown, with a note for each besides 0 (the Go
+   * client exits 1 at end of input).
+   */
+  readonly cleanExits?: ReadonlyMap<number, string>;
 }
 
 /** The times of a pipelined exchange, from `performance.now()`. */
@@ -66,8 +71,11 @@ export class ClientProcess {
   #stderrTail: Uint8Array = EMPTY;
   #exited = false;
   #stdinClosed = false;
+  /** Exit codes that count as a clean end (see {@linkcode SpawnOptions.cleanExits}). */
+  readonly cleanExits: ReadonlyMap<number, string>;
 
-  private constructor(child: Deno.ChildProcess, spawnedAt: number) {
+  private constructor(child: Deno.ChildProcess, spawnedAt: number, cleanExits: ReadonlyMap<number, string>) {
+    this.cleanExits = cleanExits;
     this.#child = child;
     this.spawnedAt = spawnedAt;
     this.pid = child.pid;
@@ -94,7 +102,7 @@ export class ClientProcess {
       stderr: "piped",
     });
     const spawnedAt = performance.now();
-    return new ClientProcess(command.spawn(), spawnedAt);
+    return new ClientProcess(command.spawn(), spawnedAt, options.cleanExits ?? new Map([[0, ""]]));
   }
 
   /** Whether the process has exited. */

@@ -4,9 +4,21 @@
 #
 #   bash examples/mock_session.sh
 #
-# DENO picks the deno binary (default: deno on PATH).
+# The deno that runs the client: $DENO if set, else deno on PATH, else `npx -y deno@2.9.6` (Deno from the
+# npm registry, for machines with only Node.js).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+
+if [ -n "${DENO:-}" ]; then
+  deno=("$DENO")
+elif command -v deno >/dev/null 2>&1; then
+  deno=(deno)
+elif command -v npx >/dev/null 2>&1; then
+  deno=(npx -y deno@2.9.6)
+else
+  echo "mock_session.sh: neither deno nor npx found: install Node.js (for npx) or Deno 2.9.6" >&2
+  exit 127
+fi
 
 printf '%s\n' \
   '{"type":"set_mock","content":{"secrets":{"login":{"username":"scraper","password":"hunter2"}}}}' \
@@ -17,4 +29,4 @@ printf '%s\n' \
   '{"type":"send_cv","content":{"referenceNumber":"vacancy-1"}}' \
   '{"type":"send_cv","content":{"referenceNumber":""}}' \
   '{"type":"ping"}' |
-  "${DENO:-deno}" run -A "$here/../main.ts"
+  "${deno[@]}" run -A "$here/../main.ts"

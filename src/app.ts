@@ -1,20 +1,25 @@
+// What the ready line does not need (the core and its commands, the ingest sink, the RT-CV client, the
+// health server) is imported when it is first used, after the ready line where the configuration allows:
+// see `runClient`. Only types are imported statically from there.
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
 import { classifyStoreLocation } from "./store/store_location.ts";
-import { ClientCore, type ClientCore as Core } from "./client_core.ts";
+import type { ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
-import { type HealthServer, startHealthServer } from "./health/health_server.ts";
-import { type InstalledIngest, installIngest } from "./ingest/install_ingest.ts";
-import { connectLive } from "./rtcv/connect_live.ts";
-import { LiveBackend } from "./rtcv/live_backend.ts";
+import type { HealthServer } from "./health/health_server.ts";
+import type { InstalledIngest } from "./ingest/install_ingest.ts";
+import type { LiveBackend } from "./rtcv/live_backend.ts";
+import type { OutboxCount } from "./outbox/outbox_status.ts";
+import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
+import { type Dispatch, withCommandLog } from "./debug/command_log.ts";
 import { DebugLog } from "./debug/debug_log.ts";
 import { InputLog } from "./debug/input_log.ts";
 import { AnswerWriter, type ByteSink } from "./protocol/answer_writer.ts";
-import { READY_ANSWER } from "./protocol/answers.ts";
+import { type Answer, READY_ANSWER } from "./protocol/answers.ts";
 import type { InputLine } from "./protocol/line_splitter.ts";
 import { type ByteSource, serveLines } from "./protocol/serve_lines.ts";
 
@@ -32,8 +37,23 @@ export interface RunClientOptions extends RuntimeOptions {
   readonly stop?: AbortSignal;
 }
 
+/**
+ * The commands of the job-data ingestion sink, registered to load it on first use (see
+ * `src/ingest/ingest_commands.ts`; a test holds this list to the sink's own).
+ */
+export const INGEST_COMMAND_TYPES: readonly string[] = [
+  "set_ingest",
+  "store_data",
+  "flush_data",
+  "ingest_status",
+  "next_keyword",
+  "get_tokens",
+];
+
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
 export const EXIT_STARTUP_FAILED = 1;
+/** Exit code when the scraper closed the client's stdout while it was serving. */
+export const EXIT_STDOUT_CLOSED = 1;
 
 /** `dir/name` (node:path costs ~5 ms of start-up for this one join). */
 function join(dir: string, name: string): string {
@@ -49,14 +69,16 @@ export function resolveKvLocation(config: ClientConfig, cwd: string): string {
 export interface ClientRuntime {
   /** The registry, session and store. */
   readonly core: Core;
+  /** Answers an input line through the registry; with the debug log on, each answer is logged too. */
+  readonly dispatch: Dispatch;
   /** The debug log (`ENABLE_SCRAPER_CLIENT_LOG`), disabled when not asked for. */
   readonly debugLog: DebugLog;
   /** The Prometheus metrics of this process. */
   readonly metrics: ClientMetrics;
-  /** The job-data ingestion sink (its commands are registered in the core). */
-  readonly ingest: InstalledIngest;
+  /** The job-data ingestion sink, once loaded (by the config, or by its first command); null before. */
+  readonly ingest: InstalledIngest | null;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
-  close(): Promise<void>;
+  close(deadline?: number): Promise<void>;
 }
 
 /** How {@link createRuntime} reaches the process. */
@@ -67,6 +89,10 @@ export interface RuntimeOptions {
   readonly cwd: string;
   /** Prints a line for a person on stderr. */
   readonly stderr: (message: string) => void;
+  /** Aborted at SIGTERM / SIGINT: waits (`flush_data`) end at once. */
+  readonly stop?: AbortSignal;
+  /** Once input has ended: the drain deadline (clock time), which waits do not outlast; else null. */
+  readonly inputEndedAt?: () => number | null;
 }
 
 /**
@@ -74,6 +100,7 @@ export interface RuntimeOptions {
  * and the debug log. The line server and replay both run on it.
  */
 export async function createRuntime(config: ClientConfig, options: RuntimeOptions): Promise<ClientRuntime> {
+  const { ClientCore } = await import("./client_core.ts");
   // The logs are debugging aids: one that cannot be opened is reported, and the client serves without it.
   const debugLog = config.debugLog
     ? await DebugLog.open(join(options.cwd, DEBUG_LOG_FILE)).catch((error) => {
@@ -88,10 +115,13 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   };
   const onRequest: RequestPolicy["onRequest"] = (info) =>
     metrics.requestFinished(info.origin, info.ms / 1000);
+  // One bound on the requests in flight per server, shared by the RT-CV and ingest clients.
+  const limiter = new InFlightLimiter(config.maxInFlight);
   const policy: RequestPolicy = {
     ...defaultRequestPolicy(config.timeoutMs),
     onRetry,
     onRequest,
+    limiter,
   };
   const warn = (message: string) => {
     options.stderr(`rtcv_scraper_client: ${message}`);
@@ -107,40 +137,60 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
-    connectLive: (servers, core) =>
-      connectLive(servers, core, {
+    outbox: {
+      leaseMs: config.outboxLeaseMs,
+      maxInFlight: config.maxInFlight,
+      retry: {
+        retryMs: config.outboxRetryMs,
+        maxAttempts: config.outboxMaxAttempts,
+        maxAgeMs: config.outboxMaxAgeMs,
+      },
+      log: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
+      onResult: (channel, ok) => {
+        if (!channel.startsWith("ingest/")) metrics.cvSent(originOf(channel), ok);
+      },
+    },
+    connectLive: async (servers, core) =>
+      (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
-        outboxRetryMs: config.outboxRetryMs,
-        drainBudgetMs: config.drainMs,
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
+        warn,
+        keyPair: config.keyPair,
       }),
   });
   core.registry.observe(metrics.commandObserver());
-  if (debugLog.enabled) {
-    core.registry.observe((type, answer) => debugLog.log(`${type} -> ${answer.type}`));
-  }
-  let ingest: InstalledIngest;
-  try {
+  const dispatch: Dispatch = (line) => core.registry.dispatch(line);
+  let ingest: InstalledIngest | null = null;
+  const install = async () => {
+    const { installIngest } = await import("./ingest/install_ingest.ts");
     ingest = installIngest(core, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,
       warn,
       debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
-      policy: { onRetry, onRequest },
-      tuning: { drainMs: config.drainMs },
+      policy: { onRetry, onRequest, limiter },
+      // flush_data waits for one batch's retry schedule: a hung first attempt, the first wait, a retry.
+      tuning: { flushTimeoutMs: 2 * config.timeoutMs + 2 * config.outboxRetryMs + 1000 },
+      stop: options.stop,
+      inputEndedAt: options.inputEndedAt,
     });
-  } catch (error) {
-    // The configured ingest server is malformed (e.g. a token that cannot go in a header).
-    await core.close();
-    await debugLog.close();
-    if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
-    throw error;
+  };
+  if (config.ingest === null) {
+    // Nothing to deliver until a scraper names a server: the sink loads with its first command.
+    core.registry.registerLazy(INGEST_COMMAND_TYPES, install, ["set_ingest"]);
+  } else {
+    try {
+      await install();
+    } catch (error) {
+      // The configured ingest server is malformed (e.g. a token that cannot go in a header).
+      await core.close();
+      await debugLog.close();
+      if (error instanceof TypeError) throw new ConfigError("configuration", "", error.message);
+      throw error;
+    }
   }
-  metrics.setOutboxSize(async () => {
-    const backend = core.session.currentBackend;
-    return backend instanceof LiveBackend ? await backend.outboxSize() : 0;
-  });
+  metrics.setOutboxCounts(() => outboxCounts(core));
   metrics.setCacheEntries(async () => {
     const backend = core.session.currentBackend;
     if (backend?.kind === "mock") return backend.references.rememberedCount;
@@ -148,11 +198,16 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   });
   return {
     core,
+    dispatch: debugLog.enabled ? withCommandLog(dispatch, (message) => debugLog.log(message)) : dispatch,
     debugLog,
     metrics,
-    ingest,
-    close: async () => {
-      await ingest.close(); // needs the store open
+    get ingest() {
+      return ingest;
+    },
+    close: async (deadline = options.clock.now() + config.drainMs) => {
+      // One shared deadline for every delivery (CV copies and job data, all servers at once).
+      await core.drainOutbox(deadline);
+      await (ingest as InstalledIngest | null)?.close(); // needs the store open
       await core.close();
       await debugLog.close();
     },
@@ -165,11 +220,41 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
  */
 export async function runClient(options: RunClientOptions): Promise<number> {
   const { config } = options;
-  const runtime = await createRuntime(config, options);
+  const internalError = (error: unknown) =>
+    options.stderr(
+      `rtcv_scraper_client: internal error (answered as an error, kept serving): ${
+        error instanceof Error ? error.stack ?? error.message : String(error)
+      }`,
+    );
+  const writer = new AnswerWriter(options.stdout, { onInternalError: internalError });
+  // Nothing configured can fail or change the mode before the ready line: write it at once and load the
+  // rest while the scraper sends its first line (that line waits for the loading, in the pipe).
+  const readyFirst = config.primaryServer === null && !config.mockMode && config.ingest === null &&
+    config.healthCheckPort === null;
+  if (readyFirst) {
+    writer.push(READY_ANSWER);
+    writer.flush();
+  }
+  // Waits end at a signal, and do not outlast the drain once input has ended.
+  let endedAt: number | null = null;
+  const ended = () => endedAt ??= options.clock.now() + config.drainMs;
+  const stdin: ByteSource = {
+    read: async (buffer) => {
+      try {
+        const read = await options.stdin.read(buffer);
+        if (read === null) ended();
+        return read;
+      } catch (error) {
+        ended();
+        throw error;
+      }
+    },
+  };
+  const runtime = await createRuntime(config, { ...options, inputEndedAt: () => endedAt });
   const { core } = runtime;
-  const writer = new AnswerWriter(options.stdout);
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
+  let stopDeadline: number | undefined;
   try {
     if (config.logInput) {
       inputLog = await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
@@ -177,13 +262,15 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return null;
       });
     }
-    const startupError = await applyStartupConfig(core, config);
-    if (startupError !== null) {
-      options.stderr(`rtcv_scraper_client: ${startupError}`);
+    const startup = await untilStopped(applyStartupConfig(core, config), options.stop);
+    if (startup === STOPPED) return 0; // a signal during the start-up checks
+    if ("error" in startup) {
+      options.stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
     }
     if (config.healthCheckPort !== null) {
       try {
+        const { startHealthServer } = await import("./health/health_server.ts");
         health = await startHealthServer({
           host: config.healthCheckHost,
           port: config.healthCheckPort,
@@ -195,18 +282,46 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return EXIT_STARTUP_FAILED;
       }
     }
-    writer.push(READY_ANSWER);
-    writer.flush();
-    await serveLines(options.stdin, writer, {
+    if (!readyFirst) {
+      writer.push(startup.ready);
+      writer.flush();
+    }
+    const serving = serveLines(stdin, writer, {
       maxLineBytes: config.maxLineBytes,
-      answer: (line) => core.registry.dispatch(line),
+      maxPendingBytes: config.maxPendingBytes,
+      answer: runtime.dispatch,
       onLine: inputLog ? (line) => inputLog?.append(rawText(line)) : undefined,
       onReadError: (error) => options.stderr(`rtcv_scraper_client: reading stdin failed, stopping: ${error}`),
+      onInternalError: internalError,
       stop: options.stop,
     });
+    // After a signal, answers still in flight (e.g. a set_credentials whose server hangs) get the drain
+    // time, the same deadline as the deliveries: the exit is bounded in every state.
+    await untilStopped(serving, options.stop);
+    if (options.stop?.aborted) {
+      stopDeadline = options.clock.now() + config.drainMs;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const answered = await Promise.race([
+        serving.then(() => true),
+        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), config.drainMs)),
+      ]);
+      clearTimeout(timer);
+      if (!answered) {
+        options.stderr("rtcv_scraper_client: stopping with commands still unanswered (drain time over)");
+      }
+    }
+    if (writer.failure !== null) {
+      // The scraper closed our stdout: its answers cannot reach it. Reading stopped; what was in flight
+      // has finished (as at SIGTERM); the store is closed below.
+      options.stderr(
+        `rtcv_scraper_client: stdout was closed (${writer.failure.message}); stopped reading input, ` +
+          "finished the commands in flight and closed the store",
+      );
+      return EXIT_STDOUT_CLOSED;
+    }
   } finally {
     await health?.close();
-    await runtime.close();
+    await runtime.close(stopDeadline);
     await inputLog?.close();
   }
   return 0;
@@ -215,20 +330,73 @@ export async function runClient(options: RunClientOptions): Promise<number> {
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
-  const live = backend instanceof LiveBackend ? backend : null;
+  const live = backend?.kind === "live" ? backend as LiveBackend : null;
+  const counts = await outboxCounts(runtime.core).catch(() => []);
+  const section = (kind: OutboxCount["kind"]) =>
+    Object.fromEntries(
+      counts.filter((row) => row.kind === kind).map((
+        row,
+      ) => [row.target, { pending: row.pending, dead: row.dead }]),
+    );
   return {
     mode: backend?.kind ?? "none" as const,
     servers: live?.origins ?? [],
-    outbox: await runtime.metrics.outboxSize(),
+    outbox: counts.reduce((sum, row) => sum + row.pending, 0),
+    outbox_detail: { mirrors: section("cv"), ingest: section("ingest") },
     failing: live?.failing ?? null,
   };
 }
 
 /**
- * Enters the mode the config names (live servers or mock) before the ready line; returns an error
- * message when configured servers fail their checks.
+ * Pending and dead outbox items per server and stream: every entry in the store, also before credentials
+ * are set (read by the health server and /metrics; opens the store on first use).
  */
-async function applyStartupConfig(core: Core, config: ClientConfig): Promise<string | null> {
+async function outboxCounts(core: Core): Promise<OutboxCount[]> {
+  const { readOutboxCounts } = await import("./outbox/outbox_status.ts");
+  return readOutboxCounts((await core.outbox()).store);
+}
+
+const STOPPED: unique symbol = Symbol("stopped");
+
+/** `work`'s result, or {@link STOPPED} as soon as `signal` aborts. */
+function untilStopped<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof STOPPED> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.resolve(STOPPED);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(STOPPED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * The ready line: `waiting for credentials` when no configuration set the mode, else the mode it set
+ * (`mock mode (configuration)`, `live: <primary origin>`). Scrapers test its `type` only.
+ */
+export function readyAnswer(config: ClientConfig): Answer {
+  if (config.primaryServer !== null) {
+    return { type: "ready", content: `live: ${originOf(config.primaryServer.serverLocation)}` };
+  }
+  if (config.mockMode) return { type: "ready", content: "mock mode (configuration)" };
+  return READY_ANSWER;
+}
+
+function originOf(location: string): string {
+  try {
+    return new URL(location).origin;
+  } catch {
+    return location;
+  }
+}
+
+/**
+ * Enters the mode the config names (live servers or mock) before the ready line; returns the ready
+ * answer, or an error message when configured servers fail their checks.
+ */
+async function applyStartupConfig(
+  core: Core,
+  config: ClientConfig,
+): Promise<{ ready: Answer } | { error: string }> {
   if (config.primaryServer !== null) {
     const servers: ServerCredentials[] = [
       { ...config.primaryServer, primary: true },
@@ -238,7 +406,7 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
       await core.session.replaceBackend(await core.connectLive(servers));
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
-      return `the configured servers failed their start-up checks: ${error.message}`;
+      return { error: `the configured servers failed their start-up checks: ${error.message}` };
     }
   } else if (config.mockMode) {
     const secrets: Record<string, unknown> = {};
@@ -246,9 +414,11 @@ async function applyStartupConfig(core: Core, config: ClientConfig): Promise<str
       secrets.users = config.mockUsers;
       if (config.mockUsers.length > 0) secrets.user = config.mockUsers[0];
     }
-    await core.session.replaceBackend(await core.createMock({ ...secrets, ...config.mockSecrets }));
+    await core.session.replaceBackend(
+      await core.createMock({ ...secrets, ...config.mockSecrets }, config.mockUsers ?? []),
+    );
   }
-  return null;
+  return { ready: readyAnswer(config) };
 }
 
 function describeError(error: unknown): string {

@@ -4,16 +4,54 @@ import { LazyStore } from "./cache/lazy_store.ts";
 import { StoreError } from "./cache/kv_store.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { Clock } from "./clock.ts";
-import { cacheCommands } from "./commands/cache_commands.ts";
-import { cvCommands } from "./commands/cv_commands.ts";
-import { CommandRegistry } from "./commands/registry.ts";
-import { secretCommands } from "./commands/secret_commands.ts";
-import { liveModeUnavailable, type ServerCredentials, sessionCommands } from "./commands/session_commands.ts";
-import type { RtcvBackend } from "./session/backend.ts";
+import { CommandRegistry, defineBareCommand } from "./commands/registry.ts";
+import type { ServerCredentials } from "./commands/session_commands.ts";
+import type { LoginUser, RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
 import type { RedisAddress } from "./store/redis/redis_url.ts";
 import type { RedisStore } from "./store/redis/redis_store.ts";
+import type { Outbox } from "./outbox/outbox.ts";
+import type { OutboxStore } from "./outbox/outbox_store.ts";
+import type { RetrySettings } from "./outbox/retry_rules.ts";
+
+/** The outbox's settings (from the config); every field has a default. */
+export interface OutboxSettings {
+  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`, default 30000. */
+  readonly leaseMs?: number;
+  /** Requests in flight per server or stream, default 8. */
+  readonly maxInFlight?: number;
+  /** Retry and dead-letter rules. */
+  readonly retry?: Partial<RetrySettings>;
+  /** Debug log lines of deliveries. */
+  readonly log?: (message: string) => void;
+  /** Told about every delivery attempt (metrics). */
+  readonly onResult?: (channel: string, ok: boolean, items: number) => void;
+}
+
+/**
+ * The command types whose handlers (and their zod schemas) load with the first of them, so that the ready
+ * line and `ping` need none of it: the session, cache, CV and secret commands (a test holds this list to
+ * the groups' own). The session-changing ones are exclusive.
+ */
+export const LAZY_COMMAND_TYPES: readonly string[] = [
+  "set_credentials",
+  "set_multiple_credentials",
+  "set_mock",
+  "set_cached_reference",
+  "set_short_cached_reference",
+  "has_cached_reference",
+  "get_cached_reference",
+  "send_cv",
+  "send_cvs_list",
+  "get_secret",
+  "get_login_users",
+  "get_users_secret",
+  "get_user_secret",
+  "outbox_status",
+  "dead_letters",
+];
+const EXCLUSIVE_TYPES = ["set_credentials", "set_multiple_credentials", "set_mock"];
 
 /** Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. */
 export type LiveConnector = (servers: ServerCredentials[], core: ClientCore) => Promise<RtcvBackend>;
@@ -37,6 +75,8 @@ export interface ClientCoreOptions {
   readonly connectLive?: LiveConnector;
   /** Told about every reference cache lookup (metrics). */
   readonly onCacheLookup?: (hit: boolean) => void;
+  /** How the outbox delivers. */
+  readonly outbox?: OutboxSettings;
 }
 
 /**
@@ -59,6 +99,9 @@ export class ClientCore {
   #mockKv: Deno.Kv | null = null;
   #closing: Promise<void> | null = null;
   readonly #onCacheLookup: ((hit: boolean) => void) | undefined;
+  readonly #outboxSettings: OutboxSettings;
+  readonly #warn: (message: string) => void;
+  #outbox: Promise<Outbox> | null = null;
 
   /** Wires the registry, the session and the store. */
   constructor(options: ClientCoreOptions) {
@@ -89,36 +132,93 @@ export class ClientCore {
     });
     this.#connectLive = options.connectLive;
     this.#onCacheLookup = options.onCacheLookup;
+    this.#outboxSettings = options.outbox ?? {};
+    this.#warn = options.warn;
     this.registry
-      .registerAll(sessionCommands({
+      .registerAll({ ping: defineBareCommand(() => ({ type: "pong" })) })
+      .registerLazy(LAZY_COMMAND_TYPES, () => this.#registerCommands(), EXCLUSIVE_TYPES);
+  }
+
+  async #registerCommands(): Promise<void> {
+    const [session, cache, cv, secret, outbox] = await Promise.all([
+      import("./commands/session_commands.ts"),
+      import("./commands/cache_commands.ts"),
+      import("./commands/cv_commands.ts"),
+      import("./commands/secret_commands.ts"),
+      import("./commands/outbox_commands.ts"),
+    ]);
+    this.registry
+      .registerAll(session.sessionCommands({
         session: this.session,
         connectLive: (servers) => this.connectLive(servers),
-        createMock: (secrets) => this.createMock(secrets),
+        createMock: (secrets, loginUsers) => this.createMock(secrets, loginUsers),
       }))
-      .registerAll(cacheCommands(this.session))
-      .registerAll(cvCommands(this.session))
-      .registerAll(secretCommands(this.session));
+      .registerAll(cache.cacheCommands(this.session))
+      .registerAll(cv.cvCommands(this.session))
+      .registerAll(secret.secretCommands(this.session))
+      .registerAll(outbox.outboxCommands(() => this.outbox(), this.clock));
   }
 
   /** Checks servers and builds a live backend (does not install it). */
   connectLive(servers: ServerCredentials[]): Promise<RtcvBackend> {
-    return this.#connectLive ? this.#connectLive(servers, this) : liveModeUnavailable();
+    if (this.#connectLive) return this.#connectLive(servers, this);
+    return import("./commands/session_commands.ts").then((session) => session.liveModeUnavailable());
   }
 
   /** Builds the mock backend; its in-memory cache lives as long as the process. */
-  async createMock(secrets: Record<string, unknown>): Promise<RtcvBackend> {
+  async createMock(secrets: Record<string, unknown>, loginUsers: LoginUser[] = []): Promise<RtcvBackend> {
     if (this.#mockCache === null) {
       this.#mockCache = Deno.openKv(":memory:").then((kv) => {
         this.#mockKv = kv;
         return new ReferenceCache(kv, this.clock, { onLookup: this.#onCacheLookup });
       });
     }
-    return new MockBackend(await this.#mockCache, secrets);
+    return new MockBackend(await this.#mockCache, secrets, loginUsers);
+  }
+
+  /** The one outbox (CV copies and job data), over the store; opened (and loaded) on first use. */
+  outbox(): Promise<Outbox> {
+    if (this.#outbox === null) {
+      const settings = this.#outboxSettings;
+      // On a fleet's Redis the outbox is shared there; else it lives in the Deno.Kv store.
+      const store: Promise<OutboxStore> = this.redis !== null
+        ? this.redis.then((redis) => redis.outboxStore())
+        : Promise.all([this.store.open(), import("./outbox/kv_outbox_store.ts")])
+          .then(([{ kv, batcher }, { KvOutboxStore }]) => new KvOutboxStore(kv, batcher));
+      this.#outbox = Promise.all([
+        store,
+        import("./outbox/outbox.ts"),
+        import("./outbox/retry_rules.ts"),
+      ]).then(([store, { Outbox }, { DEFAULT_RETRY_SETTINGS }]) =>
+        new Outbox({
+          store,
+          clock: this.clock,
+          leaseMs: settings.leaseMs,
+          maxInFlight: settings.maxInFlight,
+          retry: { ...DEFAULT_RETRY_SETTINGS, ...settings.retry },
+          log: settings.log,
+          warn: this.#warn,
+          onResult: settings.onResult,
+        })
+      );
+      this.#outbox.catch(() => this.#outbox = null);
+    }
+    return this.#outbox;
+  }
+
+  /**
+   * Delivers what this process holds in the outbox, every server and stream at once, until `deadline`
+   * (clock time), then stops and frees its leases. Without an outbox opened, nothing to do.
+   */
+  async drainOutbox(deadline: number): Promise<void> {
+    const outbox = await this.#outbox?.catch(() => null);
+    await outbox?.close(deadline);
   }
 
   /** Finishes background work, waits for every write, and closes the stores; later calls wait for the first. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.drainOutbox(0);
       await this.session.close();
       await this.store.close();
       await (await this.redis)?.close();

@@ -52,7 +52,14 @@ function readCompileTask(): CompileTask {
   const config = JSON.parse(Deno.readTextFileSync(join(root, "deno.json")));
   const task = config.tasks?.compile;
   assert.equal(typeof task, "string", "deno.json has a compile task");
-  const words = shellWords(task);
+  // `deno compile ... -o <output> main.ts && deno run ... scripts/check_binary.ts <output>`
+  const [compile, check, ...more] = task.split(" && ");
+  assert.equal(more.length, 0, "the compile task is a compile step and a check step");
+  const checkWords = shellWords(check ?? "");
+  assert.deepEqual(checkWords.slice(0, 2), ["deno", "run"], "the compile task checks its output");
+  assert.equal(checkWords.at(-2), "scripts/check_binary.ts");
+  const words = shellWords(compile);
+  assert.equal(checkWords.at(-1), words[words.indexOf("-o") + 1], "the check runs the binary just built");
   assert.deepEqual(words.slice(0, 2), ["deno", "compile"]);
   const o = words.indexOf("-o");
   assert.ok(o > 1, "the compile task names its output with -o");
@@ -127,7 +134,7 @@ const PERMISSION_ERROR = /NotCapable|PermissionDenied|Requires \w+ access|--allo
 Deno.test("main.ts runs every feature with exactly the compile task's permissions", async () => {
   const dir = await Deno.makeTempDir({ prefix: "rtcv_compile_test_" });
   const rtcv = await startFakeRtcv({ hasMatches: true, scannedReferenceNrs: ["warm-1"] });
-  rtcv.setSecret("api", "enc", { token: "abc" });
+  rtcv.setSecret("api", "enc-key-0123456789", { token: "abc" });
   try {
     const configFile = join(dir, "config.jsonc");
     await Deno.writeTextFile(configFile, '{\n  // read at start\n  "timeout_ms": 3000,\n}\n');
@@ -174,7 +181,7 @@ Deno.test("main.ts runs every feature with exactly the compile task's permission
       [{ type: "set_credentials", content: rtcv.wireCredentials() }, { type: "ok" }],
       [{ type: "has_cached_reference", content: "warm-1" }, { type: "ok", content: true }],
       [{ type: "send_cv", content: { referenceNumber: "live-1" } }, { type: "ok", content: true }],
-      [{ type: "get_secret", content: { key: "api", encryption_key: "enc" } }, {
+      [{ type: "get_secret", content: { key: "api", encryption_key: "enc-key-0123456789" } }, {
         type: "ok",
         content: { token: "abc" },
       }],

@@ -48,6 +48,7 @@ const server = (location: string, key = SECRET) => ({
 
 Deno.test("defaults with no configuration at all", async () => {
   assert.deepEqual(await load({}), {
+    keyPair: null,
     primaryServer: null,
     alternativeServers: [],
     mockMode: false,
@@ -60,10 +61,15 @@ Deno.test("defaults with no configuration at all", async () => {
     healthCheckHost: DEFAULT_HEALTH_CHECK_HOST,
     maxLineBytes: DEFAULT_MAX_LINE_BYTES,
     outboxRetryMs: DEFAULT_OUTBOX_RETRY_MS,
+    outboxMaxAttempts: 5,
+    outboxMaxAgeMs: 72 * 3600_000,
+    outboxLeaseMs: 30_000,
     drainMs: DEFAULT_DRAIN_MS,
     clockOffsetMs: 0,
     logInput: false,
     debugLog: false,
+    maxInFlight: 8,
+    maxPendingBytes: 8 * 1024 * 1024,
   });
   assert.equal(DEFAULT_OUTBOX_RETRY_MS, 1000);
   assert.equal(DEFAULT_DRAIN_MS, 5000);
@@ -95,6 +101,8 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "mock_mode": false,
   "mock_users": [{"username": "foo", "password": "bar"},],
   "mock_secrets": {"user": {"username": "a", "password": "b"}},
+  "public_key": "the-public-key",
+  "private_key": "the-private-key",
   "ingest": {"base_url": "https://ingest.example.com", "token": "${TOKEN}"},
   "timeout_ms": 5000,
   "kv": ":memory:",
@@ -104,10 +112,14 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "outbox_retry_ms": 250,
   "drain_ms": 0,
   "log_input": true,
-  "debug_log": true,
-  "some_future_field": {"ignored": true}, // unknown fields are ignored
+  "debug_log": true, // unknown fields are errors: see config_strict_test.ts
 }`;
   assert.deepEqual(await load({ RTCV_SCRAPER_CLIENT_ENV: text }), {
+    keyPair: {
+      publicKey: "the-public-key",
+      privateKey: "the-private-key",
+      source: "the config's public_key / private_key",
+    },
     primaryServer: {
       serverLocation: "https://rtcv.example.com",
       apiKeyId: "0123456789abcdef01234567",
@@ -128,10 +140,15 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
     healthCheckHost: "0.0.0.0",
     maxLineBytes: 1024,
     outboxRetryMs: 250,
+    outboxMaxAttempts: 5,
+    outboxMaxAgeMs: 72 * 3600_000,
+    outboxLeaseMs: 30_000,
     drainMs: 0,
     clockOffsetMs: 0,
     logInput: true,
     debugLog: true,
+    maxInFlight: 8,
+    maxPendingBytes: 8 * 1024 * 1024,
   });
 });
 
@@ -403,4 +420,33 @@ Deno.test("ConfigError is an Error with its name set", async () => {
   const err = await loadError({ RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "x" });
   assert.ok(err instanceof Error);
   assert.equal(err.name, "ConfigError");
+});
+
+Deno.test("login-users key pair: the environment wins over the document; one key without the other is an error", async () => {
+  const doc = JSON.stringify({ public_key: "doc-public", private_key: "doc-private" });
+  const both = {
+    RTCV_SCRAPER_CLIENT_PUBLIC_KEY: "env-public",
+    RTCV_SCRAPER_CLIENT_PRIVATE_KEY: "env-private",
+  };
+  assert.deepEqual((await load({ RTCV_SCRAPER_CLIENT_ENV: doc, ...both })).keyPair, {
+    publicKey: "env-public",
+    privateKey: "env-private",
+    source: "RTCV_SCRAPER_CLIENT_PUBLIC_KEY / RTCV_SCRAPER_CLIENT_PRIVATE_KEY",
+  });
+  await assert.rejects(
+    load({ RTCV_SCRAPER_CLIENT_PUBLIC_KEY: "env-public" }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /RTCV_SCRAPER_CLIENT_PRIVATE_KEY: must be set with RTCV_SCRAPER_CLIENT_PUBLIC_KEY/.test(err.message),
+  );
+  await assert.rejects(
+    load({ RTCV_SCRAPER_CLIENT_PRIVATE_KEY: "env-private-secret" }),
+    (err: unknown) => err instanceof ConfigError && !err.message.includes("env-private-secret"),
+  );
+  await assert.rejects(
+    load({ RTCV_SCRAPER_CLIENT_ENV: JSON.stringify({ private_key: "doc-private-secret" }) }),
+    (err: unknown) =>
+      err instanceof ConfigError && /public_key/.test(err.message) &&
+      !err.message.includes("doc-private-secret"),
+  );
 });

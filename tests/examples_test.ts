@@ -75,3 +75,93 @@ Deno.test("the examples type-check against mod.ts", async () => {
   const result = await run(Deno.execPath(), ["check", script], fileURLToPath(new URL("..", examples)));
   assert.equal(result.code, 0, result.stderr);
 });
+
+/** What the Python and Node examples print (the client's wording of the rejection replaced). */
+function scraperLines(stdout: string): string[] {
+  const lines = stdout.split("\n");
+  const rejected = lines.findIndex((line) => line.startsWith("rejected: "));
+  assert.ok(rejected !== -1, stdout);
+  assert.match(lines[rejected], new RegExp(`^rejected: ${REFERENCE_ERROR.source.slice(1)}`));
+  lines[rejected] = "rejected: <the client's message>";
+  return lines;
+}
+
+Deno.test("examples/mock_scraper.py drives a mock session from Python", async () => {
+  await inTempDir(async (dir) => {
+    const script = fileURLToPath(new URL("mock_scraper.py", examples));
+    const result = await run("python3", [script], dir, {
+      DENO: Deno.execPath(),
+      PATH: Deno.env.get("PATH") ?? "",
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(scraperLines(result.stdout), [
+      "login: scraper",
+      "sent vacancy-1: matched",
+      "sent vacancy-2: matched",
+      "skip vacancy-1: already scraped",
+      "rejected: <the client's message>",
+      "client exited with code 0",
+      "",
+    ]);
+  });
+});
+
+Deno.test("examples/mock_scraper.mjs drives a mock session from Node, commands sent together included", async () => {
+  await inTempDir(async (dir) => {
+    const script = fileURLToPath(new URL("mock_scraper.mjs", examples));
+    const result = await run("node", [script], dir, {
+      DENO: Deno.execPath(),
+      PATH: Deno.env.get("PATH") ?? "",
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(scraperLines(result.stdout), [
+      "login: scraper",
+      "sent vacancy-1: matched",
+      "sent vacancy-2: matched",
+      "skip vacancy-1: already scraped",
+      "concurrent sends: true, true, false",
+      "rejected: <the client's message>",
+      "client exited with code 0",
+      "",
+    ]);
+  });
+});
+
+Deno.test("examples/mock_session.sh falls back to npx -y deno@2.9.6 when there is no deno on PATH", async () => {
+  const bin = await Deno.makeTempDir({ prefix: "rtcv_npx_only_" });
+  try {
+    // A PATH with the few tools the script uses and an npx that records its arguments, then runs the real
+    // deno (the npm registry's deno package is the same program).
+    const record = `${bin}/npx_args`;
+    await Deno.writeTextFile(
+      `${bin}/npx`,
+      `#!/bin/sh\nprintf '%s\\n' "$@" > ${JSON.stringify(record)}\nshift 2\nexec ${
+        JSON.stringify(Deno.execPath())
+      } "$@"\n`,
+    );
+    await Deno.chmod(`${bin}/npx`, 0o755);
+    const which = async (tool: string) => {
+      const found = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "piped" })
+        .output();
+      return decoder.decode(found.stdout).trim();
+    };
+    await Deno.symlink(await which("dirname"), `${bin}/dirname`);
+    const bash = await which("bash");
+    await inTempDir(async (dir) => {
+      const script = fileURLToPath(new URL("mock_session.sh", examples));
+      const result = await run(bash, [script], dir, { PATH: bin });
+      assert.equal(result.code, 0, result.stderr);
+      const answers = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+      assert.equal(answers.length, 9, result.stdout);
+      assert.deepEqual(answers.at(-1), { type: "pong" });
+    });
+    assert.deepEqual((await Deno.readTextFile(record)).split("\n").slice(0, 4), [
+      "-y",
+      "deno@2.9.6",
+      "run",
+      "-A",
+    ]);
+  } finally {
+    await Deno.remove(bin, { recursive: true });
+  }
+});

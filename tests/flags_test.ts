@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { type Flags, helpText, parseFlags, UsageError } from "../src/cli/flags.ts";
+import { type Flags, parseFlags, UsageError } from "../src/cli/flags.ts";
+import { helpText } from "../src/cli/help_text.ts";
+import { DEFAULT_FLAGS } from "../src/cli/default_flags.ts";
 
 const DEFAULTS: Flags = {
   help: false,
@@ -7,6 +9,7 @@ const DEFAULTS: Flags = {
   replay: null,
   replaySkipCommands: [],
   repeatReplay: 1,
+  command: [],
 };
 
 function usageError(args: string[]): UsageError {
@@ -19,8 +22,9 @@ function usageError(args: string[]): UsageError {
   assert.fail(`expected a UsageError for ${JSON.stringify(args)}`);
 }
 
-Deno.test("no arguments: defaults", () => {
+Deno.test("no arguments: defaults, the ones main.ts uses without loading the parser", () => {
   assert.deepEqual(parseFlags([]), DEFAULTS);
+  assert.deepEqual(DEFAULT_FLAGS, DEFAULTS);
 });
 
 Deno.test("help and version in every spelling", () => {
@@ -105,13 +109,27 @@ Deno.test("a missing value is an error naming the flag", () => {
   assert.match(usageError(["--replay="]).message, /^flag --replay needs a file name/);
 });
 
-Deno.test("bad boolean values and positional arguments are errors", () => {
+Deno.test("bad boolean values are errors; a later false wins over an earlier true", () => {
   assert.match(usageError(["--help=maybe"]).message, /^invalid value "maybe" for --help/);
-  assert.match(usageError(["extra"]).message, /^unexpected argument "extra"/);
-  assert.match(usageError(["-replay", "f", "extra"]).message, /^unexpected argument "extra"/);
-  assert.match(usageError(["--", "x"]).message, /^unexpected argument "x"/);
-  assert.match(usageError(["-"]).message, /^unexpected argument "-"/);
+  assert.deepEqual(parseFlags(["-help", "-help=false"]), DEFAULTS);
+});
+
+Deno.test("the flags end at -- or at the first argument that is not a flag: the rest is the command", () => {
+  assert.deepEqual(parseFlags(["extra"]), { ...DEFAULTS, command: ["extra"] });
+  assert.deepEqual(parseFlags(["python3", "scraper.py", "-replay", "x", "--", "y"]), {
+    ...DEFAULTS,
+    command: ["python3", "scraper.py", "-replay", "x", "--", "y"],
+  });
+  assert.deepEqual(parseFlags(["--", "-replay", "x"]), { ...DEFAULTS, command: ["-replay", "x"] });
+  assert.deepEqual(parseFlags(["-help", "--", "node", "s.js"]), {
+    ...DEFAULTS,
+    help: true,
+    command: ["node", "s.js"],
+  });
+  assert.deepEqual(parseFlags(["-"]), { ...DEFAULTS, command: ["-"] });
+  assert.deepEqual(parseFlags(["-replay", "f", "extra"]), { ...DEFAULTS, replay: "f", command: ["extra"] });
   assert.deepEqual(parseFlags(["--"]), DEFAULTS);
+  assert.equal(usageError(["-unknown", "--", "x"]).message, "unknown flag -unknown");
 });
 
 Deno.test("replay options without -replay are errors", () => {

@@ -1,267 +1,58 @@
 import assert from "node:assert/strict";
 import { ClientMetrics } from "../src/health/client_metrics.ts";
 import { type HealthStatus, startHealthServer } from "../src/health/health_server.ts";
-import { escapeLabelValue, MetricsRegistry } from "../src/health/metrics.ts";
+import { HistogramSeries, renderFamilies } from "../src/health/prometheus_text.ts";
 
-// ---------------------------------------------------------------------------------------------------------
-// A small parser of the Prometheus text exposition format 0.0.4, strict enough to catch rendering mistakes:
-// every sample must belong to a family announced by # HELP and # TYPE lines, label values must be properly
-// quoted and escaped, values must parse as Go floats do.
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-interface Family {
-  name: string;
-  help: string;
-  type: string;
-  samples: Sample[];
-}
-
-function unescapeHelp(text: string): string {
-  return text.replace(/\\(.)/g, (_, c) => c === "n" ? "\n" : c);
-}
-
-function parseValue(text: string): number {
-  if (text === "+Inf") return Infinity;
-  if (text === "-Inf") return -Infinity;
-  if (text === "NaN") return NaN;
-  assert.match(text, /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/, `bad sample value ${text}`);
-  return Number(text);
-}
-
-function parseLabels(text: string, lineNo: number): Record<string, string> {
-  const labels: Record<string, string> = {};
-  let i = 0;
-  while (i < text.length) {
-    const name = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(text.slice(i));
-    assert.ok(name, `line ${lineNo}: bad label name at ${text.slice(i)}`);
-    i += name[0].length;
-    assert.equal(text.slice(i, i + 2), '="', `line ${lineNo}: expected =" after ${name[0]}`);
-    i += 2;
-    let value = "";
-    for (;;) {
-      assert.ok(i < text.length, `line ${lineNo}: unterminated label value`);
-      const c = text[i++];
-      if (c === '"') break;
-      if (c === "\\") {
-        const next = text[i++];
-        assert.ok(next === "\\" || next === '"' || next === "n", `line ${lineNo}: bad escape \\${next}`);
-        value += next === "n" ? "\n" : next;
-      } else {
-        assert.notEqual(c, "\n");
-        value += c;
-      }
-    }
-    assert.ok(!(name[0] in labels), `line ${lineNo}: label ${name[0]} repeated`);
-    labels[name[0]] = value;
-    if (text[i] === ",") i++;
-    else assert.equal(i, text.length, `line ${lineNo}: expected , or } after a label`);
+/**
+ * The samples of a Prometheus text page by series (`name{a="x",b="y"}`), each line checked: `# HELP`,
+ * `# TYPE`, or a sample with quoted, escaped label values and a number.
+ */
+function samplesOf(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  assert.ok(text.endsWith("\n"), "the page ends with a line feed");
+  for (const line of text.slice(0, -1).split("\n")) {
+    if (/^# (HELP|TYPE) [a-z_]+ \S/.test(line)) continue;
+    const match =
+      /^([a-zA-Z_:][\w:]*(?:\{[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*")*\})?) (\S+)$/
+        .exec(line);
+    assert.ok(match, `not a sample line: ${line}`);
+    const value = match[2] === "+Inf" ? Infinity : Number(match[2]);
+    assert.ok(!Number.isNaN(value), line);
+    samples.set(match[1], value);
   }
-  return labels;
+  return samples;
 }
 
-function familyOf(sampleName: string, families: Map<string, Family>): Family | undefined {
-  if (families.has(sampleName)) return families.get(sampleName);
-  const base = sampleName.replace(/_(bucket|sum|count)$/, "");
-  const family = families.get(base);
-  return family?.type === "histogram" ? family : undefined;
+/** The value of one series, labels in the order the client renders them. */
+function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const pairs = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
+  return samplesOf(text).get(pairs.length === 0 ? name : `${name}{${pairs.join(",")}}`);
 }
 
-function parsePrometheus(text: string): Map<string, Family> {
-  assert.ok(text === "" || text.endsWith("\n"), "the page must end with a line feed");
-  const families = new Map<string, Family>();
-  const lines = text.split("\n").slice(0, -1);
-  lines.forEach((line, index) => {
-    const lineNo = index + 1;
-    const help = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
-    if (help) {
-      assert.ok(!families.has(help[1]), `line ${lineNo}: second HELP for ${help[1]}`);
-      families.set(help[1], { name: help[1], help: unescapeHelp(help[2]), type: "untyped", samples: [] });
-      return;
-    }
-    const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
-    if (type) {
-      const family = families.get(type[1]);
-      assert.ok(family, `line ${lineNo}: TYPE before HELP for ${type[1]}`);
-      assert.equal(family.samples.length, 0, `line ${lineNo}: TYPE after samples`);
-      family.type = type[2];
-      return;
-    }
-    assert.ok(!line.startsWith("#"), `line ${lineNo}: unexpected comment ${line}`);
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(sample, `line ${lineNo}: not a sample: ${JSON.stringify(line)}`);
-    const family = familyOf(sample[1], families);
-    assert.ok(family, `line ${lineNo}: sample ${sample[1]} has no HELP/TYPE`);
-    family.samples.push({
-      name: sample[1],
-      labels: sample[2] ? parseLabels(sample[2], lineNo) : {},
-      value: parseValue(sample[3]),
-    });
-  });
-  for (const family of families.values()) {
-    if (family.type === "histogram") checkHistogram(family);
-  }
-  return families;
-}
-
-/** Buckets are cumulative, end in +Inf, and +Inf equals _count, for every label set. */
-function checkHistogram(family: Family): void {
-  const groups = new Map<string, Sample[]>();
-  for (const sample of family.samples) {
-    const { le: _le, ...rest } = sample.labels;
-    const key = JSON.stringify(rest);
-    groups.set(key, [...(groups.get(key) ?? []), sample]);
-  }
-  for (const samples of groups.values()) {
-    const buckets = samples.filter((s) => s.name === `${family.name}_bucket`);
-    const count = samples.find((s) => s.name === `${family.name}_count`);
-    assert.ok(samples.find((s) => s.name === `${family.name}_sum`), `${family.name}: no _sum`);
-    assert.ok(count, `${family.name}: no _count`);
-    assert.equal(buckets.at(-1)?.labels.le, "+Inf", `${family.name}: last bucket must be +Inf`);
-    for (let i = 1; i < buckets.length; i++) {
-      assert.ok(Number(parseValue(buckets[i].labels.le)) > Number(parseValue(buckets[i - 1].labels.le)));
-      assert.ok(buckets[i].value >= buckets[i - 1].value, `${family.name}: buckets must be cumulative`);
-    }
-    assert.equal(buckets.at(-1)?.value, count.value);
-  }
-}
-
-function valueOf(families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number {
-  const family = familyOf(name, families);
-  assert.ok(family, `no metric ${name}`);
-  const sample = family.samples.find((s) =>
-    s.name === name && JSON.stringify(Object.entries(s.labels).sort()) ===
-      JSON.stringify(Object.entries(labels).sort())
-  );
-  assert.ok(sample, `no sample ${name}${JSON.stringify(labels)}`);
-  return sample.value;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-
-Deno.test("the registry renders counters, gauges and histograms in the text format", async () => {
-  const registry = new MetricsRegistry();
-  const counter = registry.counter({
-    name: "things_total",
-    help: 'Things with a \\ backslash,\na newline and "quotes".',
-    labelNames: ["kind"],
-  });
-  const plain = registry.counter({ name: "plain_total", help: "No labels." });
-  const gauge = registry.gauge({ name: "level", help: "A level.", labelNames: ["where"] });
-  let collected: number | undefined = 7;
-  registry.gauge({ name: "collected", help: "Read at scrape time.", collect: () => collected });
-  registry.gauge({
-    name: "async_collected",
-    help: "Read at scrape time.",
-    collect: () => Promise.resolve(1.5),
-  });
-  registry.gauge({
-    name: "broken",
-    help: "The callback throws.",
-    collect: () => {
-      throw new Error("boom");
-    },
-  });
-  const histogram = registry.histogram({
-    name: "took_seconds",
-    help: "Durations.",
-    labelNames: ["server"],
-    buckets: [0.1, 1, 2.5],
-  });
-  const unlabelled = registry.histogram({ name: "size_bytes", help: "Sizes.", buckets: [10] });
-
-  const weird = 'a"b\\c\nd';
-  counter.inc({ kind: "x" });
-  counter.inc({ kind: "x" }, 2);
-  counter.inc({ kind: weird });
-  gauge.set(-3, { where: "here" });
-  gauge.inc({ where: "there" });
-  gauge.dec({ where: "there" }, 0.5);
-  histogram.observe(0.05, { server: "https://a.example" });
-  histogram.observe(0.1, { server: "https://a.example" });
-  histogram.observe(2, { server: "https://a.example" });
-  histogram.observe(100, { server: "https://a.example" });
-  histogram.observe(0.5, { server: "https://b.example" });
-
-  const text = await registry.render();
-  const families = parsePrometheus(text);
-  assert.deepEqual([...families.keys()], [
-    "things_total",
-    "plain_total",
-    "level",
-    "collected",
-    "async_collected",
-    "broken",
-    "took_seconds",
-    "size_bytes",
-  ]);
-  assert.equal(families.get("things_total")?.help, 'Things with a \\ backslash,\na newline and "quotes".');
-  assert.equal(families.get("things_total")?.type, "counter");
-  assert.equal(families.get("level")?.type, "gauge");
-  assert.equal(families.get("took_seconds")?.type, "histogram");
-  assert.ok(text.includes(`things_total{kind="${escapeLabelValue(weird)}"} 1\n`));
-  assert.ok(text.includes('things_total{kind="a\\"b\\\\c\\nd"} 1\n'));
-  assert.equal(valueOf(families, "things_total", { kind: "x" }), 3);
-  assert.equal(valueOf(families, "things_total", { kind: weird }), 1);
-  assert.equal(valueOf(families, "plain_total"), 0, "a metric without labels is always there");
-  assert.equal(valueOf(families, "level", { where: "here" }), -3);
-  assert.equal(valueOf(families, "level", { where: "there" }), 0.5);
-  assert.equal(valueOf(families, "collected"), 7);
-  assert.equal(valueOf(families, "async_collected"), 1.5);
-  assert.equal(families.get("broken")?.samples.length, 0, "a failing callback leaves the sample out");
-
-  const a = { server: "https://a.example" };
-  assert.equal(valueOf(families, "took_seconds_bucket", { ...a, le: "0.1" }), 2, "le is inclusive");
-  assert.equal(valueOf(families, "took_seconds_bucket", { ...a, le: "1" }), 2);
-  assert.equal(valueOf(families, "took_seconds_bucket", { ...a, le: "2.5" }), 3);
-  assert.equal(valueOf(families, "took_seconds_bucket", { ...a, le: "+Inf" }), 4);
-  assert.equal(valueOf(families, "took_seconds_count", a), 4);
-  assert.ok(Math.abs(valueOf(families, "took_seconds_sum", a) - 102.15) < 1e-9);
-  assert.equal(valueOf(families, "took_seconds_count", { server: "https://b.example" }), 1);
-  assert.ok(text.includes('took_seconds_bucket{server="https://a.example",le="0.1"} 2\n'));
+Deno.test("the renderer escapes label values and help text and renders histograms cumulatively", () => {
+  const histogram = new HistogramSeries([0.5, 1]);
+  histogram.observe({ server: 'a"\\b\nc' }, 0.7);
+  histogram.observe({ server: 'a"\\b\nc' }, 0.2);
+  const text = renderFamilies([{
+    name: "h_seconds",
+    help: "A\\b\nc",
+    type: "histogram",
+    samples: histogram.samples(),
+  }]);
   assert.equal(
-    valueOf(families, "size_bytes_bucket", { le: "+Inf" }),
-    0,
-    "an untouched histogram shows zeros",
+    text,
+    [
+      "# HELP h_seconds A\\\\b\\nc",
+      "# TYPE h_seconds histogram",
+      'h_seconds_bucket{server="a\\"\\\\b\\nc",le="0.5"} 1',
+      'h_seconds_bucket{server="a\\"\\\\b\\nc",le="1"} 2',
+      'h_seconds_bucket{server="a\\"\\\\b\\nc",le="+Inf"} 2',
+      'h_seconds_sum{server="a\\"\\\\b\\nc"} 0.8999999999999999',
+      'h_seconds_count{server="a\\"\\\\b\\nc"} 2',
+      "",
+    ].join("\n"),
   );
-  assert.equal(valueOf(families, "size_bytes_count"), 0);
-  unlabelled.observe(3);
-  assert.equal(unlabelled.get().count, 1);
-
-  collected = undefined;
-  assert.equal(parsePrometheus(await registry.render()).get("collected")?.samples.length, 0);
-  assert.equal(plain.get(), 0);
-});
-
-Deno.test("the registry rejects bad names, labels and values with typed errors", () => {
-  const registry = new MetricsRegistry();
-  assert.throws(() => registry.counter({ name: "1bad", help: "" }), TypeError);
-  assert.throws(
-    () => registry.counter({ name: "ok_total", help: "", labelNames: ["__reserved"] }),
-    TypeError,
-  );
-  assert.throws(() => registry.counter({ name: "ok_total", help: "", labelNames: ["a", "a"] }), TypeError);
-  assert.throws(
-    () => registry.histogram({ name: "h", help: "", labelNames: ["le"], buckets: [1] }),
-    TypeError,
-  );
-  assert.throws(() => registry.histogram({ name: "h", help: "", buckets: [2, 1] }), TypeError);
-  assert.throws(() => registry.histogram({ name: "h", help: "", buckets: [1, Infinity] }), TypeError);
-  assert.throws(
-    () => registry.gauge({ name: "g", help: "", labelNames: ["a"], collect: () => 1 }),
-    TypeError,
-  );
-  const counter = registry.counter({ name: "c_total", help: "", labelNames: ["a"] });
-  assert.throws(() => registry.counter({ name: "c_total", help: "" }), /taken/);
-  registry.histogram({ name: "h", help: "", buckets: [1] });
-  assert.throws(() => registry.counter({ name: "h_count", help: "" }), /taken/);
-  assert.throws(() => counter.inc({}), /expected labels \{a\}/);
-  assert.throws(() => counter.inc({ a: "1", b: "2" }), TypeError);
-  assert.throws(() => counter.inc({ a: "1" }, -1), RangeError);
+  assert.equal(samplesOf(text).size, 5);
 });
 
 Deno.test("ClientMetrics counts what the hooks report", async () => {
@@ -286,38 +77,39 @@ Deno.test("ClientMetrics counts what the hooks report", async () => {
   metrics.cacheLookup(false);
   now += 12_500;
 
-  let families = parsePrometheus(await metrics.render());
+  let text = await metrics.render();
   const name = (s: string) => `rtcv_scraper_client_${s}`;
-  assert.equal(valueOf(families, name("commands_total"), { type: "ping", result: "ok" }), 1);
-  assert.equal(valueOf(families, name("commands_total"), { type: "send_cv", result: "ok" }), 2);
-  assert.equal(valueOf(families, name("commands_total"), { type: "send_cv", result: "error" }), 1);
-  assert.equal(valueOf(families, name("commands_total"), { type: "(unknown)", result: "error" }), 1);
-  assert.equal(valueOf(families, name("cv_sent_total"), { server: "https://a.example", result: "ok" }), 2);
-  assert.equal(valueOf(families, name("cv_sent_total"), { server: "https://b.example", result: "error" }), 1);
-  assert.equal(valueOf(families, name("retries_total"), { server: "https://b.example" }), 2);
+  assert.equal(valueOf(text, name("commands_total"), { type: "ping", result: "ok" }), 1);
+  assert.equal(valueOf(text, name("commands_total"), { type: "send_cv", result: "ok" }), 2);
+  assert.equal(valueOf(text, name("commands_total"), { type: "send_cv", result: "error" }), 1);
+  assert.equal(valueOf(text, name("commands_total"), { type: "(unknown)", result: "error" }), 1);
+  assert.equal(valueOf(text, name("cv_sent_total"), { server: "https://a.example", result: "ok" }), 2);
+  assert.equal(valueOf(text, name("cv_sent_total"), { server: "https://b.example", result: "error" }), 1);
+  assert.equal(valueOf(text, name("retries_total"), { server: "https://b.example" }), 2);
   const a = { server: "https://a.example" };
-  assert.equal(valueOf(families, name("request_duration_seconds_count"), a), 2);
-  assert.equal(valueOf(families, name("request_duration_seconds_sum"), a), 3.04);
-  assert.equal(valueOf(families, name("request_duration_seconds_bucket"), { ...a, le: "0.05" }), 1);
-  assert.equal(valueOf(families, name("request_duration_seconds_bucket"), { ...a, le: "2.5" }), 1);
-  assert.equal(valueOf(families, name("request_duration_seconds_bucket"), { ...a, le: "5" }), 2);
-  assert.equal(valueOf(families, name("cache_lookups_total"), { result: "hit" }), 1);
-  assert.equal(valueOf(families, name("cache_lookups_total"), { result: "miss" }), 2);
-  assert.equal(valueOf(families, name("outbox_size")), 0, "no outbox reads 0");
-  assert.equal(families.get(name("cache_entries"))?.samples.length, 0, "unknown until a callback is set");
-  assert.equal(valueOf(families, name("uptime_seconds")), 12.5);
+  assert.equal(valueOf(text, name("request_duration_seconds_count"), a), 2);
+  assert.equal(valueOf(text, name("request_duration_seconds_sum"), a), 3.04);
+  assert.equal(valueOf(text, name("request_duration_seconds_bucket"), { ...a, le: "0.05" }), 1);
+  assert.equal(valueOf(text, name("request_duration_seconds_bucket"), { ...a, le: "2.5" }), 1);
+  assert.equal(valueOf(text, name("request_duration_seconds_bucket"), { ...a, le: "5" }), 2);
+  assert.equal(valueOf(text, name("cache_lookups_total"), { result: "hit" }), 1);
+  assert.equal(valueOf(text, name("cache_lookups_total"), { result: "miss" }), 2);
+  assert.equal(valueOf(text, name("outbox_size")), 0, "no outbox reads 0");
+  assert.equal(valueOf(text, name("cache_entries")), undefined, "unknown until a callback is set");
+  assert.ok(text.includes(`# TYPE ${name("cache_entries")} gauge\n`));
+  assert.equal(valueOf(text, name("uptime_seconds")), 12.5);
   for (const type of ["commands_total", "cv_sent_total", "retries_total", "cache_lookups_total"]) {
-    assert.equal(families.get(name(type))?.type, "counter");
+    assert.ok(text.includes(`# TYPE ${name(type)} counter\n`), type);
   }
-  assert.equal(families.get(name("outbox_size"))?.type, "gauge");
-  assert.equal(families.get(name("request_duration_seconds"))?.type, "histogram");
+  assert.ok(text.includes(`# TYPE ${name("outbox_size")} gauge\n`));
+  assert.ok(text.includes(`# TYPE ${name("request_duration_seconds")} histogram\n`));
 
   let outbox = 4;
   metrics.setOutboxSize(() => outbox);
   metrics.setCacheEntries(() => Promise.resolve(17));
-  families = parsePrometheus(await metrics.render());
-  assert.equal(valueOf(families, name("outbox_size")), 4);
-  assert.equal(valueOf(families, name("cache_entries")), 17);
+  text = await metrics.render();
+  assert.equal(valueOf(text, name("outbox_size")), 4);
+  assert.equal(valueOf(text, name("cache_entries")), 17);
   outbox = 1;
   assert.equal(await metrics.outboxSize(), 1);
 });
@@ -362,16 +154,16 @@ Deno.test("the health server answers / with the status and /metrics with Prometh
       const page = await fetch(`${base}/metrics`);
       assert.equal(page.status, 200);
       assert.equal(page.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
-      const families = parsePrometheus(await page.text());
+      const text = await page.text();
       assert.equal(
-        valueOf(families, "rtcv_scraper_client_commands_total", { type: "send_cv", result: "ok" }),
+        valueOf(text, "rtcv_scraper_client_commands_total", { type: "send_cv", result: "ok" }),
         1,
       );
       assert.equal(
-        valueOf(families, "rtcv_scraper_client_cv_sent_total", { server: "https://a.example", result: "ok" }),
+        valueOf(text, "rtcv_scraper_client_cv_sent_total", { server: "https://a.example", result: "ok" }),
         1,
       );
-      assert.equal(valueOf(families, "rtcv_scraper_client_outbox_size"), 5);
+      assert.equal(valueOf(text, "rtcv_scraper_client_outbox_size"), 5);
 
       const head = await fetch(`${base}/`, { method: "HEAD" });
       assert.equal(head.status, 200);

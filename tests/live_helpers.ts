@@ -8,7 +8,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ClientProcess, parseAnswer, type ProtocolAnswer, spawnClient } from "./helpers/spawn_client.ts";
+import sodium from "libsodium-wrappers";
 import type { FakeRtcv } from "./fake_rtcv.ts";
+
+await sodium.ready;
 
 /** The scanCV route. */
 export const SCAN_CV = "/api/v1/scraper/scanCV";
@@ -160,4 +163,33 @@ export async function readIfExists(path: string): Promise<string> {
     if (cause instanceof Deno.errors.NotFound) return "";
     throw cause;
   }
+}
+
+/** The list route of the newest servers. */
+export const ALL_CVS = "/api/v1/scraper/allCVs";
+/** The login-users routes of the newest servers (prefix). */
+export const SCRAPER_USERS = "/api/v1/scraperUsers/";
+
+/** A NaCl box key pair as the scraper configures it: base64 of 32 bytes each. */
+export interface TestKeyPair {
+  readonly public_key: string;
+  readonly private_key: string;
+}
+
+/** A fresh key pair, made with libsodium (independent of the client's crypto code). */
+export function newKeyPair(): TestKeyPair {
+  const pair = sodium.crypto_box_keypair();
+  const base64 = (bytes: Uint8Array) => sodium.to_base64(bytes, sodium.base64_variants.ORIGINAL);
+  return { public_key: base64(pair.publicKey), private_key: base64(pair.privateKey) };
+}
+
+/** The text of every file in `dir` whose name starts with `prefix` (the Kv store and its side files). */
+export async function storeText(dir: LiveDir, prefix = "cache.kv"): Promise<string> {
+  let text = "";
+  for (const entry of await Array.fromAsync(Deno.readDir(dir.path))) {
+    if (entry.name.startsWith(prefix)) {
+      text += new TextDecoder("latin1").decode(await Deno.readFile(join(dir.path, entry.name)));
+    }
+  }
+  return text;
 }

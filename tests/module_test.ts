@@ -29,6 +29,7 @@ else if (mode === "exit-before-ready") { Deno.exit(2); }
 else { out('{"type":"ready","content":"waiting for credentials"}\\n'); }
 let buffered = "";
 let seen = 0;
+const held = [];
 for await (const chunk of Deno.stdin.readable) {
   buffered += new TextDecoder().decode(chunk);
   let end;
@@ -40,6 +41,16 @@ for await (const chunk of Deno.stdin.readable) {
     if (mode === "exit-after-one") Deno.exit(3);
     if (mode === "garbage" && seen === 2) { out("this is not json\\n"); continue; }
     if (mode === "odd-answer") { out('{"type":"maybe"}\\n'); continue; }
+    const { id, content } = JSON.parse(line);
+    // echo: the content back, without the id, in input order (a client without answer ids)
+    if (mode === "echo") { out(JSON.stringify({ type: "ok", content }) + "\\n"); continue; }
+    // reverse: every three lines answered last first, each with its id (a client with answer ids)
+    if (mode === "reverse") {
+      held.push({ type: "ok", content, id });
+      if (held.length === 3) for (const answer of held.splice(0).reverse()) out(JSON.stringify(answer) + "\\n");
+      continue;
+    }
+    if (mode === "unknown-id") { out(JSON.stringify({ type: "ok", id: 999999 }) + "\\n"); continue; }
     out('{"type":"ok"}\\n');
   }
 }
@@ -222,9 +233,16 @@ Deno.test("setCredentials and the secret calls put snake_case on the wire", asyn
     await client.getUsersSecret({ key: "logins", encryptionKey: "e" });
     await client.setCachedReference("r1");
     await client.setShortCachedReference("r2");
+    await client.getLoginUsers();
+    await client.sendCvsList([{ referenceNumber: "l1" }, { referenceNumber: "l2" }]);
+    await client.sendCvDocument({ cv: { referenceNumber: "d1" }, file: "cv.pdf" }).catch(() => {});
+    await client.sendCvDocument({ cv: { referenceNumber: "d2" }, fileBase64: "JVBERg==", contentType: "x/y" })
+      .catch(() => {});
     await client.ping();
     assert.equal((await client.close()).code, 0);
     const lines = (await Deno.readTextFile(record)).trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map((line) => line.id), lines.map((_, i) => i + 1), "every call sends its own id");
+    for (const line of lines) delete line.id;
     assert.deepEqual(lines, [
       {
         type: "set_credentials",
@@ -244,6 +262,13 @@ Deno.test("setCredentials and the secret calls put snake_case on the wire", asyn
       { type: "get_users_secret", content: { key: "logins", encryption_key: "e" } },
       { type: "set_cached_reference", content: "r1" },
       { type: "set_short_cached_reference", content: "r2" },
+      { type: "get_login_users" },
+      { type: "send_cvs_list", content: [{ referenceNumber: "l1" }, { referenceNumber: "l2" }] },
+      { type: "send_cv_document", content: { cv: { referenceNumber: "d1" }, file: "cv.pdf" } },
+      {
+        type: "send_cv_document",
+        content: { cv: { referenceNumber: "d2" }, file_base64: "JVBERg==", content_type: "x/y" },
+      },
       { type: "ping" },
     ]);
   } finally {
@@ -320,4 +345,28 @@ Deno.test("a line that is not a protocol answer breaks the client and rejects wh
       error instanceof ScraperClientError && error.kind === "protocol" && /type "maybe"/.test(error.message),
   );
   await odd.close();
+});
+
+Deno.test("answers are matched by id when they carry one, out of order", async () => {
+  await using client = await ScraperClient.spawn({ command: fakeCommand(), env: { MODE: "reverse" } });
+  const answers = await Promise.all(["a", "b", "c", "d", "e", "f"].map((x) => client.command("echo", x)));
+  assert.deepEqual(answers, ["a", "b", "c", "d", "e", "f"]);
+});
+
+Deno.test("answers without an id are matched in order (a client without answer ids)", async () => {
+  await using client = await ScraperClient.spawn({ command: fakeCommand(), env: { MODE: "echo" } });
+  const answers = await Promise.all(["a", "b", "c"].map((x) => client.command("echo", x)));
+  assert.deepEqual(answers, ["a", "b", "c"]);
+  assert.deepEqual(await client.sendCvsList([{ referenceNumber: "x" }]), [{ referenceNumber: "x" }]);
+});
+
+Deno.test("an answer with an id no call was sent with breaks the client", async () => {
+  const client = await ScraperClient.spawn({ command: fakeCommand(), env: { MODE: "unknown-id" } });
+  await assert.rejects(
+    client.ping(),
+    (error) =>
+      error instanceof ScraperClientError && error.kind === "protocol" &&
+      /an id no command/.test(error.message),
+  );
+  await client.close();
 });

@@ -3,7 +3,7 @@
  * result must be what JSON.parse would give.
  */
 import assert from "node:assert/strict";
-import { parseCommandLine } from "../src/commands/registry.ts";
+import { parseCommandLine } from "../src/protocol/command_line.ts";
 
 const lines = [
   '{"type":"ping"}',

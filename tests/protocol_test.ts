@@ -176,8 +176,8 @@ Deno.test("answers have the exact compact shapes of protocol v1", async () => {
 
 Deno.test("unknown extra fields on an input line are ignored", async () => {
   const session = await runSession([
-    '{"type":"ping","id":7,"content":{"x":1}}',
-    '{"id":"abc","type":"set_cached_reference","content":"extra-1","meta":{"a":[1]}}',
+    '{"type":"ping","seq":7,"content":{"x":1}}',
+    '{"seq":"abc","type":"set_cached_reference","content":"extra-1","meta":{"a":[1]}}',
     '{"type":"has_cached_reference","content":"extra-1","version":1,"type_hint":null}',
     '{"type":"set_mock","content":{"secrets":{"k":1},"other":true},"trace":"x"}',
     '{"type":"send_cv","content":{"referenceNumber":"extra-2","someCvField":[1,2]},"extra":true}',

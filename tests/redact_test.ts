@@ -20,6 +20,16 @@ const CASES: [string, string, string][] = [
     `{"type":"set_multiple_credentials","content":[{"api_key_id":"a","api_key":${R},"primary":true},` +
     `{"api_key_id":"b","api_key":${R}}]}`,
   ],
+  [
+    "login-users private key in set_credentials (public key kept)",
+    '{"type":"set_credentials","content":{"api_key":"k","public_key":"pub=","private_key":"cHJpdg=="}}',
+    `{"type":"set_credentials","content":{"api_key":${R},"public_key":"pub=","private_key":${R}}}`,
+  ],
+  [
+    "privateKey, any case, escaped name",
+    '{"PrivateKey":"a","priv\\u0061te_key":"b"}',
+    `{"PrivateKey":${R},"priv\\u0061te_key":${R}}`,
+  ],
   ["escaped quote in value", '{"api_key":"a\\"b","x":1}', `{"api_key":${R},"x":1}`],
   ["escaped backslash at end of value", '{"api_key":"ab\\\\","x":1}', `{"api_key":${R},"x":1}`],
   ["unicode escape in value", '{"api_key":"\\u0041\\"\\\\x"}', `{"api_key":${R}}`],

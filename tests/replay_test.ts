@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { ClientCore, type LiveConnector } from "../src/client_core.ts";
 import { systemClock } from "../src/clock.ts";
 import { CommandError } from "../src/commands/command_error.ts";
-import { parseCommandLine } from "../src/commands/registry.ts";
+import { parseCommandLine } from "../src/protocol/command_line.ts";
 import { REDACTED } from "../src/debug/redact.ts";
 import { formatReplayLine } from "../src/replay/format_replay_line.ts";
 import { API_KEY_ENV_VAR, REPLAY_FILE_EXIT_CODE, runReplay } from "../src/replay/replay.ts";

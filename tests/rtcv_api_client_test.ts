@@ -79,9 +79,9 @@ Deno.test("a wrong key is rejected by the fake and surfaces its message", async 
       testPolicy().policy,
     );
     const error = await rejectsWith(client.keyInfo());
-    assert.equal(error.message, `${rtcv.origin} answered 401: invalid key`);
+    assert.equal(error.message, `${rtcv.origin} answered 401: auth header is invalid`);
     assert.equal(error.status, 401);
-    assert.equal(error.serverMessage, "invalid key");
+    assert.equal(error.serverMessage, "auth header is invalid");
     assert.equal(error.retryable, false);
     assert.equal(rtcv.requests.length, 1);
   } finally {
@@ -108,7 +108,8 @@ Deno.test("server location may end with / or carry a path prefix; the origin nev
     assert.equal(prefixed.baseUrl, rtcv.url + "/rtcv");
     const error = await rejectsWith(prefixed.health());
     assert.equal(rtcv.requests.at(-1)?.path, "/rtcv/api/v1/health");
-    assert.equal(error.message, `${rtcv.origin} answered 404: route not found`);
+    assert.equal(error.message, `${rtcv.origin} answered 500: Cannot GET /rtcv/api/v1/health`);
+    assert.ok(error.missingRoute);
   } finally {
     await rtcv.close();
   }
@@ -146,22 +147,29 @@ Deno.test("keyInfo reports other roles as they are", async () => {
     const client = await RtcvApiClient.create(rtcv.credentials(), testPolicy().policy);
     assert.deepEqual((await client.keyInfo()).roles.map((r) => r.role), [2, 4]);
     const error = await rejectsWith(client.scanCv({ referenceNumber: "x" }));
-    assert.equal(error.status, 401);
-    assert.equal(error.serverMessage, "you do not have the permissions to access this route");
+    assert.equal(error.status, 403);
+    assert.equal(error.serverMessage, "your key does not have the role this route requires");
   } finally {
     await rtcv.close();
   }
 });
 
-Deno.test("scannedReferenceNrs returns the list, and null on 404 after one request", async () => {
+Deno.test("scannedReferenceNrs returns the list; a removed route (404 or 500 Cannot GET) is a missingRoute error", async () => {
   await withFake(async (rtcv, client) => {
     rtcv.scannedReferenceNrs = ["a", "b"];
     assert.deepEqual(await client.scannedReferenceNrs(30), ["a", "b"]);
     assert.equal(rtcv.requests[0].path, "/api/v1/scraper/scannedReferenceNrs/since/days/30");
 
-    rtcv.missingRoutes.add("/api/v1/scraper/scannedReferenceNrs");
-    assert.equal(await client.scannedReferenceNrs(30), null);
-    assert.equal(rtcv.requests.length, 2);
+    rtcv.variant = "newest";
+    const removed = await rejectsWith(client.scannedReferenceNrs(30));
+    assert.equal(removed.status, 500);
+    assert.equal(removed.serverMessage, "Cannot GET /api/v1/scraper/scannedReferenceNrs/since/days/30");
+    assert.ok(removed.missingRoute && !removed.refused);
+    assert.equal(rtcv.requests.length, 2, "a 500 is not retried");
+    rtcv.variant = "older";
+    rtcv.notFoundRoutes.add("/api/v1/scraper/scannedReferenceNrs");
+    assert.ok((await rejectsWith(client.scannedReferenceNrs(30))).missingRoute);
+    rtcv.notFoundRoutes.clear();
 
     rtcv.failNext(1, 200, null);
     assert.deepEqual(await client.scannedReferenceNrs(1), []);
@@ -180,37 +188,38 @@ Deno.test("scanCv posts {cv} and returns hasMatches; a bad referenceNumber is th
     assert.deepEqual(rtcv.receivedCvs.map((c) => c.referenceNumber), ["match", "other"]);
 
     const error = await rejectsWith(client.scanCv({ referenceNumber: "" }));
-    assert.equal(error.message, `${rtcv.origin} answered 400: invalid referenceNumber`);
+    assert.equal(error.message, `${rtcv.origin} answered 400: referenceNumber must be set`);
     assert.equal(error.status, 400);
-    assert.equal(error.serverMessage, "invalid referenceNumber");
+    assert.equal(error.serverMessage, "referenceNumber must be set");
     assert.equal(error.retryable, false);
     assert.equal(error.attempts, 1);
     assert.equal(rtcv.requests.length, 3, "a 400 is not retried");
   });
 });
 
-Deno.test("getSecret percent-encodes both segments; wrong and unknown keys get the server's message", async () => {
+Deno.test("getSecret sends segments as they are where a path allows; wrong and unknown keys get the server's message", async () => {
   await withFake(async (rtcv, client, t) => {
-    const key = "a/b ?#c d";
-    const encryptionKey = "enc/ ?# key";
+    // RT-CV takes the segments as sent: only what a path cannot carry is percent-encoded.
+    const key = "site+a=b:c@d";
+    const encryptionKey = "enc+key=1234567890";
     rtcv.setSecret(key, encryptionKey, { users: [{ username: "u", password: "p" }] });
     assert.deepEqual(await client.getSecret(key, encryptionKey), {
       users: [{ username: "u", password: "p" }],
     });
-    assert.equal(
-      rtcv.requests[0].path,
-      `/api/v1/secrets/myKey/${encodeURIComponent(key)}/${encodeURIComponent(encryptionKey)}`,
-    );
+    assert.equal(rtcv.requests[0].path, `/api/v1/secrets/myKey/${key}/${encryptionKey}`);
+    await rejectsWith(client.getSecret("a/b ?#c", encryptionKey));
+    assert.equal(rtcv.requests[1].path, `/api/v1/secrets/myKey/a%2Fb%20%3F%23c/${encryptionKey}`);
     assert.equal(
       t.attempts[0].path,
       "/api/v1/secrets/myKey/:key/:encryptionKey",
       "hooks never see the secret",
     );
 
-    const wrong = await rejectsWith(client.getSecret(key, "nope"));
-    assert.equal(wrong.message, `${rtcv.origin} answered 400: invalid encryption key`);
+    const wrong = await rejectsWith(client.getSecret(key, "nope-nope-nope-nope"));
+    assert.equal(wrong.message, `${rtcv.origin} answered 500: cipher: message authentication failed`);
+    assert.ok(wrong.refused);
     const missing = await rejectsWith(client.getSecret("unknown", encryptionKey));
-    assert.equal(missing.message, `${rtcv.origin} answered 404: secret not found`);
+    assert.equal(missing.message, `${rtcv.origin} answered 404: item not found`);
     assert.equal(missing.status, 404);
   });
 });

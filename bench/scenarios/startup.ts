@@ -41,16 +41,29 @@ export const readyScenario: Scenario = {
   timeoutMs: 60_000,
   async run(context) {
     const runs = count(context, 10, 4);
-    const { ready, exit } = await spawnTimes(context, runs);
+    // Interleaved with the floor, one spawn each at a time, so both see the same moment of the machine.
+    const ready: number[] = [];
+    const exit: number[] = [];
+    const floorReady: number[] = [];
+    const withFloor = context.target.kind === "client";
+    for (let run = 0; run < runs; run++) {
+      const one = await spawnTimes(context, 1);
+      ready.push(...one.ready);
+      exit.push(...one.exit);
+      if (withFloor) floorReady.push(...(await spawnTimes(context, 1, floorCommand(context))).ready);
+    }
     const summary = summarize(ready);
+    const floorMedian = withFloor ? summarize(floorReady).median : NaN;
     const rows: Row[] = [
       measured(
         "ready",
         `spawn to ready line (median of ${runs})`,
         summary.median,
         "ms",
-        60,
-        `min ${formatNumber(summary.min)}, max ${formatNumber(summary.max)}`,
+        withFloor ? 2 * floorMedian : 60,
+        `min ${formatNumber(summary.min)}, max ${formatNumber(summary.max)}${
+          withFloor ? `; target 2.0x the floor; ${formatNumber(summary.median / floorMedian)}x` : ""
+        }`,
       ),
       info(
         "ready",
@@ -60,35 +73,10 @@ export const readyScenario: Scenario = {
         "idle client, nothing to flush",
       ),
     ];
-    if (context.target.kind === "client") {
-      const floor = await spawnTimes(context, runs, floorCommand(context));
-      rows.push(
-        info("ready", "floor: minimal deno program to first line", summarize(floor.ready).median, "ms"),
-      );
-    }
+    if (withFloor) rows.push(info("ready", "floor: minimal deno program to first line", floorMedian, "ms"));
     return rows;
   },
 };
-
-/** Times `n` lockstep pings (after `warmUp` untimed ones), in µs; counts answers that are not pong. */
-async function pingTimes(
-  context: ScenarioContext,
-  n: number,
-  warmUp: number,
-  command?: readonly string[],
-): Promise<{ micros: Float64Array; wrong: number; exitMs: number }> {
-  const { client } = await spawnReady(context, { command });
-  let wrong = 0;
-  for (let i = 0; i < warmUp; i++) if (await client.request(PING) !== PONG_TEXT) wrong++;
-  const micros = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const start = performance.now();
-    const answer = await client.request(PING);
-    micros[i] = (performance.now() - start) * 1000;
-    if (answer !== PONG_TEXT) wrong++;
-  }
-  return { micros, wrong, exitMs: await timeExit(client) };
-}
 
 /** Scenario 2: lockstep ping round trip. */
 export const pingScenario: Scenario = {
@@ -100,10 +88,41 @@ export const pingScenario: Scenario = {
   async run(context) {
     const n = count(context, 2000, 300);
     const warmUp = count(context, 300, 50);
-    const { micros, wrong } = await pingTimes(context, n, warmUp);
-    const summary = summarize(micros);
+    const withFloor = context.target.kind === "client";
+    // Client and floor run side by side and take turns ping by ping, so both see the same moment of the
+    // machine (it drifts by tens of µs from one second to the next under load).
+    const { client } = await spawnReady(context);
+    const floorProcess = withFloor
+      ? (await spawnReady(context, { command: floorCommand(context) })).client
+      : null;
+    const clientMicros: number[] = [];
+    const floorMicros: number[] = [];
+    let wrong = 0;
+    for (let i = 0; i < warmUp + n; i++) {
+      let start = performance.now();
+      if (await client.request(PING) !== PONG_TEXT) wrong++;
+      if (i >= warmUp) clientMicros.push((performance.now() - start) * 1000);
+      if (floorProcess) {
+        start = performance.now();
+        await floorProcess.request(PING);
+        if (i >= warmUp) floorMicros.push((performance.now() - start) * 1000);
+      }
+    }
+    await timeExit(client);
+    if (floorProcess) await timeExit(floorProcess);
+    const summary = summarize(clientMicros);
+    const floorSummary = withFloor ? summarize(floorMicros) : null;
     const rows: Row[] = [
-      measured("ping", `round trip median (${n} lockstep)`, summary.median, "µs", 100),
+      measured(
+        "ping",
+        `round trip median (${n} lockstep)`,
+        summary.median,
+        "µs",
+        floorSummary ? 1.15 * floorSummary.median : 100,
+        floorSummary
+          ? `target 1.15x the floor; ${formatNumber(summary.median / floorSummary.median)}x`
+          : undefined,
+      ),
       info("ping", "round trip p90", summary.p90, "µs"),
       info("ping", "round trip p99", summary.p99, "µs", `max ${formatNumber(summary.max)} µs`),
       check(
@@ -113,8 +132,8 @@ export const pingScenario: Scenario = {
         wrong === 0 ? `${n + warmUp} pongs` : `${wrong} answers were not pong`,
       ),
     ];
-    if (context.target.kind === "client") {
-      const floor = summarize((await pingTimes(context, n, warmUp, floorCommand(context))).micros);
+    if (floorSummary) {
+      const floor = floorSummary;
       rows.push(
         info(
           "ping",
@@ -146,9 +165,18 @@ export const idleRssScenario: Scenario = {
   peer: true,
   timeoutMs: 30_000,
   async run(context) {
+    const floor = context.target.kind === "client" ? await idleMemory(context, floorCommand(context)) : null;
+    if (floor) await timeExit(floor.client);
     const { client, idle } = await idleMemory(context);
     const rows: Row[] = [
-      measured("idle_rss", "RSS after ready + 20 pings", idle.rssMiB, "MiB", 60),
+      measured(
+        "idle_rss",
+        "RSS after ready + 20 pings",
+        idle.rssMiB,
+        "MiB",
+        floor ? floor.idle.rssMiB + 15 : 60,
+        floor ? "target: the floor's RSS + 15 MiB" : undefined,
+      ),
     ];
     // The first cache command opens the store (lazily, in the client): the memory that costs.
     const answer = await client.request('{"type":"has_cached_reference","content":"1"}\n');
@@ -164,11 +192,7 @@ export const idleRssScenario: Scenario = {
       ),
     );
     await timeExit(client);
-    if (context.target.kind === "client") {
-      const floor = await idleMemory(context, floorCommand(context));
-      rows.push(info("idle_rss", "floor: minimal deno echo RSS", floor.idle.rssMiB, "MiB"));
-      await timeExit(floor.client);
-    }
+    if (floor) rows.push(info("idle_rss", "floor: minimal deno echo RSS", floor.idle.rssMiB, "MiB"));
     return rows;
   },
 };

@@ -12,6 +12,8 @@
 
 /** The most mutations Deno.Kv accepts in one atomic operation. */
 export const MAX_MUTATIONS_PER_ATOMIC = 1000;
+/** The most checks Deno.Kv accepts in one atomic operation. */
+export const MAX_CHECKS_PER_ATOMIC = 100;
 /** The most bytes of keys and values Deno.Kv accepts in one atomic operation. */
 export const MAX_ATOMIC_BYTES = 819_200;
 /** What one commit is packed up to; the estimate below errs high, this leaves room on top. */
@@ -25,9 +27,10 @@ const MUTATION_OVERHEAD = 64;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { estimateMutationBytes } from "./commit_batcher.ts";
  * const bytes = estimateMutationBytes({ type: "set", key: ["a"], value: new Uint8Array(1000) });
- * console.assert(bytes >= 1000 && bytes < 1200);
+ * assert.ok(bytes >= 1000 && bytes < 1200);
  * ```
  */
 export function estimateMutationBytes(mutation: Deno.KvMutation): number {
@@ -62,10 +65,15 @@ function valueBytes(value: unknown, depth: number): number {
 
 interface PendingWrite {
   readonly mutations: Deno.KvMutation[];
+  /** Checks that must hold for the mutations to land (a checked write); empty for a plain one. */
+  readonly checks: Deno.AtomicCheck[];
   readonly bytes: number[];
   readonly total: number;
-  readonly resolve: () => void;
+  /** Resolves with the commit's versionstamp, or null when a check failed (the mutations did not land). */
+  readonly resolve: (versionstamp: string | null) => void;
   readonly reject: (error: Error) => void;
+  /** Set after a shared commit failed on a check: commit this checked write in its own operation. */
+  alone: boolean;
 }
 
 /**
@@ -93,18 +101,51 @@ export class CommitBatcher {
   /** Queues mutations; resolves when all of them are committed. */
   write(mutations: Deno.KvMutation[]): Promise<void> {
     if (mutations.length === 0) return Promise.resolve();
-    const bytes = mutations.map(estimateMutationBytes);
-    const total = bytes.reduce((sum, size) => sum + size, 0);
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ mutations, bytes, total, resolve, reject });
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      queueMicrotask(() => {
-        this.#scheduled = false;
-        this.#pump();
-      });
-    });
+    return new Promise((resolve, reject) => this.#enqueue(mutations, [], () => resolve(), reject));
   }
+
+  /**
+   * Like {@link write}, resolving with the versionstamp of the (last) commit that held the mutations: every
+   * key one commit writes gets its versionstamp.
+   */
+  writeStamped(mutations: Deno.KvMutation[]): Promise<string> {
+    if (mutations.length === 0) return Promise.resolve("");
+    return new Promise((resolve, reject) =>
+      this.#enqueue(mutations, [], (versionstamp) => resolve(versionstamp ?? ""), reject)
+    );
+  }
+
+  /**
+   * Queues mutations that must land only if `checks` hold (at most {@link MAX_CHECKS_PER_ATOMIC} checks
+   * and {@link MAX_MUTATIONS_PER_ATOMIC} mutations and checks together); committed together with other writes like any write. Resolves with
+   * true once committed, false when a check failed (nothing of this write landed). A failed check does not
+   * fail the other writes of its batch: after such a failure each checked write is committed on its own.
+   */
+  writeChecked(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<boolean> {
+    return new Promise((resolve, reject) =>
+      this.#enqueue(mutations, checks, (versionstamp) => resolve(versionstamp !== null), reject)
+    );
+  }
+
+  #enqueue(
+    mutations: Deno.KvMutation[],
+    checks: Deno.AtomicCheck[],
+    resolve: (versionstamp: string | null) => void,
+    reject: (error: Error) => void,
+  ): void {
+    const bytes = mutations.map(estimateMutationBytes);
+    let total = checks.length * MUTATION_OVERHEAD;
+    for (const size of bytes) total += size;
+    this.#queue.push({ mutations, checks, bytes, total, resolve, reject, alone: false });
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#onScheduled);
+  }
+
+  readonly #onScheduled = () => {
+    this.#scheduled = false;
+    this.#pump();
+  };
 
   /** Resolves once nothing is queued or committing. */
   drained(): Promise<void> {
@@ -124,28 +165,40 @@ export class CommitBatcher {
   #commitNext(): void {
     const batch: PendingWrite[] = [];
     let count = 0;
+    let checks = 0;
     let bytes = 0;
     while (this.#head < this.#queue.length) {
       const next = this.#queue[this.#head];
-      const fits = count + next.mutations.length <= MAX_MUTATIONS_PER_ATOMIC &&
-        bytes + next.total <= BUDGET_BYTES;
+      const size = next.mutations.length + next.checks.length;
+      const fits = count + size <= MAX_MUTATIONS_PER_ATOMIC && bytes + next.total <= BUDGET_BYTES &&
+        checks + next.checks.length <= MAX_CHECKS_PER_ATOMIC && !next.alone;
       if (batch.length > 0 && !fits) break;
       this.#head++;
       batch.push(next);
-      count += next.mutations.length;
+      count += size;
+      checks += next.checks.length;
       bytes += next.total;
+      if (next.alone) break;
     }
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
     }
     this.#inFlight++;
-    const commit = batch.length === 1 && (count > MAX_MUTATIONS_PER_ATOMIC || bytes > BUDGET_BYTES)
-      ? this.#commitInChunks(batch[0])
-      : this.#commitOnce(batch.flatMap((write) => write.mutations));
+    const oversized = batch.length === 1 && batch[0].checks.length === 0 &&
+      (count > MAX_MUTATIONS_PER_ATOMIC || bytes > BUDGET_BYTES);
+    const commit = oversized ? this.#commitInChunks(batch[0]) : this.#commitBatch(batch);
     commit.then(
-      () => {
-        for (const write of batch) write.resolve();
+      (versionstamp) => {
+        if (versionstamp !== null) {
+          for (const write of batch) write.resolve(versionstamp);
+        } else if (batch.length === 1 && batch[0].checks.length > 0) {
+          batch[0].resolve(null);
+        } else {
+          // A check of one write failed the whole operation: commit again, each checked write on its own.
+          for (const write of batch) write.alone = write.checks.length > 0;
+          this.#queue.splice(this.#head, 0, ...batch);
+        }
       },
       (error) => {
         const failure = error instanceof Error ? error : new Error(String(error));
@@ -157,14 +210,31 @@ export class CommitBatcher {
     });
   }
 
-  async #commitOnce(mutations: Deno.KvMutation[]): Promise<void> {
+  /** Commits a batch in one operation: its versionstamp, or null when one of its checks failed. */
+  async #commitBatch(batch: PendingWrite[]): Promise<string | null> {
+    if (batch.every((write) => write.checks.length === 0)) {
+      return await this.#commitOnce(batch.flatMap((write) => write.mutations));
+    }
+    const checks: Deno.AtomicCheck[] = [];
+    const mutations: Deno.KvMutation[] = [];
+    for (const write of batch) {
+      for (const check of write.checks) checks.push(check);
+      for (const mutation of write.mutations) mutations.push(mutation);
+    }
+    const result = await this.#kv.atomic().check(...checks).mutate(...mutations).commit();
+    return result.ok ? result.versionstamp : null;
+  }
+
+  async #commitOnce(mutations: Deno.KvMutation[]): Promise<string> {
     const result = await this.#kv.atomic().mutate(...mutations).commit();
     if (!result.ok) throw new Error("the store refused a commit");
+    return result.versionstamp;
   }
 
   /** Commits one oversized write in order, in chunks within the limits. */
-  async #commitInChunks(write: PendingWrite): Promise<void> {
+  async #commitInChunks(write: PendingWrite): Promise<string> {
     let start = 0;
+    let versionstamp = "";
     while (start < write.mutations.length) {
       let end = start;
       let bytes = 0;
@@ -175,8 +245,9 @@ export class CommitBatcher {
         bytes += write.bytes[end];
         end++;
       }
-      await this.#commitOnce(write.mutations.slice(start, end));
+      versionstamp = await this.#commitOnce(write.mutations.slice(start, end));
       start = end;
     }
+    return versionstamp;
   }
 }

@@ -18,8 +18,9 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { keyFor } from "./expiry_keys.ts";
- * console.assert(JSON.stringify(keyFor(["ref"], ["ref_sha256"], "abc")) === '["ref","abc"]');
+ * assert.ok(JSON.stringify(keyFor(["ref"], ["ref_sha256"], "abc")) === '["ref","abc"]');
  * ```
  */
 export function keyFor(
@@ -37,9 +38,20 @@ export function keyFor(
   ]);
 }
 
-/** An expiry time (ms since the epoch) as the value stored: a `Deno.KvU64` commits faster than an object. */
+let lastExpiry = -1;
+let lastValue: Deno.KvU64 | null = null;
+
+/**
+ * An expiry time (ms since the epoch) as the value stored: a `Deno.KvU64` commits faster than an object.
+ * Pipelined writes within one millisecond share one value (a `KvU64` is immutable).
+ */
 export function expiryValue(expiresAt: number): Deno.KvU64 {
-  return new Deno.KvU64(BigInt(Math.max(0, Math.floor(expiresAt))));
+  const ms = Math.max(0, Math.floor(expiresAt));
+  if (ms !== lastExpiry || lastValue === null) {
+    lastValue = new Deno.KvU64(BigInt(ms));
+    lastExpiry = ms;
+  }
+  return lastValue;
 }
 
 /** The expiry stored in a value, or 0 when there is none. */

@@ -6,12 +6,13 @@ export const MAX_KEYS_PER_READ = 10;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getManyChunked } from "./kv_reads.ts";
  * const kv = await Deno.openKv(":memory:");
  * await kv.set(["a", 3], "x");
  * const keys = Array.from({ length: 25 }, (_, i) => ["a", i]);
  * const entries = await getManyChunked(kv, keys);
- * console.assert(entries.length === 25 && entries[3].value === "x");
+ * assert.ok(entries.length === 25 && entries[3].value === "x");
  * kv.close();
  * ```
  */

@@ -74,12 +74,31 @@ export class ReferenceCache implements CachedReferences {
     return writes.length;
   }
 
-  /** Caches `reference` for 12 hours, unless it is already cached for longer. */
+  /**
+   * Caches `reference` for 12 hours, unless it is already cached for longer. An entry this process knows
+   * to last longer costs nothing; one it does not know is written through the group commit on the
+   * condition that the store has no entry for it (no read first), and only when the store has one is it
+   * read and extended atomically.
+   */
   setShort(reference: string): Promise<void> {
     const expiresAt = this.#clock.now() + SHORT_LIFETIME_MS;
     const remembered = this.#remembered.get(reference);
     if (remembered && remembered.expiresAt >= expiresAt) return remembered.commit ?? Promise.resolve();
-    return this.#track(reference, expiresAt, this.#extendTo(reference, expiresAt));
+    const write = remembered
+      ? this.#extendTo(reference, expiresAt) // stored with a shorter lifetime: read, compare, extend
+      : this.#setIfAbsent(reference, expiresAt);
+    return this.#track(reference, expiresAt, write);
+  }
+
+  /** Sets the entry through the group commit if the store has none; otherwise extends it if needed. */
+  #setIfAbsent(reference: string, expiresAt: number): Promise<void> {
+    const write = (key: Deno.KvKey) =>
+      this.#batcher.writeChecked(
+        [{ key, versionstamp: null }],
+        [{ type: "set", key, value: expiryValue(expiresAt), expireIn: SHORT_LIFETIME_MS }],
+      ).then((committed) => committed ? undefined : this.#extendTo(reference, expiresAt));
+    const key = storeKey(reference);
+    return key instanceof Promise ? key.then(write) : write(key);
   }
 
   /** Writes `expiresAt` for a reference unless the store holds a later expiry (checked and set atomically). */
@@ -114,32 +133,37 @@ export class ReferenceCache implements CachedReferences {
     );
   }
 
-  /** True when `reference` is cached and its lifetime has not run out by the clock. */
-  async has(reference: string): Promise<boolean> {
-    const hit = await this.#lookUp(reference);
-    this.#onLookup(hit);
-    return hit;
-  }
-
-  async #lookUp(reference: string): Promise<boolean> {
+  /**
+   * True when `reference` is cached and its lifetime has not run out by the clock. Not an async function:
+   * a remembered entry costs no promise of its own, and a store read is queued at once (before any later
+   * write).
+   */
+  has(reference: string): Promise<boolean> {
     const now = this.#clock.now();
     const remembered = this.#remembered.get(reference);
     if (remembered && remembered.expiresAt > now) {
-      if (remembered.commit === null) return true;
-      try {
-        await remembered.commit;
-        return true;
-      } catch {
-        // The write failed: fall through and ask the store.
+      if (remembered.commit === null) {
+        this.#onLookup(true);
+        return RESOLVED_TRUE;
       }
+      // Its write is being committed: wait for it; if it fails, ask the store.
+      return remembered.commit.then(() => {
+        this.#onLookup(true);
+        return true;
+      }, () => this.#readStore(reference, now));
     }
-    const key = storeKey(reference); // no await for a plain key: the read is queued before any later write
-    const expiresAt = await this.#read(key instanceof Promise ? await key : key);
-    if (expiresAt > now) {
-      this.#remember(reference, { expiresAt, commit: null });
-      return true;
-    }
-    return false;
+    return this.#readStore(reference, now);
+  }
+
+  #readStore(reference: string, now: number): Promise<boolean> {
+    const key = storeKey(reference);
+    const read = key instanceof Promise ? key.then((digested) => this.#read(digested)) : this.#read(key);
+    return read.then((expiresAt) => {
+      const hit = expiresAt > now;
+      if (hit) this.#remember(reference, { expiresAt, commit: null });
+      this.#onLookup(hit);
+      return hit;
+    });
   }
 
   /** Resolves once every write so far is committed. */
@@ -154,6 +178,10 @@ export class ReferenceCache implements CachedReferences {
 
   #remember(reference: string, entry: Remembered): void {
     const existing = this.#remembered.get(reference);
+    if (existing === undefined && this.#remembered.size < MAX_REMEMBERED) {
+      this.#remembered.set(reference, entry); // the common case: one map operation
+      return;
+    }
     if (existing && existing.expiresAt > entry.expiresAt && existing.commit === null) return;
     rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
   }
@@ -163,6 +191,8 @@ export class ReferenceCache implements CachedReferences {
     return this.#reader.read(key);
   }
 }
+
+const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
 
 /** The store key of a reference; long ones are digested, which is asynchronous. */
 function storeKey(reference: string): Deno.KvKey | Promise<Deno.KvKey> {

@@ -1,5 +1,8 @@
 import { z } from "zod";
-import { okAnswer } from "../protocol/answers.ts";
+import { type Answer, OK_ANSWER, okAnswer } from "../protocol/answers.ts";
+
+const OK_TRUE: Answer = okAnswer(true);
+const OK_FALSE: Answer = okAnswer(false);
 import type { CachedReferences } from "../cache/cached_references.ts";
 import type { Session } from "../session/session.ts";
 import { type CommandDefinition, defineCommand } from "./registry.ts";
@@ -12,24 +15,28 @@ export const referenceNumberSchema = z.string({ error: "must be a non-empty stri
 export function cacheCommands(session: Session): Record<string, CommandDefinition> {
   // Each handler reaches the cache without waiting when it is open, so pipelined commands touch it in
   // input order (a write is then seen by every later lookup, which waits for its commit).
-  const withCache = async <T>(use: (cache: CachedReferences) => Promise<T>): Promise<T> => {
+  // Promise chains, not async functions: these run for every line of a pipelining scraper, and each
+  // async step costs a promise and a turn.
+  const withCache = <T>(use: (cache: CachedReferences) => Promise<T>): Promise<T> => {
     const cache = session.cacheForCommands();
-    return await use(cache instanceof Promise ? await cache : cache);
+    return cache instanceof Promise ? cache.then(use) : use(cache);
   };
-  const has = defineCommand(referenceNumberSchema, async (reference) => {
+  const answerHas = (hit: boolean) => hit ? OK_TRUE : OK_FALSE;
+  const has = defineCommand(referenceNumberSchema, (reference) => {
+    const lookUp = () => withCache((cache) => cache.has(reference)).then(answerHas);
     // A CV with this number still being sent decides the answer: wait for it.
-    if (session.isSending(reference)) await session.sendSettled(reference);
-    return okAnswer(await withCache((cache) => cache.has(reference)));
+    return session.isSending(reference) ? session.sendSettled(reference).then(lookUp) : lookUp();
   });
+  const answerOk = () => OK_ANSWER;
   return {
-    set_cached_reference: defineCommand(referenceNumberSchema, async (reference) => {
-      await withCache((cache) => cache.setLong(reference));
-      return okAnswer();
-    }),
-    set_short_cached_reference: defineCommand(referenceNumberSchema, async (reference) => {
-      await withCache((cache) => cache.setShort(reference));
-      return okAnswer();
-    }),
+    set_cached_reference: defineCommand(
+      referenceNumberSchema,
+      (reference) => withCache((cache) => cache.setLong(reference)).then(answerOk),
+    ),
+    set_short_cached_reference: defineCommand(
+      referenceNumberSchema,
+      (reference) => withCache((cache) => cache.setShort(reference)).then(answerOk),
+    ),
     has_cached_reference: has,
     get_cached_reference: has,
   };

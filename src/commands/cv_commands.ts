@@ -2,7 +2,9 @@ import { z } from "zod";
 import { okAnswer } from "../protocol/answers.ts";
 import type { Cv } from "../session/backend.ts";
 import type { Session } from "../session/session.ts";
+import { CommandError } from "./command_error.ts";
 import { type CommandDefinition, defineCommand } from "./registry.ts";
+import { describeIssues } from "./validation.ts";
 
 const REFERENCE_MESSAGE =
   "must be a non-empty string (the CV's reference number; `reference_number` is accepted too)";
@@ -27,9 +29,48 @@ export const cvSchema = z.record(z.string(), z.unknown(), { error: "must be an o
     return { ...rest, referenceNumber } as Cv;
   });
 
+/** `send_cvs_list` content: an array of CVs or `{"cvs": [...]}`; each CV is checked on its own (see below). */
+const cvsListSchema = z.union([
+  z.array(z.unknown()),
+  z.object({ cvs: z.array(z.unknown(), { error: "must be an array of CVs" }) }),
+], { error: 'must be an array of CVs or an object {"cvs":[...]}' })
+  .transform((content) => Array.isArray(content) ? content : content.cvs);
+
+/** What `send_cvs_list` answers: how many CVs went out, how many duplicates were dropped. */
+export interface CvsListResult {
+  readonly sent: number;
+  readonly duplicates: number;
+}
+
+/**
+ * Checks every CV of a list like `send_cv` does and drops later copies of a reference number. Throws a
+ * {@link CommandError} naming the index of the first bad CV (`cvs[2].referenceNumber ...`).
+ */
+export function checkCvsList(list: readonly unknown[]): { cvs: Cv[]; duplicates: number } {
+  if (list.length === 0) throw new CommandError("cvs must hold at least one CV, got an empty list");
+  const cvs: Cv[] = [];
+  const seen = new Set<string>();
+  let duplicates = 0;
+  for (const [index, entry] of list.entries()) {
+    const checked = cvSchema.safeParse(entry);
+    if (!checked.success) {
+      const problem = describeIssues(checked.error.issues, entry).replace(/^content/, `cvs[${index}]`)
+        .replaceAll("; content", `; cvs[${index}]`);
+      throw new CommandError(`${problem}; nothing was sent`);
+    }
+    if (seen.has(checked.data.referenceNumber)) {
+      duplicates++;
+      continue;
+    }
+    seen.add(checked.data.referenceNumber);
+    cvs.push(checked.data);
+  }
+  return { cvs, duplicates };
+}
+
 /**
  * `send_cv`: a cached reference number answers `false` and sends nothing; otherwise the backend sends
- * the CV, and a match is cached for 72 hours.
+ * the CV, and a match is cached for 72 hours. `send_cvs_list`: a checked list to `allCVs`.
  */
 export function cvCommands(session: Session): Record<string, CommandDefinition> {
   const send = async (cv: Cv): Promise<boolean> => {
@@ -44,5 +85,13 @@ export function cvCommands(session: Session): Record<string, CommandDefinition> 
       cvSchema,
       async (cv) => okAnswer(await session.sendOnce(cv.referenceNumber, () => send(cv))),
     ),
+    // A list goes out as one allCVs request; it neither reads nor writes the reference cache (the server
+    // matches lists against list profiles, not per CV).
+    send_cvs_list: defineCommand(cvsListSchema, async (list) => {
+      const { cvs, duplicates } = checkCvsList(list);
+      await session.backend.sendCvsList(cvs);
+      const result: CvsListResult = { sent: cvs.length, duplicates };
+      return okAnswer(result);
+    }),
   };
 }

@@ -1,8 +1,8 @@
 import type { z } from "zod";
 import { type Answer, errorAnswer } from "../protocol/answers.ts";
-import type { InputLine } from "../protocol/line_splitter.ts";
+import { isBadLine, type ParsedLine } from "../protocol/command_line.ts";
 import { CommandError } from "./command_error.ts";
-import { describeIssues, describeValue } from "./validation.ts";
+import { describeIssues } from "./validation.ts";
 
 /**
  * One command: how its `content` is checked, and what it does with the checked content. Build it with
@@ -51,6 +51,8 @@ const MAX_TYPE_IN_MESSAGE = 64;
  */
 export class CommandRegistry {
   readonly #commands = new Map<string, CommandDefinition>();
+  /** Types registered with {@link registerLazy} and not loaded yet: how to load them, and which are exclusive. */
+  readonly #lazy = new Map<string, { load: () => Promise<void>; exclusive: boolean }>();
   readonly #observers: CommandObserver[] = [];
   readonly #onUnexpected: (type: string, error: unknown) => void;
   #barrier: Promise<void> | null = null;
@@ -69,9 +71,32 @@ export class CommandRegistry {
     return this;
   }
 
+  /**
+   * Registers command types whose definitions are loaded on first use, so what the first lines do not
+   * need stays unloaded: `load` must register them (e.g. with {@link registerAll}); it runs once. List the
+   * exclusive ones in `exclusiveTypes`: later lines must wait for them before they are loaded.
+   */
+  registerLazy(
+    types: readonly string[],
+    load: () => Promise<void>,
+    exclusiveTypes: readonly string[] = [],
+  ): this {
+    let loading: Promise<void> | null = null;
+    const loadOnce = () => {
+      loading ??= load().then(() => {
+        for (const type of types) this.#lazy.delete(type);
+      });
+      return loading;
+    };
+    for (const type of types) {
+      this.#lazy.set(type, { load: loadOnce, exclusive: exclusiveTypes.includes(type) });
+    }
+    return this;
+  }
+
   /** The command types known, sorted (for messages and `--help`). */
   get types(): string[] {
-    return [...this.#commands.keys()].sort();
+    return [...new Set([...this.#commands.keys(), ...this.#lazy.keys()])].sort();
   }
 
   /** Adds an observer told about every answer. */
@@ -79,24 +104,14 @@ export class CommandRegistry {
     this.#observers.push(observer);
   }
 
-  /** Answers one input line; never throws, and the promise (if any) never rejects. */
-  dispatch(line: InputLine): Answer | Promise<Answer> {
-    if (line.kind === "too_long") {
-      return this.#finish(
-        "(line)",
-        errorAnswer(
-          `input line of ${line.bytes} bytes is longer than the limit of RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES; it was skipped`,
-        ),
-      );
-    }
-    if (line.kind === "invalid_utf8") {
-      return this.#finish(
-        "(line)",
-        errorAnswer("input line is not valid UTF-8; send one JSON object per line"),
-      );
-    }
-    const parsed = parseCommandLine(line.text);
-    if (typeof parsed === "string") return this.#finish("(line)", errorAnswer(parsed));
+  /**
+   * Answers one parsed line (see `src/protocol/command_line.ts`); never throws, and the promise (if any)
+   * never rejects.
+   */
+  dispatch(parsed: ParsedLine): Answer | Promise<Answer> {
+    if (isBadLine(parsed)) return this.#finish("(line)", errorAnswer(parsed.problem));
+    const lazy = this.#lazy.get(parsed.type);
+    if (lazy !== undefined) return this.#dispatchLazy(parsed.type, parsed.content, lazy);
     const command = this.#commands.get(parsed.type);
     if (command === undefined) {
       const shown = JSON.stringify(parsed.type.slice(0, MAX_TYPE_IN_MESSAGE));
@@ -119,17 +134,38 @@ export class CommandRegistry {
     return answer;
   }
 
+  /** Loads a lazily registered command, then runs it (after the barrier, like any command). */
+  #dispatchLazy(
+    type: string,
+    content: unknown,
+    lazy: { load: () => Promise<void>; exclusive: boolean },
+  ): Promise<Answer> {
+    const answer = Promise.all([this.#barrier, lazy.load()]).then(() => {
+      const command = this.#commands.get(type);
+      if (command === undefined) throw new Error(`loading the ${type} command did not register it`);
+      return this.#run(type, command, content);
+    }).catch((error) => this.#fail(type, error));
+    if (lazy.exclusive) {
+      const done = answer.then(() => {});
+      this.#barrier = done;
+      done.then(() => {
+        if (this.#barrier === done) this.#barrier = null;
+      });
+    }
+    return answer;
+  }
+
   /** Validates `content` and runs the command named `type`; the answer never rejects. */
   #run(type: string, command: CommandDefinition, content: unknown): Answer | Promise<Answer> {
-    let input = content;
-    if (command.schema !== null) {
-      const result = command.schema.safeParse(content);
-      if (!result.success) {
-        return this.#finish(type, errorAnswer(`${type}: ${describeIssues(result.error.issues, content)}`));
-      }
-      input = result.data;
-    }
     try {
+      let input = content;
+      if (command.schema !== null) {
+        const result = command.schema.safeParse(content);
+        if (!result.success) {
+          return this.#finish(type, errorAnswer(`${type}: ${describeIssues(result.error.issues, content)}`));
+        }
+        input = result.data;
+      }
       const answer = command.handle(input as never);
       if (!(answer instanceof Promise)) return this.#finish(type, answer);
       return answer.then(
@@ -145,69 +181,34 @@ export class CommandRegistry {
     if (error instanceof CommandError) {
       return this.#finish(type, errorAnswer(`${type}: ${error.message}`), error);
     }
-    this.#onUnexpected(type, error);
+    this.#report(type, error);
     const reason = error instanceof Error ? error.message : String(error);
     return this.#finish(type, errorAnswer(`${type}: failed unexpectedly: ${reason}`), error);
   }
 
+  /**
+   * Tells the observers; one that throws is a bug: it is reported, and the line is answered with an error
+   * (the other observers are still told), so no failure can stop the answers.
+   */
   #finish(type: string, answer: Answer, error?: unknown): Answer {
-    for (const observer of this.#observers) observer(type, answer, error);
-    return answer;
+    let final = answer;
+    for (const observer of this.#observers) {
+      try {
+        observer(type, final, error);
+      } catch (failure) {
+        this.#report(type, failure);
+        const reason = failure instanceof Error ? failure.message : String(failure);
+        final = errorAnswer(`${type}: failed unexpectedly: ${reason}`);
+      }
+    }
+    return final;
   }
-}
 
-/** A line parsed as far as the dispatcher needs: its `type`, and its `content` untouched. */
-export interface CommandLine {
-  readonly type: string;
-  readonly content: unknown;
-}
-
-const PING_LINE = '{"type":"ping"}';
-/**
- * The shape of most lines under load, `{"type":"<name>","content":"<plain string>"}` (cache commands): read
- * without JSON.parse. Only strings without escapes or quotes match, so the result is what JSON.parse gives.
- */
-// deno-lint-ignore no-control-regex -- control characters are what must not match (JSON forbids them raw)
-const STRING_COMMAND = /^\{"type":"([a-z_]{1,64})","content":"([^"\\\u0000-\u001f]*)"\}$/;
-
-/** Parses one input line, or returns the error message for it (never quoting the line). */
-export function parseCommandLine(text: string): CommandLine | string {
-  if (text === PING_LINE) return { type: "ping", content: undefined };
-  const simple = STRING_COMMAND.exec(text);
-  if (simple !== null) return { type: simple[1], content: simple[2] };
-  if (text.trim() === "") {
-    return 'input line is empty; expected a JSON object like {"type":"ping"}';
+  #report(type: string, error: unknown): void {
+    try {
+      this.#onUnexpected(type, error);
+    } catch {
+      // Reporting a bug must not become a second one.
+    }
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return `input line is not valid JSON (${
-      jsonErrorPlace(error, text)
-    }); expected one JSON object per line like {"type":"ping"}`;
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    return `input line must be a JSON object with a "type" field, got ${describeValue(value)}`;
-  }
-  const type = (value as Record<string, unknown>).type;
-  if (typeof type !== "string") {
-    return type === undefined
-      ? 'input line has no "type" field; expected {"type":"<command>","content":...}'
-      : `input line's "type" must be a string, got ${describeValue(type)}`;
-  }
-  return { type, content: (value as Record<string, unknown>).content };
-}
-
-/** Says where JSON.parse failed without repeating the text (V8's messages quote an excerpt). */
-function jsonErrorPlace(error: unknown, text: string): string {
-  const message = error instanceof Error ? error.message : "";
-  const position = /position (\d+)/.exec(message);
-  if (position) {
-    const offset = Number(position[1]);
-    if (offset >= text.length) return "the line ends before the JSON value does";
-    return `unexpected character at column ${offset + 1} of ${text.length}`;
-  }
-  if (/end of (JSON )?input|Unterminated/i.test(message)) return "the line ends before the JSON value does";
-  if (/Unexpected non-whitespace/i.test(message)) return "extra characters after the JSON value";
-  return "unexpected token";
 }

@@ -1,9 +1,9 @@
 import { z } from "zod";
 import { OK_ANSWER, okAnswer } from "../protocol/answers.ts";
-import type { RtcvBackend } from "../session/backend.ts";
+import type { LoginUser, RtcvBackend } from "../session/backend.ts";
 import type { Session } from "../session/session.ts";
 import { CommandError } from "./command_error.ts";
-import { type CommandDefinition, defineBareCommand, defineCommand, exclusive } from "./registry.ts";
+import { type CommandDefinition, defineCommand, exclusive } from "./registry.ts";
 
 /** One RT-CV server as the scraper names it, after validation. */
 export interface ServerCredentials {
@@ -11,6 +11,10 @@ export interface ServerCredentials {
   readonly apiKeyId: string;
   readonly apiKey: string;
   readonly primary: boolean;
+  /** The login-users public key (base64), when the scraper gives the key pair with the credentials. */
+  readonly publicKey?: string;
+  /** The login-users private key (base64): a secret like `apiKey`. */
+  readonly privateKey?: string;
 }
 
 const serverSchema = z.object({
@@ -21,6 +25,8 @@ const serverSchema = z.object({
   }),
   api_key: z.string({ error: "must be a non-empty string" }).min(1, { error: "must be a non-empty string" }),
   primary: z.boolean({ error: "must be true or false" }).optional(),
+  public_key: z.string({ error: "must be a string (base64 of the 32-byte public key)" }).optional(),
+  private_key: z.string({ error: "must be a string (base64 of the 32-byte private key)" }).optional(),
 }, { error: "must be an object {server_location, api_key_id, api_key, primary?}" });
 
 /** The servers of a credentials line: one object or a non-empty array; with several, exactly one primary. */
@@ -47,25 +53,33 @@ export const credentialsSchema = z.union([
       apiKeyId: server.api_key_id,
       apiKey: server.api_key,
       primary: servers.length === 1 || server.primary === true,
+      ...(server.public_key === undefined ? {} : { publicKey: server.public_key }),
+      ...(server.private_key === undefined ? {} : { privateKey: server.private_key }),
     }))
   );
 
 const mockSchema = z.object({
   secrets: z.record(z.string(), z.unknown(), { error: "must be an object of secret name to value" })
     .optional(),
-}, { error: 'must be an object like {"secrets":{"<key>":<value>}}, or null' }).nullish()
-  .transform((content) => content?.secrets ?? {});
+  login_users: z.array(
+    z.object({ username: z.string(), password: z.string() }, {
+      error: 'must be an object {"username":"...","password":"..."}',
+    }),
+    { error: 'must be an array of {"username":"...","password":"..."}' },
+  ).optional(),
+}, { error: 'must be an object like {"secrets":{"<key>":<value>},"login_users":[...]}, or null' }).nullish()
+  .transform((content) => ({ secrets: content?.secrets ?? {}, loginUsers: content?.login_users ?? [] }));
 
 /** What the session commands need: how to reach live servers, and how to build the mock. */
 export interface SessionCommandDeps {
   readonly session: Session;
   /** Checks the servers and builds a live backend; throws a CommandError naming the server and step. */
   readonly connectLive: (servers: ServerCredentials[]) => Promise<RtcvBackend>;
-  /** Builds a mock backend with these secrets. */
-  readonly createMock: (secrets: Record<string, unknown>) => Promise<RtcvBackend>;
+  /** Builds a mock backend with these secrets and login users. */
+  readonly createMock: (secrets: Record<string, unknown>, loginUsers: LoginUser[]) => Promise<RtcvBackend>;
 }
 
-/** `set_credentials`, `set_multiple_credentials`, `set_mock` and `ping`. */
+/** `set_credentials`, `set_multiple_credentials` and `set_mock` (`ping` is the core's, loaded with it). */
 export function sessionCommands(deps: SessionCommandDeps): Record<string, CommandDefinition> {
   const setCredentials = exclusive(defineCommand(credentialsSchema, async (servers) => {
     // The session changes only once every check passed: a failure leaves the earlier state as it was.
@@ -76,11 +90,10 @@ export function sessionCommands(deps: SessionCommandDeps): Record<string, Comman
   return {
     set_credentials: setCredentials,
     set_multiple_credentials: setCredentials,
-    set_mock: exclusive(defineCommand(mockSchema, async (secrets) => {
-      await deps.session.replaceBackend(await deps.createMock(secrets));
+    set_mock: exclusive(defineCommand(mockSchema, async ({ secrets, loginUsers }) => {
+      await deps.session.replaceBackend(await deps.createMock(secrets, loginUsers));
       return okAnswer();
     })),
-    ping: defineBareCommand(() => ({ type: "pong" })),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { describeJsonValue } from "../protocol/command_line.ts";
 
 /**
  * Turns zod issues into one sentence naming the field and what was expected, e.g.
@@ -61,12 +62,7 @@ function valueAt(content: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /** Describes a value's kind without quoting it: `a number`, `null`, `an empty string`. */
-export function describeValue(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return value.length === 0 ? "an empty array" : "an array";
-  if (typeof value === "string") return value === "" ? "an empty string" : "a string";
-  return article(typeof value);
-}
+export const describeValue: (value: unknown) => string = describeJsonValue;
 
 function article(noun: string): string {
   return /^[aeiou]/.test(noun) ? `an ${noun}` : `a ${noun}`;

@@ -18,7 +18,8 @@
  */
 
 import type { ParseError } from "jsonc-parser";
-import { z } from "zod";
+import type { z } from "zod";
+import { closestName } from "./closest_name.ts";
 import { classifyStoreLocation } from "../store/store_location.ts";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
@@ -34,8 +35,28 @@ export const DEFAULT_HEALTH_CHECK_HOST = "127.0.0.1";
 export const DEFAULT_OUTBOX_RETRY_MS = 1000;
 /** Default time exit waits for mirror and ingest deliveries. */
 export const DEFAULT_DRAIN_MS = 5000;
+/** The same refusal this many times makes an outbox entry a dead letter. */
+export const DEFAULT_OUTBOX_MAX_ATTEMPTS = 5;
+/** Transient failures are retried this long after an entry was stored: 72 hours. */
+export const DEFAULT_OUTBOX_MAX_AGE_MS = 72 * 3600_000;
+/** How long a process holds an outbox entry it sends without renewing. */
+export const DEFAULT_OUTBOX_LEASE_MS = 30_000;
+/** The login-users public key (base64 of 32 bytes). */
+export const PUBLIC_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PUBLIC_KEY";
+/** The login-users private key (base64 of 32 bytes; a secret). */
+export const PRIVATE_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PRIVATE_KEY";
 /** Default longest accepted input line, in bytes (16 MiB). */
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+// Limits (PROTOCOL.md section 13); read by readLimits at the end of this file.
+/** The longest wait a timer can hold: Deno (like browsers) fires longer `setTimeout`s at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Default of `RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT`: requests in flight to one server at most. */
+export const DEFAULT_MAX_IN_FLIGHT = 8;
+/** The largest accepted `RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT`. */
+const MAX_IN_FLIGHT_LIMIT = 10_000;
+/** Default of `RTCV_SCRAPER_CLIENT_MAX_PENDING_BYTES`: 8 MiB of lines read and not yet answered. */
+export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
 /** One RT-CV server and the API key the client uses for it. */
 export interface ServerConfig {
@@ -59,6 +80,12 @@ export interface ClientConfig {
   mockUsers: { username: string; password: string }[] | null;
   /** Mock secrets by key; they win over `mockUsers`. */
   mockSecrets: Record<string, unknown>;
+  /**
+   * The login-users key pair (base64 of 32 bytes each) from `RTCV_SCRAPER_CLIENT_PUBLIC_KEY` /
+   * `RTCV_SCRAPER_CLIENT_PRIVATE_KEY` or the document's `public_key` / `private_key`, or `null`. `source`
+   * names where it came from. `privateKey` is a secret. Checked when credentials are set.
+   */
+  keyPair: { publicKey: string; privateKey: string; source: string } | null;
   /** The job-data ingestion server, or `null`. `token` is a secret. */
   ingest: { baseUrl: string; token: string } | null;
   /** Per-attempt request timeout (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`), default 20000. */
@@ -73,6 +100,12 @@ export interface ClientConfig {
   maxLineBytes: number;
   /** First wait before retrying a failed mirror delivery (`RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS`), default 1000. */
   outboxRetryMs: number;
+  /** The same refusal this many times makes a dead letter (`RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS`), default 5. */
+  outboxMaxAttempts: number;
+  /** How long transient failures are retried (`RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS`), default 72 h. */
+  outboxMaxAgeMs: number;
+  /** How long an entry is leased to the process sending it (`RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`), default 30000. */
+  outboxLeaseMs: number;
   /** How long exit waits for mirror and ingest deliveries (`RTCV_SCRAPER_CLIENT_DRAIN_MS`), default 5000. */
   drainMs: number;
   /** Testing aid: shifts the client's clock (`RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS`, environment only), default 0. */
@@ -81,6 +114,10 @@ export interface ClientConfig {
   logInput: boolean;
   /** Write debug log lines to `scraper_client.log` (`ENABLE_SCRAPER_CLIENT_LOG`). */
   debugLog: boolean;
+  /** Requests in flight to one server at most (`RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT`), default 8. */
+  maxInFlight: number;
+  /** Bytes of input lines read and not yet answered before reading pauses (`..._MAX_PENDING_BYTES`), 8 MiB. */
+  maxPendingBytes: number;
 }
 
 /**
@@ -90,14 +127,15 @@ export interface ClientConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError, loadConfig } from "./config.ts";
  * const env = new Map([["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "soon"]]);
- * try {
- *   await loadConfig(env);
- * } catch (err) {
- *   if (!(err instanceof ConfigError)) throw err;
- *   // err.source === "RTCV_SCRAPER_CLIENT_TIMEOUT_MS", err.field === "timeout_ms"
- * }
+ * await assert.rejects(loadConfig(env), (err) => {
+ *   assert.ok(err instanceof ConfigError);
+ *   assert.equal(err.source, "RTCV_SCRAPER_CLIENT_TIMEOUT_MS");
+ *   assert.equal(err.field, "timeout_ms");
+ *   return true;
+ * });
  * ```
  */
 export class ConfigError extends Error {
@@ -128,36 +166,62 @@ export interface EnvReader {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The document schema (snake_case, as the later Go client names the fields). Unknown fields are ignored.
+// The document schema (snake_case, as the later Go client names the fields). Every object is strict: an
+// unknown field is an error naming it and the closest known name, read from the schema itself (add a field
+// to the schema and it is known).
+// Built on first use: zod is loaded only when there is a document (it and the schema cost ~20 ms of the
+// start-up, before the ready line).
 
-const nonEmptyString = z.string().min(1);
-const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
+type Zod = typeof import("zod").z;
 
-const serverSchema = z.object({
-  server_location: httpUrl,
-  api_key_id: nonEmptyString,
-  api_key: nonEmptyString,
-});
+function buildSchemas(z: Zod) {
+  const nonEmptyString = z.string().min(1);
+  const httpUrl = z.string().regex(/^https?:\/\/.+/i, { error: "must start with http:// or https://" });
 
-const documentSchema = z.object({
-  primary_server: serverSchema.nullish(),
-  alternative_servers: z.array(serverSchema).nullish(),
-  mock_mode: z.boolean().nullish(),
-  mock_users: z.array(z.object({ username: z.string(), password: z.string() })).nullish(),
-  mock_secrets: z.record(z.string(), z.unknown()).nullish(),
-  ingest: z.object({ base_url: httpUrl, token: nonEmptyString }).nullish(),
-  timeout_ms: z.number().int().min(1).nullish(),
-  kv: nonEmptyString.nullish(),
-  health_check_port: z.number().int().min(0).max(65535).nullish(),
-  health_check_host: nonEmptyString.nullish(),
-  max_line_bytes: z.number().int().min(1).nullish(),
-  outbox_retry_ms: z.number().int().min(1).nullish(),
-  drain_ms: z.number().int().min(0).nullish(),
-  log_input: z.boolean().nullish(),
-  debug_log: z.boolean().nullish(),
-});
+  const serverSchema = z.strictObject({
+    server_location: httpUrl,
+    api_key_id: nonEmptyString,
+    api_key: nonEmptyString,
+  });
 
-type ConfigDocument = z.infer<typeof documentSchema>;
+  const documentSchema = z.strictObject({
+    primary_server: serverSchema.nullish(),
+    alternative_servers: z.array(serverSchema).nullish(),
+    mock_mode: z.boolean().nullish(),
+    mock_users: z.array(z.strictObject({ username: z.string(), password: z.string() })).nullish(),
+    mock_secrets: z.record(z.string(), z.unknown()).nullish(),
+    public_key: nonEmptyString.nullish(),
+    private_key: nonEmptyString.nullish(),
+    ingest: z.strictObject({ base_url: httpUrl, token: nonEmptyString }).nullish(),
+    timeout_ms: z.number().int().min(1).nullish(),
+    kv: nonEmptyString.nullish(),
+    health_check_port: z.number().int().min(0).max(65535).nullish(),
+    health_check_host: nonEmptyString.nullish(),
+    max_line_bytes: z.number().int().min(1).nullish(),
+    outbox_retry_ms: z.number().int().min(1).nullish(),
+    outbox_max_attempts: z.number().int().min(1).max(1000).nullish(),
+    outbox_max_age_ms: z.number().int().min(1).nullish(),
+    outbox_lease_ms: z.number().int().min(100).nullish(),
+    drain_ms: z.number().int().min(0).nullish(),
+    log_input: z.boolean().nullish(),
+    debug_log: z.boolean().nullish(),
+    // Limits (see "Limits" below).
+    max_in_flight: z.number().int().min(1).max(MAX_IN_FLIGHT_LIMIT).nullish(),
+    max_pending_bytes: z.number().int().min(1).nullish(),
+  });
+  return { serverSchema, documentSchema };
+}
+
+type Schemas = ReturnType<typeof buildSchemas>;
+type ConfigDocument = z.infer<Schemas["documentSchema"]>;
+
+let schemas: Schemas | null = null;
+
+/** The schemas, built once (loading zod the first time). */
+async function loadSchemas(): Promise<Schemas> {
+  schemas ??= buildSchemas((await import("zod")).z);
+  return schemas;
+}
 
 const TYPE_NAMES: Record<string, string> = {
   string: "a string",
@@ -210,6 +274,38 @@ function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
     default:
       return undefined; // keep the schema's own message (e.g. the http:// rule)
   }
+}
+
+/** The field names the schema knows for the object at `path` of the document (`[]` for the top). */
+function knownFieldsAt(path: readonly PropertyKey[]): string[] {
+  if (schemas === null) return []; // only asked while a document is parsed, after loadSchemas()
+  let schema: z.core.$ZodType = schemas.documentSchema;
+  for (const part of [...path, null]) {
+    // Look through optional / nullable wrappers and into arrays to the object at this level.
+    for (;;) {
+      const def = schema._zod.def as { type: string; innerType?: z.core.$ZodType; element?: z.core.$ZodType };
+      if ((def.type === "optional" || def.type === "nullable") && def.innerType) schema = def.innerType;
+      else if (def.type === "array" && def.element && typeof part === "number") {
+        schema = def.element;
+        break;
+      } else break;
+    }
+    if (part === null || typeof part === "number") continue;
+    const shape = (schema as { shape?: Record<string, z.core.$ZodType> }).shape;
+    if (shape === undefined || !(String(part) in shape)) return [];
+    schema = shape[String(part)];
+  }
+  const shape = (schema as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+/** `is not a known field (did you mean mock_users?)`; the key is a name, never a value. */
+function unknownFieldProblem(path: readonly PropertyKey[], key: string): string {
+  const known = knownFieldsAt(path);
+  const closest = closestName(key, known);
+  return closest === null
+    ? "is not a known field"
+    : `is not a known field: did you mean ${closest}? (known fields here: ${known.join(", ")})`;
 }
 
 /** `["alternative_servers", 1, "api_key"]` → `alternative_servers[1].api_key`. */
@@ -283,15 +379,38 @@ async function parseDocument(text: string, source: string): Promise<ConfigDocume
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ConfigError(source, "", `must be a JSON object, not ${jsonTypeOf(value)}`);
   }
+  const { documentSchema } = await loadSchemas();
   const result = documentSchema.safeParse(value, { error: describeIssue });
   if (!result.success) {
-    const issue = result.error.issues[0];
+    // A misspelled field also shows up as the missing field it was meant to be: name the misspelling.
+    const issue = result.error.issues.find((i) => i.code === "unrecognized_keys") ?? result.error.issues[0];
     const more = result.error.issues.length > 1
       ? ` (and ${result.error.issues.length - 1} more problems)`
       : "";
+    if (issue.code === "unrecognized_keys") {
+      const [key] = issue.keys;
+      throw new ConfigError(
+        source,
+        formatPath([...issue.path, key]),
+        `${unknownFieldProblem(issue.path, key)}${more}`,
+      );
+    }
     throw new ConfigError(source, formatPath(issue.path), `${issue.message}${more}`);
   }
   const doc = result.data;
+  const servers = [
+    doc.primary_server && "primary_server",
+    doc.alternative_servers?.length && "alternative_servers",
+  ]
+    .filter((name): name is string => typeof name === "string");
+  if (doc.mock_mode === true && servers.length > 0) {
+    throw new ConfigError(
+      source,
+      "mock_mode",
+      `is true together with ${servers.join(" and ")}: mock mode contacts no server; ` +
+        `remove mock_mode or ${servers.join(" and ")}`,
+    );
+  }
   if ((doc.alternative_servers?.length ?? 0) > 0 && !doc.primary_server) {
     throw new ConfigError(
       source,
@@ -367,13 +486,30 @@ function checkStoreLocation(location: string, source: string): void {
   }
 }
 
-/** How errors name the configuration document of this environment. */
-function documentSource(env: EnvReader): string {
-  if (nonEmpty(env.get(CONFIG_ENV_VAR)) !== undefined) return CONFIG_ENV_VAR;
-  return `${CONFIG_FILE_ENV_VAR} ${env.get(CONFIG_FILE_ENV_VAR)}`;
+/** The key pair: both environment variables, else both document fields; one without the other is an error. */
+function readKeyPair(env: EnvReader, doc: ConfigDocument): ClientConfig["keyPair"] {
+  const publicKey = nonEmpty(env.get(PUBLIC_KEY_ENV_VAR));
+  const privateKey = nonEmpty(env.get(PRIVATE_KEY_ENV_VAR));
+  if (publicKey !== undefined || privateKey !== undefined) {
+    if (publicKey === undefined) {
+      throw new ConfigError(PUBLIC_KEY_ENV_VAR, "", `must be set with ${PRIVATE_KEY_ENV_VAR}`);
+    }
+    if (privateKey === undefined) {
+      throw new ConfigError(PRIVATE_KEY_ENV_VAR, "", `must be set with ${PUBLIC_KEY_ENV_VAR}`);
+    }
+    return { publicKey, privateKey, source: `${PUBLIC_KEY_ENV_VAR} / ${PRIVATE_KEY_ENV_VAR}` };
+  }
+  const docPublic = doc.public_key ?? undefined;
+  const docPrivate = doc.private_key ?? undefined;
+  if (docPublic === undefined && docPrivate === undefined) return null;
+  if (docPublic === undefined || docPrivate === undefined) {
+    const missing = docPublic === undefined ? "public_key" : "private_key";
+    throw new ConfigError("configuration", missing, "is missing: public_key and private_key go together");
+  }
+  return { publicKey: docPublic, privateKey: docPrivate, source: "the config's public_key / private_key" };
 }
 
-function toServer(s: z.infer<typeof serverSchema>): ServerConfig {
+function toServer(s: z.infer<Schemas["serverSchema"]>): ServerConfig {
   return { serverLocation: s.server_location, apiKeyId: s.api_key_id, apiKey: s.api_key };
 }
 
@@ -392,11 +528,13 @@ function defaultReadTextFile(path: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadConfig } from "./config.ts";
  * const config = await loadConfig(new Map([
  *   ["RTCV_SCRAPER_CLIENT_ENV", '{\n  // comments and trailing commas are fine\n  "mock_mode": true,\n  "timeout_ms": 5000,\n}'],
  * ]));
- * // config.mockMode === true, config.timeoutMs === 5000
+ * assert.equal(config.mockMode, true);
+ * assert.equal(config.timeoutMs, 5000);
  * ```
  */
 export async function loadConfig(
@@ -404,6 +542,7 @@ export async function loadConfig(
   readTextFile: (path: string) => string = defaultReadTextFile,
 ): Promise<ClientConfig> {
   const doc = await readDocument(env, readTextFile);
+  const limits = readLimits(env, doc);
 
   const timeoutMs = envInteger(
     env,
@@ -428,6 +567,30 @@ export async function loadConfig(
     1,
     Number.MAX_SAFE_INTEGER,
     "a positive integer number of milliseconds",
+  );
+  const outboxMaxAttempts = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS",
+    "outbox_max_attempts",
+    1,
+    1000,
+    "a whole number from 1 to 1000",
+  );
+  const outboxMaxAgeMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS",
+    "outbox_max_age_ms",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of milliseconds",
+  );
+  const outboxLeaseMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS",
+    "outbox_lease_ms",
+    100,
+    Number.MAX_SAFE_INTEGER,
+    "a whole number of milliseconds, 100 or more",
   );
   const drainMs = envInteger(
     env,
@@ -459,8 +622,10 @@ export async function loadConfig(
   if (kvPath !== null) {
     checkStoreLocation(kvPath, kvFromEnv !== undefined ? "RTCV_SCRAPER_CLIENT_KV" : documentSource(env));
   }
+  const keyPair = readKeyPair(env, doc);
 
   return {
+    keyPair,
     primaryServer: doc.primary_server ? toServer(doc.primary_server) : null,
     alternativeServers: (doc.alternative_servers ?? []).map(toServer),
     mockMode: doc.mock_mode ?? false,
@@ -476,9 +641,73 @@ export async function loadConfig(
       DEFAULT_HEALTH_CHECK_HOST,
     maxLineBytes: maxLineBytes ?? doc.max_line_bytes ?? DEFAULT_MAX_LINE_BYTES,
     outboxRetryMs: outboxRetryMs ?? doc.outbox_retry_ms ?? DEFAULT_OUTBOX_RETRY_MS,
+    outboxMaxAttempts: outboxMaxAttempts ?? doc.outbox_max_attempts ?? DEFAULT_OUTBOX_MAX_ATTEMPTS,
+    outboxMaxAgeMs: outboxMaxAgeMs ?? doc.outbox_max_age_ms ?? DEFAULT_OUTBOX_MAX_AGE_MS,
+    outboxLeaseMs: outboxLeaseMs ?? doc.outbox_lease_ms ?? DEFAULT_OUTBOX_LEASE_MS,
     drainMs: drainMs ?? doc.drain_ms ?? DEFAULT_DRAIN_MS,
     clockOffsetMs: clockOffsetMs ?? 0,
     logInput: envFlag(env, "LOG_SCRAPER_CLIENT_INPUT") ?? doc.log_input ?? false,
     debugLog: envFlag(env, "ENABLE_SCRAPER_CLIENT_LOG") ?? doc.debug_log ?? false,
+    ...limits,
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Limits (PROTOCOL.md section 13): requests in flight per server, pending input, and the cap on every
+// setting that becomes a timer.
+
+/**
+ * The settings that become timers, by environment variable and document field. The clock offset is not
+ * one (it is added to the time, never waited for), so it may be larger.
+ */
+const TIMER_SETTINGS = [
+  ["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "timeout_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS", "outbox_retry_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS", "outbox_max_age_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS", "outbox_lease_ms"],
+  ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "drain_ms"],
+] as const;
+
+/** Reads the limits and checks every timer setting against {@link MAX_TIMER_MS}, naming the one too large. */
+function readLimits(
+  env: EnvReader,
+  doc: ConfigDocument,
+): Pick<ClientConfig, "maxInFlight" | "maxPendingBytes"> {
+  const tooLong = `must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer can wait)`;
+  for (const [name, field] of TIMER_SETTINGS) {
+    const raw = nonEmpty(env.get(name))?.trim();
+    if (raw !== undefined) {
+      if (/^[0-9]+$/.test(raw) && Number(raw) > MAX_TIMER_MS) {
+        throw new ConfigError(name, field, `${tooLong}, got ${JSON.stringify(raw.slice(0, 40))}`);
+      }
+    } else if ((doc[field] ?? 0) > MAX_TIMER_MS) {
+      throw new ConfigError(documentSource(env), field, `${tooLong}, got ${doc[field]}`);
+    }
+  }
+  const maxInFlight = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT",
+    "max_in_flight",
+    1,
+    MAX_IN_FLIGHT_LIMIT,
+    `a whole number of requests from 1 to ${MAX_IN_FLIGHT_LIMIT}`,
+  );
+  const maxPendingBytes = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_MAX_PENDING_BYTES",
+    "max_pending_bytes",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of bytes",
+  );
+  return {
+    maxInFlight: maxInFlight ?? doc.max_in_flight ?? DEFAULT_MAX_IN_FLIGHT,
+    maxPendingBytes: maxPendingBytes ?? doc.max_pending_bytes ?? DEFAULT_MAX_PENDING_BYTES,
+  };
+}
+
+/** How errors name the configuration document the environment points at. */
+function documentSource(env: EnvReader): string {
+  if (nonEmpty(env.get(CONFIG_ENV_VAR)) !== undefined) return CONFIG_ENV_VAR;
+  return `${CONFIG_FILE_ENV_VAR} ${env.get(CONFIG_FILE_ENV_VAR)}`;
 }

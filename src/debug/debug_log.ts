@@ -16,16 +16,18 @@ import { redactSecrets } from "./redact.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DebugLog } from "./debug_log.ts";
  * const path = await Deno.makeTempFile();
  * const log = await DebugLog.open(path);
  * log.log("set_credentials: https://rtcv.example.com has no warm-up route (404), skipped");
  * await log.close();
- * // Deno.readTextFileSync(path) is like "2024-05-01T12:00:00.000Z set_credentials: ...\n"
+ * assert.match(Deno.readTextFileSync(path), /^\d{4}-\d\d-\d\dT[\d:.]+Z set_credentials: .*skipped\n$/);
  * await Deno.remove(path);
  *
  * const off = DebugLog.disabled();
  * off.log("costs nothing");
+ * assert.equal(off.enabled, false);
  * ```
  */
 export class DebugLog {

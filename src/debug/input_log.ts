@@ -33,13 +33,14 @@ export class LogWriteError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BatchedFileWriter } from "./input_log.ts";
  * const path = await Deno.makeTempFile();
  * const writer = await BatchedFileWriter.open(path);
  * writer.write("one\n");
  * writer.write("two\n");
  * await writer.close();
- * // Deno.readTextFileSync(path) === "one\ntwo\n"
+ * assert.equal(Deno.readTextFileSync(path), "one\ntwo\n");
  * await Deno.remove(path);
  * ```
  */
@@ -192,12 +193,13 @@ export class BatchedFileWriter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InputLog } from "./input_log.ts";
  * const path = await Deno.makeTempFile();
  * const log = await InputLog.open(path);
  * log.append('{"type":"set_credentials","content":{"api_key":"secret"}}');
  * await log.close();
- * // Deno.readTextFileSync(path) === '{"type":"set_credentials","content":{"api_key":"<redacted>"}}\n'
+ * assert.equal(Deno.readTextFileSync(path), '{"type":"set_credentials","content":{"api_key":"<redacted>"}}\n');
  * await Deno.remove(path);
  * ```
  */

@@ -13,13 +13,13 @@ export const REDACTED = "<redacted>";
 const REDACTED_JSON = JSON.stringify(REDACTED);
 
 /** Field names whose values are secrets, compared case-insensitively (Go's JSON decoder ignores case too). */
-const SECRET_FIELDS = new Set(["api_key", "apikey", "token"]);
+const SECRET_FIELDS = new Set(["api_key", "apikey", "token", "private_key", "privatekey"]);
 
 /**
  * A secret field name written plainly, then the colon. Matched at every position (not only where a JSON
  * tokenizer would see a key), so that junk before it cannot hide it.
  */
-const PLAIN_KEY = /"(?:api_key|apikey|token)"[ \t\r\n]*:[ \t\r\n]*/gi;
+const PLAIN_KEY = /"(?:api_key|apikey|token|private_key|privatekey)"[ \t\r\n]*:[ \t\r\n]*/gi;
 
 const WHITESPACE = new Set([" ", "\t", "\r", "\n"]);
 
@@ -135,7 +135,7 @@ function collectRanges(line: string): Range[] {
 }
 
 /**
- * Replaces the values of `api_key`, `apiKey` and `token` fields (any letter case, also when the name is
+ * Replaces the values of `api_key`, `apiKey`, `token` and `private_key` (`privateKey`) fields (any letter case, also when the name is
  * written with JSON escapes) in a raw input line with the JSON string `"<redacted>"`, leaving every other
  * character of the line as it was.
  *
@@ -145,9 +145,10 @@ function collectRanges(line: string): Range[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { redactSecrets } from "./redact.ts";
  * const line = '{"type":"set_credentials","content":{"api_key_id":"abc","api_key":"s3cr\\"et"}}';
- * redactSecrets(line); // '{"type":"set_credentials","content":{"api_key_id":"abc","api_key":"<redacted>"}}'
+ * assert.equal(redactSecrets(line), '{"type":"set_credentials","content":{"api_key_id":"abc","api_key":"<redacted>"}}');
  * ```
  */
 export function redactSecrets(line: string): string {

@@ -1,12 +1,17 @@
-import { type Counter, type Gauge, type Histogram, MetricsRegistry } from "./metrics.ts";
+import { CounterSeries, type Family, HistogramSeries, renderFamilies } from "./prometheus_text.ts";
+import type { OutboxCount } from "../outbox/outbox_status.ts";
+
+/** Reads a gauge at scrape time; `undefined` (or a throw) leaves the sample out of that scrape. */
+export type GaugeReader = () => number | undefined | Promise<number | undefined>;
 
 /**
  * Bucket bounds (seconds) of the request duration histogram: 10 ms up to the 20 s default timeout and more.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { REQUEST_DURATION_BUCKETS } from "./client_metrics.ts";
- * console.assert(REQUEST_DURATION_BUCKETS.includes(20));
+ * assert.ok(REQUEST_DURATION_BUCKETS.includes(20));
  * ```
  */
 export const REQUEST_DURATION_BUCKETS: readonly number[] = [
@@ -29,11 +34,12 @@ export const REQUEST_DURATION_BUCKETS: readonly number[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * let now = 0;
  * const metrics = new ClientMetrics({ now: () => now });
  * now = 1500;
- * console.assert(metrics.uptimeSeconds() === 1.5);
+ * assert.equal(metrics.uptimeSeconds(), 1.5);
  * ```
  */
 export interface ClientMetricsOptions {
@@ -46,9 +52,12 @@ export interface ClientMetricsOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics, type RequestMetricHooks } from "./client_metrics.ts";
- * const hooks: RequestMetricHooks = new ClientMetrics().requestHooks();
+ * const metrics = new ClientMetrics();
+ * const hooks: RequestMetricHooks = metrics.requestHooks();
  * hooks.onRequest({ origin: "https://rtcv.example.com", ms: 120 });
+ * assert.ok((await metrics.render()).includes('_count{server="https://rtcv.example.com"} 1\n'));
  * ```
  */
 export interface RequestMetricHooks {
@@ -77,25 +86,26 @@ export interface RequestMetricHooks {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * const metrics = new ClientMetrics();
  * metrics.commandAnswered("send_cv", "ok");
  * metrics.cvSent("https://rtcv.example.com", true);
  * metrics.setOutboxSize(() => 0);
  * const text = await metrics.render();
- * // rtcv_scraper_client_commands_total{type="send_cv",result="ok"} 1
+ * assert.ok(text.includes('rtcv_scraper_client_commands_total{type="send_cv",result="ok"} 1\n'));
  * ```
  */
 export class ClientMetrics {
-  /** The registry holding these metrics (add more to it if needed; render renders them all). */
-  readonly registry: MetricsRegistry = new MetricsRegistry();
-  readonly #commands: Counter;
-  readonly #cvSent: Counter;
-  readonly #retries: Counter;
-  readonly #requestDuration: Histogram;
-  readonly #outboxSize: Gauge;
-  readonly #cacheLookups: Counter;
-  readonly #cacheEntries: Gauge;
+  readonly #commands = new CounterSeries();
+  readonly #cvSent = new CounterSeries();
+  readonly #retries = new CounterSeries();
+  readonly #requestDuration = new HistogramSeries(REQUEST_DURATION_BUCKETS);
+  readonly #cacheLookups = new CounterSeries();
+  #outboxSize: GaugeReader = () => 0;
+  #readOutbox: (() => Promise<OutboxCount[]>) | null = null;
+  #cacheEntries: GaugeReader = () => undefined;
+  readonly #gauges: { name: string; help: string; read: GaugeReader }[] = [];
   readonly #now: () => number;
   readonly #startedAt: number;
 
@@ -103,50 +113,16 @@ export class ClientMetrics {
   constructor(options: ClientMetricsOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
-    const r = this.registry;
-    this.#commands = r.counter({
-      name: "rtcv_scraper_client_commands_total",
-      help: "Input lines answered, by command type and result (ok or error).",
-      labelNames: ["type", "result"],
-    });
-    this.#cvSent = r.counter({
-      name: "rtcv_scraper_client_cv_sent_total",
-      help: "CVs posted to RT-CV servers, by server origin and result (ok or error).",
-      labelNames: ["server", "result"],
-    });
-    this.#retries = r.counter({
-      name: "rtcv_scraper_client_retries_total",
-      help: "HTTP requests retried, by server origin.",
-      labelNames: ["server"],
-    });
-    this.#requestDuration = r.histogram({
-      name: "rtcv_scraper_client_request_duration_seconds",
-      help: "Duration of HTTP request attempts, by server origin.",
-      labelNames: ["server"],
-      buckets: REQUEST_DURATION_BUCKETS,
-    });
-    this.#outboxSize = r.gauge({
-      name: "rtcv_scraper_client_outbox_size",
-      help: "CVs waiting in the durable outbox for a server.",
-      collect: () => 0,
-    });
-    this.#cacheLookups = r.counter({
-      name: "rtcv_scraper_client_cache_lookups_total",
-      help: "Reference cache lookups, by result (hit or miss).",
-      labelNames: ["result"],
-    });
     this.#cacheLookups.inc({ result: "hit" }, 0);
     this.#cacheLookups.inc({ result: "miss" }, 0);
-    this.#cacheEntries = r.gauge({
-      name: "rtcv_scraper_client_cache_entries",
-      help: "Reference numbers this process has cached or found cached (the store may hold more).",
-      collect: () => undefined,
-    });
-    r.gauge({
-      name: "rtcv_scraper_client_uptime_seconds",
-      help: "Seconds since the client started.",
-      collect: () => this.uptimeSeconds(),
-    });
+  }
+
+  /**
+   * Adds a gauge read at every scrape, e.g. `metrics.addGauge("rtcv_scraper_client_x", "X.", () => n)`: for
+   * a further metric without its own method.
+   */
+  addGauge(name: string, help: string, read: GaugeReader): void {
+    this.#gauges.push({ name, help, read });
   }
 
   /** Counts one answered input line; `answerType` is the answer's `type` (`ok`, `pong` or `error`). */
@@ -166,7 +142,7 @@ export class ClientMetrics {
 
   /** Records one HTTP attempt to `server` that took `seconds`, answered or not. */
   requestFinished(server: string, seconds: number): void {
-    this.#requestDuration.observe(seconds, { server });
+    this.#requestDuration.observe({ server }, seconds);
   }
 
   /** Counts one reference cache lookup. */
@@ -175,18 +151,27 @@ export class ClientMetrics {
   }
 
   /** Sets how the outbox size is read at scrape time (it reads 0 until this is called). */
+  /**
+   * Sets how the outbox counts are read at scrape time (every entry in the store): they feed
+   * `rtcv_scraper_client_outbox_items{kind,target,state}` and the total `rtcv_scraper_client_outbox_size`.
+   */
+  setOutboxCounts(read: () => Promise<OutboxCount[]>): void {
+    this.#readOutbox = read;
+    this.setOutboxSize(async () => (await read()).reduce((sum, row) => sum + row.pending, 0));
+  }
+
   setOutboxSize(read: () => number | Promise<number>): void {
-    this.#outboxSize.setCollector(read);
+    this.#outboxSize = read;
   }
 
   /** Sets how the number of cached references is read at scrape time (left out of scrapes until then). */
-  setCacheEntries(read: () => number | undefined | Promise<number | undefined>): void {
-    this.#cacheEntries.setCollector(read);
+  setCacheEntries(read: GaugeReader): void {
+    this.#cacheEntries = read;
   }
 
   /** The outbox size as the callback reads it now (0 when it fails). */
   async outboxSize(): Promise<number> {
-    return (await this.#outboxSize.read()) ?? 0;
+    return (await readGauge(this.#outboxSize)) ?? 0;
   }
 
   /** Seconds since these metrics were created. */
@@ -213,7 +198,75 @@ export class ClientMetrics {
   }
 
   /** Renders every metric as Prometheus text (exposition format 0.0.4). */
-  render(): Promise<string> {
-    return this.registry.render();
+  async render(): Promise<string> {
+    const name = (suffix: string) => `rtcv_scraper_client_${suffix}`;
+    const gauge = async (gaugeName: string, help: string, read: GaugeReader): Promise<Family> => {
+      const value = await readGauge(read);
+      return { name: gaugeName, help, type: "gauge", samples: value === undefined ? [] : [{ value }] };
+    };
+    return renderFamilies([
+      {
+        name: name("commands_total"),
+        help: "Input lines answered, by command type and result (ok or error).",
+        type: "counter",
+        samples: this.#commands.samples(),
+      },
+      {
+        name: name("cv_sent_total"),
+        help: "CVs posted to RT-CV servers, by server origin and result (ok or error).",
+        type: "counter",
+        samples: this.#cvSent.samples(),
+      },
+      {
+        name: name("retries_total"),
+        help: "HTTP requests retried, by server origin.",
+        type: "counter",
+        samples: this.#retries.samples(),
+      },
+      {
+        name: name("request_duration_seconds"),
+        help: "Duration of HTTP request attempts, by server origin.",
+        type: "histogram",
+        samples: this.#requestDuration.samples(),
+      },
+      await gauge(
+        name("outbox_size"),
+        "Items waiting in the durable outbox (CV copies and job data).",
+        this.#outboxSize,
+      ),
+      {
+        name: name("outbox_items"),
+        help:
+          "Outbox items by kind (cv, ingest), target (server origin or ingest stream), state (pending, dead).",
+        type: "gauge",
+        samples: (await (this.#readOutbox?.() ?? Promise.resolve([])).catch(() => [])).flatMap((row) => [
+          { labels: { kind: row.kind, target: row.target, state: "pending" }, value: row.pending },
+          { labels: { kind: row.kind, target: row.target, state: "dead" }, value: row.dead },
+        ]),
+      },
+      {
+        name: name("cache_lookups_total"),
+        help: "Reference cache lookups, by result (hit or miss).",
+        type: "counter",
+        samples: this.#cacheLookups.samples(),
+      },
+      await gauge(
+        name("cache_entries"),
+        "Reference numbers this process has cached or found cached (the store may hold more).",
+        this.#cacheEntries,
+      ),
+      await gauge(name("uptime_seconds"), "Seconds since the client started.", () => this.uptimeSeconds()),
+      ...await Promise.all(this.#gauges.map((g) => gauge(g.name, g.help, g.read))),
+    ]);
+  }
+}
+
+/** A gauge's value now, or `undefined` when it cannot be read (the sample is left out). */
+async function readGauge(read: GaugeReader): Promise<number | undefined> {
+  try {
+    const value = await read();
+    return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
   }
 }

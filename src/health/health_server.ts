@@ -1,10 +1,17 @@
-import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "./prometheus_text.ts";
+
+/** Pending and dead outbox items by target, e.g. `{"mirrors": {"https://m.example": {pending: 1, dead: 0}}}`. */
+export interface OutboxDetail {
+  readonly mirrors: Record<string, { pending: number; dead: number }>;
+  readonly ingest: Record<string, { pending: number; dead: number }>;
+}
 
 /**
  * What the client is doing now, as the health check reports it.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthStatus } from "./health_server.ts";
  * const status: HealthStatus = {
  *   mode: "live",
@@ -12,6 +19,7 @@ import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
  *   outbox: 0,
  *   failing: "primary https://rtcv.example.com: 3 sends failed in a row",
  * };
+ * assert.ok(status.failing); // GET / answers 503 while it is set
  * ```
  */
 export interface HealthStatus {
@@ -19,8 +27,10 @@ export interface HealthStatus {
   readonly mode: "none" | "mock" | "live";
   /** Origins of the servers in use (primary first); never keys. */
   readonly servers: readonly string[];
-  /** CVs waiting in the durable outbox. */
+  /** Items waiting in the durable outbox (CV copies and job data). */
   readonly outbox: number;
+  /** Pending and dead per server origin (`mirrors`) and ingest stream (`ingest`), when known. */
+  readonly outbox_detail?: OutboxDetail;
   /**
    * Set while the primary server has been failing: a short reason without secrets (e.g.
    * `primary https://rtcv.example.com: 3 sends failed in a row`). `GET /` answers 503 while it is set.
@@ -33,8 +43,10 @@ export interface HealthStatus {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthMetrics } from "./health_server.ts";
  * const metrics: HealthMetrics = { render: () => "", uptimeSeconds: () => 0 };
+ * assert.equal(metrics.uptimeSeconds(), 0);
  * ```
  */
 export interface HealthMetrics {
@@ -49,6 +61,7 @@ export interface HealthMetrics {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import type { HealthServerOptions } from "./health_server.ts";
  * const options: HealthServerOptions = {
@@ -56,6 +69,7 @@ export interface HealthMetrics {
  *   metrics: new ClientMetrics(),
  *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
  * };
+ * assert.equal(options.host, undefined); // 127.0.0.1
  * ```
  */
 export interface HealthServerOptions {
@@ -74,6 +88,7 @@ export interface HealthServerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import { type HealthServer, startHealthServer } from "./health_server.ts";
  * const server: HealthServer = await startHealthServer({
@@ -81,6 +96,7 @@ export interface HealthServerOptions {
  *   metrics: new ClientMetrics(),
  *   status: () => ({ mode: "none", servers: [], outbox: 0 }),
  * });
+ * assert.ok(server.port > 0); // the free port it chose
  * await server.close();
  * ```
  */
@@ -98,8 +114,10 @@ export interface HealthServer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { HealthBody } from "./health_server.ts";
  * const body: HealthBody = { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 12.5 };
+ * assert.equal(body.reason, undefined); // only while failing
  * ```
  */
 export interface HealthBody {
@@ -113,6 +131,8 @@ export interface HealthBody {
   servers: string[];
   /** See {@linkcode HealthStatus.outbox}. */
   outbox: number;
+  /** See {@linkcode HealthStatus.outbox_detail}. */
+  outbox_detail?: OutboxDetail;
   /** Seconds since the client started. */
   uptime_seconds: number;
 }
@@ -122,8 +142,9 @@ export interface HealthBody {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_HEALTH_HOST } from "./health_server.ts";
- * console.assert(DEFAULT_HEALTH_HOST === "127.0.0.1");
+ * assert.equal(DEFAULT_HEALTH_HOST, "127.0.0.1");
  * ```
  */
 export const DEFAULT_HEALTH_HOST = "127.0.0.1";
@@ -142,6 +163,7 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClientMetrics } from "./client_metrics.ts";
  * import { startHealthServer } from "./health_server.ts";
  * const metrics = new ClientMetrics();
@@ -151,7 +173,8 @@ export const DEFAULT_HEALTH_HOST = "127.0.0.1";
  *   status: () => ({ mode: "mock", servers: [], outbox: 0 }),
  * });
  * const answer = await fetch(`http://127.0.0.1:${server.port}/`);
- * await answer.json(); // { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: ... }
+ * const body = await answer.json();
+ * assert.deepEqual({ ...body, uptime_seconds: 0 }, { status: "ok", mode: "mock", servers: [], outbox: 0, uptime_seconds: 0 });
  * await server.close();
  * ```
  */
@@ -204,6 +227,7 @@ async function statusResponse(options: HealthServerOptions): Promise<Response> {
       mode: status.mode,
       servers: [...status.servers],
       outbox: status.outbox,
+      ...(status.outbox_detail ? { outbox_detail: status.outbox_detail } : {}),
       uptime_seconds: uptime,
     };
   } catch (error) {

@@ -50,9 +50,10 @@ export interface IngestApiErrorDetails {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IngestApiError } from "./ingest_client.ts";
  * const error = new IngestApiError("https://ingest.example.com", "answered 503: busy", { status: 503 });
- * console.assert(error.failure === "transient");
+ * assert.ok(error.failure === "transient");
  * ```
  */
 export class IngestApiError extends Error {
@@ -98,8 +99,9 @@ export function classifyStatus(status: number | null): IngestFailure {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkIngestServer } from "./ingest_client.ts";
- * console.assert(checkIngestServer({ baseUrl: "http://a.example/x/", token: "t" }) === "http://a.example/x");
+ * assert.ok(checkIngestServer({ baseUrl: "http://a.example/x/", token: "t" }) === "http://a.example/x");
  * ```
  */
 export function checkIngestServer(server: IngestServer): string {

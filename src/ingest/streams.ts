@@ -30,8 +30,9 @@ export interface StreamId {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { streamName } from "./streams.ts";
- * console.assert(streamName({ dataType: "job", platform: "boss" }) === "job/boss");
+ * assert.ok(streamName({ dataType: "job", platform: "boss" }) === "job/boss");
  * ```
  */
 export function streamName(stream: StreamId): string {

@@ -1,7 +1,10 @@
 import { fileURLToPath } from "node:url";
+import { LineSplitter } from "../protocol/line_splitter.ts";
 import { ScraperClientError } from "./scraper_client_error.ts";
 import type {
   Cv,
+  CvDocument,
+  CvsListResult,
   MockOptions,
   SecretRequest,
   ServerCredentials,
@@ -17,10 +20,23 @@ interface Pending {
   readonly reject: (error: ScraperClientError) => void;
 }
 
-/** The argv that runs this package's `main.ts` under the running Deno. */
-function defaultCommand(): string[] {
-  const main = new URL("../../main.ts", import.meta.url);
-  return [Deno.execPath(), "run", "-A", main.protocol === "file:" ? fileURLToPath(main) : main.href];
+/** Longest answer line read from the client (a secret or a list of users can be large, not this large). */
+const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The argv that runs this package's `main.ts` under the running Deno, wherever this module was loaded from:
+ * the client's own import map and the Kv flag are passed, so neither depends on the caller's `deno.json`.
+ * From a file, `--config` names the `deno.json` beside `main.ts` (its lock file applies too); from a URL,
+ * `deno run` fetches `main.ts` and its modules, with the `deno.json` beside it as the import map.
+ */
+export function defaultCommand(base: string | URL = import.meta.url): string[] {
+  const main = new URL("../../main.ts", base);
+  const config = new URL("../../deno.json", base);
+  const flags = main.protocol === "file:"
+    ? ["--config", fileURLToPath(config)]
+    : ["--no-config", "--import-map", config.href];
+  const entry = main.protocol === "file:" ? fileURLToPath(main) : main.href;
+  return [Deno.execPath(), "run", "-A", "--unstable-kv", ...flags, entry];
 }
 
 function describe(error: unknown): string {
@@ -49,15 +65,18 @@ function toWireUserSecret(request: UserSecretRequest): Record<string, unknown> {
 
 /**
  * Drives `rtcv_scraper_client` from a Deno scraper: starts it as a child process, writes one JSON command
- * per line to its stdin and matches the answers on its stdout to the calls, in order (the client answers in
- * input order), so calls may be made concurrently. An error answer rejects the call with a
+ * per line to its stdin, each with an `id`, and matches the answers on its stdout to the calls by that `id`
+ * (or in order, from a client that answers in input order), so calls may be made concurrently and a slow
+ * one does not hold up the others. An error answer rejects the call with a
  * {@linkcode ScraperClientError} carrying the client's message; if the process dies, every call still
  * waiting rejects.
  *
- * The scraper needs `--allow-run` (the client runs with its own permissions: `-A` by default).
+ * The scraper needs `--allow-run` (to start the client) and, when it imports this module from a URL outside
+ * Deno's default list, `--allow-import=<host>`; the client runs with its own permissions (`-A` by default).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ScraperClient } from "./scraper_client.ts";
  *
  * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
@@ -66,17 +85,18 @@ function toWireUserSecret(request: UserSecretRequest): Record<string, unknown> {
  *   client.sendCv({ referenceNumber: "job-1", presentation: "Hello" }),
  *   client.sendCv({ referenceNumber: "job-1" }),
  * ]);
- * // first === true (sent), again === false (already cached)
- * const user = await client.getUserSecret({ encryptionKey: "x" }); // { username: "foo", password: "bar" }
- * const status = await client.close(); // status.code === 0
+ * assert.deepEqual([first, again], [true, false]); // sent, then already cached
+ * assert.deepEqual(await client.getUserSecret({ encryptionKey: "x" }), { username: "foo", password: "bar" });
+ * assert.equal((await client.close()).code, 0);
  * ```
  */
 export class ScraperClient {
   readonly #child: Deno.ChildProcess;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #encoder = new TextEncoder();
-  readonly #pending: Pending[] = [];
-  #pendingHead = 0;
+  /** Calls waiting for their answer by id, in the order they were sent (a Map keeps insertion order). */
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
   readonly #ready = Promise.withResolvers<void>();
   #isReady = false;
   /** Once set, the client cannot be used any more and new calls reject with it. */
@@ -99,11 +119,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * // The default runs main.ts from source; a compiled binary: { command: ["/bin/rtcv_scraper_client"] }.
    * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.ping();
-   * await client.close();
+   * assert.equal((await client.close()).code, 0);
    * ```
    */
   static async spawn(options: SpawnOptions = {}): Promise<ScraperClient> {
@@ -160,9 +181,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { users: [{ username: "foo", password: "bar" }] } });
+   * assert.equal(await client.sendCv({ referenceNumber: "job-1" }), true); // nothing was sent anywhere
    * ```
    */
   async setMock(options: MockOptions = {}): Promise<void> {
@@ -175,10 +198,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock();
-   * const matched = await client.sendCv({ referenceNumber: "job-1", presentation: "Hello" }); // true in mock mode
+   * const matched = await client.sendCv({ referenceNumber: "job-1", presentation: "Hello" });
+   * assert.equal(matched, true); // mock mode matches every new CV
    * ```
    */
   async sendCv(cv: Cv): Promise<boolean> {
@@ -186,14 +211,59 @@ export class ScraperClient {
   }
 
   /**
+   * Sends a list of CVs in one request (`send_cvs_list`); duplicates of a reference number in the list are
+   * dropped (the first copy is kept). Resolves with how many were sent and how many were dropped.
+   *
+   * @example
+   * ```ts ignore
+   * const { sent, duplicates } = await client.sendCvsList([{ referenceNumber: "a" }, { referenceNumber: "a" }]);
+   * ```
+   */
+  async sendCvsList(cvs: readonly Cv[]): Promise<CvsListResult> {
+    return await this.#call("send_cvs_list", cvs) as CvsListResult;
+  }
+
+  /**
+   * Sends a CV document, a file with the CV as its metadata (`send_cv_document`). Resolves true when the
+   * primary server matched it; false when it did not or its reference number was already cached.
+   *
+   * @example
+   * ```ts ignore
+   * const matched = await client.sendCvDocument({ cv: { referenceNumber: "a" }, file: "/tmp/cv.pdf" });
+   * ```
+   */
+  async sendCvDocument(document: CvDocument): Promise<boolean> {
+    const content: Record<string, unknown> = { cv: document.cv };
+    if (document.file !== undefined) content.file = document.file;
+    if (document.fileBase64 !== undefined) content.file_base64 = document.fileBase64;
+    if (document.contentType !== undefined) content.content_type = document.contentType;
+    return this.#expectBoolean("send_cv_document", await this.#call("send_cv_document", content));
+  }
+
+  /**
+   * The login users RT-CV stores for this scraper, their passwords opened with the scraper's key pair
+   * (`get_login_users`); in mock mode the mock users.
+   *
+   * @example
+   * ```ts ignore
+   * for (const { username, password } of await client.getLoginUsers()) await logIn(username, password);
+   * ```
+   */
+  async getLoginUsers(): Promise<UserSecret[]> {
+    return await this.#call("get_login_users") as UserSecret[];
+  }
+
+  /**
    * Reads a secret from the primary server (`get_secret`); mock mode answers the mock secret or null.
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { api: { token: "abc" } } });
    * const { token } = await client.getSecret<{ token: string }>({ key: "api", encryptionKey: "x" });
+   * assert.equal(token, "abc");
    * ```
    */
   async getSecret<T = unknown>(request: SecretRequest): Promise<T> {
@@ -205,10 +275,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { user: { username: "foo", password: "bar" } } });
    * const { username, password } = await client.getUserSecret({ encryptionKey: "x" });
+   * assert.deepEqual([username, password], ["foo", "bar"]);
    * ```
    */
   async getUserSecret(request: UserSecretRequest): Promise<UserSecret> {
@@ -220,10 +292,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setMock({ secrets: { users: [{ username: "foo", password: "bar" }] } });
    * const logins = await client.getUsersSecret({ encryptionKey: "x" });
+   * assert.deepEqual(logins, [{ username: "foo", password: "bar" }]);
    * ```
    */
   async getUsersSecret(request: UserSecretRequest): Promise<UserSecret[]> {
@@ -235,10 +309,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setCachedReference("job-1");
-   * await client.hasCachedReference("job-1"); // true
+   * assert.equal(await client.hasCachedReference("job-1"), true);
    * ```
    */
   async setCachedReference(reference: string): Promise<void> {
@@ -250,9 +325,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * await client.setShortCachedReference("job-1");
+   * assert.equal(await client.hasCachedReference("job-1"), true);
    * ```
    */
   async setShortCachedReference(reference: string): Promise<void> {
@@ -264,9 +341,10 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
-   * if (await client.hasCachedReference("job-1")) console.log("already scraped");
+   * assert.equal(await client.hasCachedReference("job-1"), false); // not scraped yet
    * ```
    */
   async hasCachedReference(reference: string): Promise<boolean> {
@@ -278,9 +356,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
-   * await client.ping();
+   * await client.ping(); // rejects unless the client answers pong
+   * assert.ok(client.pid > 0);
    * ```
    */
   async ping(): Promise<void> {
@@ -293,9 +373,11 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
-   * const answer = await client.command("has_cached_reference", "job-1"); // false
+   * const answer = await client.command("has_cached_reference", "job-1");
+   * assert.equal(answer, false);
    * ```
    */
   command(type: string, content?: unknown): Promise<unknown> {
@@ -309,10 +391,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * const pong = client.ping(); // answered before the client exits
-   * const { code } = await client.close(); // 0
+   * const { code } = await client.close();
+   * assert.equal(code, 0);
    * await pong;
    * ```
    */
@@ -331,10 +415,12 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
    * const client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
    * client.kill();
-   * await client.close(); // { success: true, code: 0, signal: null }: SIGTERM ends the client cleanly
+   * const status = await client.close();
+   * assert.deepEqual({ ...status }, { success: true, code: 0, signal: null }); // SIGTERM ends the client cleanly
    * ```
    */
   kill(signal: Deno.Signal = "SIGTERM"): void {
@@ -350,11 +436,15 @@ export class ScraperClient {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { ScraperClient } from "./scraper_client.ts";
+   * let pid: number;
    * {
    *   await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   *   pid = client.pid;
    *   await client.ping();
    * } // closed here
+   * assert.throws(() => Deno.kill(pid, "SIGCONT")); // the process is gone
    * ```
    */
   async [Symbol.asyncDispose](): Promise<void> {
@@ -371,9 +461,10 @@ export class ScraperClient {
       );
     }
     if (this.#broken !== null) return Promise.reject(this.#errorFor(this.#broken, type));
+    const id = this.#nextId++;
     let line: string;
     try {
-      line = JSON.stringify(content === undefined ? { type } : { type, content });
+      line = JSON.stringify(content === undefined ? { type, id } : { type, id, content });
     } catch (error) {
       return Promise.reject(
         new TypeError(`Cannot send ${type}: its content cannot be encoded as JSON: ${describe(error)}`, {
@@ -382,7 +473,7 @@ export class ScraperClient {
       );
     }
     return new Promise((resolve, reject) => {
-      this.#pending.push({ type, resolve, reject });
+      this.#pending.set(id, { type, resolve, reject });
       // A failed write means the process is gone or unusable: stop it; its exit rejects what is pending.
       this.#writer.write(this.#encoder.encode(line + "\n")).catch(() => this.kill("SIGKILL"));
     });
@@ -397,18 +488,12 @@ export class ScraperClient {
   }
 
   async #readAnswers(stdout: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffered = "";
+    const splitter = new LineSplitter(MAX_ANSWER_BYTES);
     try {
       for await (const chunk of stdout) {
-        buffered += decoder.decode(chunk, { stream: true });
-        let start = 0;
-        for (let end = buffered.indexOf("\n"); end !== -1; end = buffered.indexOf("\n", start)) {
-          this.#onLine(buffered.slice(start, end));
-          start = end + 1;
-        }
-        buffered = buffered.slice(start);
+        for (const line of splitter.push(chunk)) this.#onInputLine(line);
       }
+      for (const line of splitter.end()) this.#onInputLine(line);
     } catch {
       // the pipe broke: treated like the end of output
     }
@@ -416,14 +501,19 @@ export class ScraperClient {
     this.#onExit(status);
   }
 
-  #onLine(raw: string): void {
+  #onInputLine(line: ReturnType<LineSplitter["push"]>[number]): void {
+    if (line.kind === "text") this.#onLine(line.text);
+    else if (line.kind === "invalid_utf8") this.#fail("the client wrote a line that is not valid UTF-8");
+    else this.#fail(`the client wrote a line of ${line.bytes} bytes, longer than ${MAX_ANSWER_BYTES}`);
+  }
+
+  #onLine(line: string): void {
     if (this.#broken !== null) return;
-    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    let answer: { type?: unknown; content?: unknown } | null = null;
+    let answer: { type?: unknown; content?: unknown; id?: unknown } | null = null;
     try {
       const value: unknown = JSON.parse(line);
       if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-        answer = value as { type?: unknown; content?: unknown };
+        answer = value as { type?: unknown; content?: unknown; id?: unknown };
       }
     } catch {
       // answer stays null
@@ -437,9 +527,12 @@ export class ScraperClient {
       }
       return;
     }
-    const pending = this.#shift();
+    const pending = this.#take(answer?.id);
     if (pending === undefined) {
-      this.#fail(`the client wrote a line when no command was waiting (${this.#shape(answer, line)})`);
+      const what = answer?.id === undefined
+        ? "when no command was waiting"
+        : "with an id no command was sent with";
+      this.#fail(`the client wrote a line ${what} (${this.#shape(answer, line)})`);
       return;
     }
     switch (answer?.type) {
@@ -493,9 +586,9 @@ export class ScraperClient {
   }
 
   #rejectAll(cause: ScraperClientError): void {
-    for (let pending = this.#shift(); pending !== undefined; pending = this.#shift()) {
-      pending.reject(this.#errorFor(cause, pending.type));
-    }
+    const waiting = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const pending of waiting) pending.reject(this.#errorFor(cause, pending.type));
   }
 
   /** The same failure, named for one command: `the client exited with code 1 before answering send_cv`. */
@@ -506,14 +599,20 @@ export class ScraperClient {
     return new ScraperClientError(message, { kind: cause.kind, command: type, exitCode: cause.exitCode });
   }
 
-  /** Takes the oldest pending call (a queue with a moving head, so thousands in flight stay cheap). */
-  #shift(): Pending | undefined {
-    if (this.#pendingHead >= this.#pending.length) return undefined;
-    const pending = this.#pending[this.#pendingHead++];
-    if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
-      this.#pending.splice(0, this.#pendingHead);
-      this.#pendingHead = 0;
+  /**
+   * The call an answer belongs to: the one with its `id` when it carries one (a client that answers ids,
+   * PROTOCOL.md section 9), else the oldest waiting call (a client that answers in input order).
+   */
+  #take(id: unknown): Pending | undefined {
+    let key: number | undefined;
+    if (id === undefined) {
+      key = this.#pending.keys().next().value;
+    } else if (typeof id === "number" && this.#pending.has(id)) {
+      key = id;
     }
+    if (key === undefined) return undefined;
+    const pending = this.#pending.get(key);
+    this.#pending.delete(key);
     return pending;
   }
 }

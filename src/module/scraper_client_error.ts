@@ -3,8 +3,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ScraperClientError, type ScraperClientErrorKind } from "./scraper_client_error.ts";
  * const retryable = (error: ScraperClientError) => (["exited", "protocol"] as ScraperClientErrorKind[]).includes(error.kind);
+ * assert.equal(retryable(new ScraperClientError("the client exited with code 1", { kind: "exited" })), true);
+ * assert.equal(retryable(new ScraperClientError("send_cv: ...", { kind: "answer" })), false);
  * ```
  */
 export type ScraperClientErrorKind =
@@ -24,12 +27,14 @@ export type ScraperClientErrorKind =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ScraperClientError } from "./scraper_client_error.ts";
  * const error = new ScraperClientError("the client exited with code 1 before answering ping", {
  *   kind: "exited",
  *   command: "ping",
  *   exitCode: 1,
  * });
+ * assert.deepEqual([error.kind, error.command, error.exitCode], ["exited", "ping", 1]);
  * ```
  */
 export interface ScraperClientErrorOptions extends ErrorOptions {
@@ -48,16 +53,18 @@ export interface ScraperClientErrorOptions extends ErrorOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ScraperClient } from "./scraper_client.ts";
  * import { ScraperClientError } from "./scraper_client_error.ts";
  * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
- * try {
- *   await client.sendCv({ referenceNumber: "abc" }); // before set_credentials / set_mock
- * } catch (error) {
- *   if (!(error instanceof ScraperClientError)) throw error;
- *   // error.kind === "answer", error.command === "send_cv",
- *   // error.message === "send_cv: no RT-CV server is set: call set_credentials first (...)"
- * }
+ * // before set_credentials / set_mock:
+ * await assert.rejects(client.sendCv({ referenceNumber: "abc" }), (error) => {
+ *   assert.ok(error instanceof ScraperClientError);
+ *   assert.equal(error.kind, "answer");
+ *   assert.equal(error.command, "send_cv");
+ *   assert.match(error.message, /^send_cv: .*set_credentials/);
+ *   return true;
+ * });
  * ```
  */
 export class ScraperClientError extends Error {

@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ServerCredentials } from "./types.ts";
  * const server: ServerCredentials = {
  *   serverLocation: "https://rtcv.example.com",
@@ -18,6 +19,7 @@
  *   apiKey: "the key",
  *   primary: true,
  * };
+ * assert.match(server.apiKeyId, /^[0-9a-f]{24}$/); // RT-CV key ids are 24 hex characters
  * ```
  */
 export interface ServerCredentials {
@@ -36,8 +38,10 @@ export interface ServerCredentials {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { MockOptions } from "./types.ts";
  * const mock: MockOptions = { secrets: { user: { username: "foo", password: "bar" } } };
+ * assert.deepEqual(Object.keys(mock.secrets ?? {}), ["user"]); // what get_user_secret reads by default
  * ```
  */
 export interface MockOptions {
@@ -51,8 +55,10 @@ export interface MockOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Cv } from "./types.ts";
  * const cv: Cv = { referenceNumber: "job-123", presentation: "Hello", driversLicenses: ["B"] };
+ * assert.equal(JSON.parse(JSON.stringify(cv)).referenceNumber, "job-123"); // sent as is
  * ```
  */
 export interface Cv {
@@ -85,8 +91,10 @@ export interface Cv {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { SecretRequest } from "./types.ts";
  * const request: SecretRequest = { key: "api", encryptionKey: "the encryption key" };
+ * assert.equal(request.key, "api");
  * ```
  */
 export interface SecretRequest {
@@ -101,8 +109,10 @@ export interface SecretRequest {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { UserSecretRequest } from "./types.ts";
  * const request: UserSecretRequest = { encryptionKey: "the encryption key" };
+ * assert.equal(request.key, undefined); // user / users by default
  * ```
  */
 export interface UserSecretRequest {
@@ -117,8 +127,10 @@ export interface UserSecretRequest {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { UserSecret } from "./types.ts";
  * const login: UserSecret = { username: "foo", password: "bar" };
+ * assert.deepEqual(Object.keys(login), ["username", "password"]);
  * ```
  */
 export interface UserSecret {
@@ -133,11 +145,13 @@ export interface UserSecret {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { SpawnOptions } from "./types.ts";
  * const options: SpawnOptions = {
  *   command: ["/bin/rtcv_scraper_client"],
  *   env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" },
  * };
+ * assert.equal(options.command?.[0], "/bin/rtcv_scraper_client");
  * ```
  */
 export interface SpawnOptions {
@@ -152,4 +166,44 @@ export interface SpawnOptions {
   readonly cwd?: string;
   /** Where the client's stderr (warnings, start-up errors) goes: `inherit` (default) or `null` (dropped). */
   readonly stderr?: "inherit" | "null";
+}
+
+/**
+ * What `sendCvsList` resolves with (the `send_cvs_list` answer).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { CvsListResult } from "./types.ts";
+ * const result: CvsListResult = { sent: 2, duplicates: 1 };
+ * assert.equal(result.sent + result.duplicates, 3); // three CVs in the list, one a duplicate
+ * ```
+ */
+export interface CvsListResult {
+  /** CVs in the request that was sent. */
+  readonly sent: number;
+  /** CVs dropped because an earlier one in the list had the same reference number. */
+  readonly duplicates: number;
+}
+
+/**
+ * A CV document for `sendCvDocument`: the CV (the document's metadata) and the file, by path or as base64.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { CvDocument } from "./types.ts";
+ * const document: CvDocument = { cv: { referenceNumber: "job-1" }, file: "/tmp/cv.pdf" };
+ * assert.equal(document.contentType, undefined); // application/pdf
+ * ```
+ */
+export interface CvDocument {
+  /** The CV the document belongs to (reference number rules as for `sendCv`). */
+  readonly cv: Cv;
+  /** Path of the file, read by the client (relative to its working directory). */
+  readonly file?: string;
+  /** The file's bytes as base64, instead of `file`. */
+  readonly fileBase64?: string;
+  /** Its content type; default `application/pdf`. */
+  readonly contentType?: string;
 }

@@ -16,9 +16,12 @@ const CARRIAGE_RETURN = 0x0d;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { LineSplitter } from "./line_splitter.ts";
  * const splitter = new LineSplitter(1024);
  * const lines = splitter.push(new TextEncoder().encode('{"type":"ping"}\r\n{"ty'));
- * // lines: [{ kind: "text", text: '{"type":"ping"}' }]; the partial line waits for more bytes
+ * assert.deepEqual(lines, [{ kind: "text", text: '{"type":"ping"}' }]); // the partial line waits for more bytes
+ * assert.deepEqual(splitter.end(), [{ kind: "text", text: '{"ty' }]);
  * ```
  */
 export class LineSplitter {

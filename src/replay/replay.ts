@@ -8,8 +8,9 @@
 
 import type { ClientCore } from "../client_core.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "../config/config.ts";
-import { parseCommandLine } from "../commands/registry.ts";
+import { parseCommandLine, readCommandLine } from "../protocol/command_line.ts";
 import { REDACTED } from "../debug/redact.ts";
+import type { Dispatch } from "../debug/command_log.ts";
 import { type InputLine, LineSplitter } from "../protocol/line_splitter.ts";
 import { formatReplayLine } from "./format_replay_line.ts";
 import { emptyCounts, formatReplaySummary, formatRoundSummary, type ReplayCounts } from "./replay_summary.ts";
@@ -41,6 +42,8 @@ export interface ReplayOptions {
    * {@linkcode runReplay} resolves.
    */
   readonly core: ClientCore;
+  /** Answers one line; default `core.registry.dispatch` (the program passes the debug-logging one). */
+  readonly dispatch?: Dispatch;
   /**
    * Closes what replay ran on; default `core.close()`. The program passes the whole runtime's close, so
    * the ingest sink finishes before the store it writes to is closed.
@@ -198,7 +201,9 @@ export async function runReplay(options: ReplayOptions): Promise<number> {
           if (restored.text !== line.text) input = { kind: "text", text: restored.text };
         }
         const commandStarted = performance.now();
-        const answer = await core.registry.dispatch(input);
+        const parsedInput = readCommandLine(input);
+        const answer =
+          await (options.dispatch ? options.dispatch(parsedInput) : core.registry.dispatch(parsedInput));
         const durationMs = performance.now() - commandStarted;
         counts.run++;
         if (answer.type === "error") counts.errors++;

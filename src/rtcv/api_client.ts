@@ -24,6 +24,14 @@ export interface RtcvKeyInfo {
   roles: { role: number }[];
 }
 
+/** What `GET /api/v1/scraperUsers/<id>` answers, as the client uses it. */
+export interface RtcvScraperUsers {
+  /** The public key registered for this scraper (base64), or `""` when none is. */
+  scraperPubKey: string;
+  /** The login users; `encryptedPassword` (a base64 sealed box) is null when the server sent none. */
+  users: { username: string; encryptedPassword: string | null }[];
+}
+
 /** What {@linkcode RtcvApiError} is built from, apart from the origin and the message detail. */
 export interface RtcvApiErrorDetails {
   /** The HTTP status of the answer, or null when no answer came. */
@@ -34,6 +42,8 @@ export interface RtcvApiErrorDetails {
   retryable?: boolean;
   /** How many attempts were made (default 1). */
   attempts?: number;
+  /** The wait a failed answer asked for with `Retry-After`, in ms, or null. */
+  retryAfterMs?: number | null;
 }
 
 /**
@@ -44,9 +54,10 @@ export interface RtcvApiErrorDetails {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RtcvApiError } from "./api_client.ts";
  * const error = new RtcvApiError("https://rtcv.example.com", "answered 400: bad", { status: 400, serverMessage: "bad" });
- * console.assert(error.message === "https://rtcv.example.com answered 400: bad");
+ * assert.equal(error.message, "https://rtcv.example.com answered 400: bad");
  * ```
  */
 export class RtcvApiError extends Error {
@@ -58,10 +69,32 @@ export class RtcvApiError extends Error {
   readonly status: number | null;
   /** The message from the server's `{"error": "..."}` body, or null. */
   readonly serverMessage: string | null;
-  /** Whether trying again later may succeed: no answer, timeout, 408, 429 or any 5xx. */
+  /** Whether trying again later may succeed: no answer, timeout, 408, 429 or a 5xx, but not a missing route. */
   readonly retryable: boolean;
   /** How many attempts were made before giving up. */
   readonly attempts: number;
+  /** The wait the server asked for with `Retry-After`, in ms, or null. */
+  readonly retryAfterMs: number | null;
+
+  /**
+   * True when the server does not have the route at all: the newest one answers 500
+   * `{"error":"Cannot GET /api/..."}` (before any auth check), others 404 `Cannot GET ...`, a 404 naming the
+   * route, or a 404 without a JSON message. A 404 `item not found` (an unknown secret) is not.
+   */
+  get missingRoute(): boolean {
+    const message = this.serverMessage ?? "";
+    if ((this.status === 404 || this.status === 500) && /^Cannot [A-Z]+ \//.test(message)) return true;
+    // A 404 about the route itself; a 404 `item not found` is about the thing asked for (an unknown secret).
+    return this.status === 404 && (this.serverMessage === null || /route/i.test(message));
+  }
+
+  /**
+   * True for a 500 with a JSON `error` body that is not a missing route: RT-CV's answer to a request it
+   * cannot decode (a bad date, an invalid phone number, ...). The same request will fail again.
+   */
+  get refused(): boolean {
+    return this.status === 500 && this.serverMessage !== null && !this.missingRoute;
+  }
 
   /** Builds the error; `detail` follows the origin in the message. */
   constructor(origin: string, detail: string, details: RtcvApiErrorDetails = {}) {
@@ -69,8 +102,10 @@ export class RtcvApiError extends Error {
     this.origin = origin;
     this.status = details.status ?? null;
     this.serverMessage = details.serverMessage ?? null;
-    this.retryable = details.retryable ?? false;
+    // A server without the route will not grow it on a retry (the newest RT-CV answers 500 for it).
+    this.retryable = (details.retryable ?? false) && !this.missingRoute;
     this.attempts = details.attempts ?? 1;
+    this.retryAfterMs = details.retryAfterMs ?? null;
   }
 }
 
@@ -185,15 +220,19 @@ export class RtcvApiClient {
 
   /**
    * `GET /api/v1/scraper/scannedReferenceNrs/since/days/<days>`: the reference numbers scanned recently.
-   * Resolves null when the server answers 404 (newer RT-CV servers removed the route).
+   * Throws {@linkcode RtcvApiError} for any failure; {@linkcode RtcvApiError.missingRoute} tells a server
+   * without the route (older ones answer 404, the newest 500 `Cannot GET ...`).
    */
-  async scannedReferenceNrs(days: number, signal?: AbortSignal): Promise<string[] | null> {
+  async scannedReferenceNrs(
+    days: number,
+    signal?: AbortSignal,
+    options: { retries?: number } = {},
+  ): Promise<string[]> {
     if (!Number.isSafeInteger(days) || days < 0) {
       throw new RangeError(`days must be a whole number >= 0, got ${days}`);
     }
     const path = `/api/v1/scraper/scannedReferenceNrs/since/days/${days}`;
-    const body = await this.#request("GET", path, { signal, notFoundAsNull: true });
-    if (body === NOT_FOUND) return null;
+    const body = await this.#request("GET", path, { signal, retries: options.retries });
     if (body === null) return []; // Go encodes an empty slice as null
     if (!Array.isArray(body) || !body.every((entry) => typeof entry === "string")) {
       throw this.#unexpected(path, "an array of strings", body);
@@ -216,12 +255,60 @@ export class RtcvApiClient {
   }
 
   /**
-   * `GET /api/v1/secrets/myKey/<key>/<encryptionKey>` (both percent-encoded): the decrypted secret value.
-   * The hooks of the policy see the path as `/api/v1/secrets/myKey/:key/:encryptionKey`.
+   * `POST /api/v1/scraper/allCVs` with body `{"cvs": cvs}` (a list, e.g. a search result page). The server
+   * matches lists later, so nothing comes back but success.
+   */
+  async scanCvList(cvs: readonly Record<string, unknown>[], signal?: AbortSignal): Promise<void> {
+    if (cvs.length === 0) throw new RangeError("an allCVs list must not be empty");
+    await this.#request("POST", ALL_CVS_PATH, { signal, body: { cvs } });
+  }
+
+  /**
+   * `GET /api/v1/scraperUsers/<api key id>`: this scraper's registered public key (empty string when none)
+   * and its login users with their sealed passwords. Servers without the route throw an
+   * {@linkcode RtcvApiError} whose {@linkcode RtcvApiError.missingRoute} is true.
+   */
+  async scraperUsers(signal?: AbortSignal): Promise<RtcvScraperUsers> {
+    const path = `/api/v1/scraperUsers/${encodeURIComponent(this.#apiKeyId)}`;
+    const body = await this.#request("GET", path, { signal });
+    if (!isRecord(body)) throw this.#unexpected(path, "{scraperPubKey, users: [...]}", body);
+    const users = body.users ?? [];
+    const valid = Array.isArray(users) &&
+      users.every((user) =>
+        isRecord(user) && typeof user.username === "string" &&
+        (user.encryptedPassword === undefined || typeof user.encryptedPassword === "string")
+      );
+    const key = body.scraperPubKey ?? "";
+    if (!valid || typeof key !== "string") {
+      throw this.#unexpected(path, "{scraperPubKey: <string>, users: [{username, encryptedPassword}]}", body);
+    }
+    return {
+      scraperPubKey: key,
+      users: (users as { username: string; encryptedPassword?: string }[]).map((user) => ({
+        username: user.username,
+        encryptedPassword: user.encryptedPassword ?? null,
+      })),
+    };
+  }
+
+  /**
+   * `PATCH /api/v1/scraperUsers/<api key id>/setPublicKey` with `{"publicKey": publicKey}` (base64). Replacing
+   * a different key deletes the stored users on the server: callers only register a key where none is.
+   */
+  async setPublicKey(publicKey: string, signal?: AbortSignal): Promise<void> {
+    const path = `/api/v1/scraperUsers/${encodeURIComponent(this.#apiKeyId)}/setPublicKey`;
+    await this.#request("PATCH", path, { signal, body: { publicKey }, anyBody: true });
+  }
+
+  /**
+   * `GET /api/v1/secrets/myKey/<key>/<encryptionKey>`: the decrypted secret value (older servers only). RT-CV
+   * takes path segments as sent, without percent-decoding them, so both are sent as they are where a URL
+   * path allows it (see {@linkcode encodePathSegment}). The hooks of the policy see the path as
+   * `/api/v1/secrets/myKey/:key/:encryptionKey`.
    */
   async getSecret(key: string, encryptionKey: string, signal?: AbortSignal): Promise<unknown> {
-    const encodedKey = encodeURIComponent(key);
-    const encodedEncryptionKey = encodeURIComponent(encryptionKey);
+    const encodedKey = encodePathSegment(key);
+    const encodedEncryptionKey = encodePathSegment(encryptionKey);
     const path = `/api/v1/secrets/myKey/${encodedKey}/${encodedEncryptionKey}`;
     return await this.#request("GET", path, {
       signal,
@@ -246,14 +333,16 @@ export class RtcvApiClient {
   }
 
   async #request(
-    method: "GET" | "POST",
+    method: "GET" | "POST" | "PATCH",
     path: string,
     options: {
       signal?: AbortSignal;
       body?: unknown;
       label?: string;
-      notFoundAsNull?: boolean;
+      anyBody?: boolean;
       extraSecrets?: string[];
+      /** Overrides the policy's retries for this request. */
+      retries?: number;
     },
   ): Promise<unknown> {
     const url = this.#baseUrl + path;
@@ -264,14 +353,14 @@ export class RtcvApiClient {
         path: options.label ?? path,
         send: (signal) => fetch(url, { method, headers: this.#headers, body: requestBody, signal }),
       },
-      this.#policy,
+      options.retries === undefined ? this.#policy : { ...this.#policy, maxRetries: options.retries },
       options.signal,
     );
-    if (options.notFoundAsNull && outcome.kind === "response" && outcome.status === 404) return NOT_FOUND;
     const redactor = this.#redactor.with(options.extraSecrets ?? []);
     const answer = readAnswer(outcome, {
       request: `${method} ${options.label ?? path}`,
       redactor,
+      anyBody: options.anyBody,
       serverMessage: (body) =>
         isRecord(body) && typeof body.error === "string" ? redactor.redact(body.error) : null,
     });
@@ -291,8 +380,28 @@ export class RtcvApiClient {
   }
 }
 
-/** Marks a 404 answer that the caller asked to receive as a value. */
-const NOT_FOUND: unique symbol = Symbol("not found");
+/**
+ * A path segment with only what a URL path cannot carry percent-encoded (`/`, `?`, `#`, `%`, spaces, control
+ * and non-ASCII characters); letters, digits and `-._~!$&'()*+,;=:@` stay as they are. RT-CV does not
+ * percent-decode segments, so a secret named `a+b=` is only found when sent as `a+b=`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodePathSegment } from "./api_client.ts";
+ * assert.equal(encodePathSegment("a+b=c:d@e"), "a+b=c:d@e");
+ * assert.equal(encodePathSegment("a/b c?#%"), "a%2Fb%20c%3F%23%25");
+ * ```
+ */
+export function encodePathSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(
+    /%(24|26|2B|2C|3B|3D|3A|40)/gi,
+    (escape) => decodeURIComponent(escape),
+  );
+}
+
+/** The list route of the newest servers. */
+export const ALL_CVS_PATH = "/api/v1/scraper/allCVs";
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

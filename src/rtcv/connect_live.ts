@@ -1,10 +1,10 @@
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { ClientCore } from "../client_core.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
-import { DurableQueue } from "../outbox/durable_queue.ts";
 import { RtcvApiClient } from "./api_client.ts";
 import { LiveBackend } from "./live_backend.ts";
-import { MirrorDelivery } from "./mirror_delivery.ts";
+import { checkKeyPair, type KeyPairText, LoginKeyPair, type LoginUsersRoute } from "./login_users.ts";
 import type { RequestPolicy } from "./request_policy.ts";
 
 /** RT-CV's role number for scraper keys. */
@@ -17,12 +17,15 @@ export interface LiveOptions {
   readonly policy: RequestPolicy;
   /** Debug log lines. */
   readonly log: (message: string) => void;
-  /** First wait after a failed background delivery to a mirror (doubles up to a minute). */
-  readonly outboxRetryMs: number;
-  /** How long closing waits for mirrors before leaving CVs in the outbox. */
-  readonly drainBudgetMs: number;
   /** Told about each CV delivery per server (metrics). */
   readonly onCvResult?: (origin: string, ok: boolean) => void;
+  /** Warnings for a person (stderr and the debug log). */
+  readonly warn?: (message: string) => void;
+  /**
+   * The login-users key pair from the config or the environment; a pair in the credentials wins. `source`
+   * names where it came from, for messages (never the keys).
+   */
+  readonly keyPair?: (KeyPairText & { readonly source: string }) | null;
 }
 
 /**
@@ -43,6 +46,8 @@ export async function connectLive(
     }
   }));
   const primaryIndex = servers.findIndex((server) => server.primary);
+  // A broken key pair fails before any server is contacted.
+  const keyPair = await pickKeyPair(servers[primaryIndex], options);
   const roleOf = (index: number) => index === primaryIndex ? "primary" : "mirror";
   const checks = await Promise.allSettled(clients.map((client) => checkServer(client)));
   const failures = checks.flatMap((check, index) =>
@@ -51,48 +56,67 @@ export async function connectLive(
   if (failures.length > 0) throw new CommandError(failures.join("; "));
 
   const primary = clients[primaryIndex];
+  let loginUsersRoute: LoginUsersRoute = "not_checked";
+  if (keyPair !== null) loginUsersRoute = await checkKeyPair(primary, keyPair, options.log);
   const references = await core.session.persistentCache();
-  let recent: string[] | null;
-  try {
-    recent = await primary.scannedReferenceNrs(WARM_UP_DAYS);
-  } catch (error) {
-    throw new CommandError(`cache warm-up failed: primary ${describe(error)}`);
-  }
-  if (recent === null) {
-    options.log(`warm-up skipped: primary ${primary.origin} has no scannedReferenceNrs route (404)`);
-  } else {
-    await references.setManyLong(recent);
-    options.log(`warm-up: cached ${recent.length} reference numbers from primary ${primary.origin}`);
-  }
+  await warmUp(primary, references, options.log);
 
-  const { kv, batcher } = await core.store.open();
-  const outbox = new DurableQueue(kv, batcher, "cv_outbox");
-  const deadLetters = new DurableQueue(kv, batcher, "cv_dead");
-  const deliveryTo = (client: RtcvApiClient) =>
-    new MirrorDelivery(client, {
-      outbox,
-      deadLetters,
-      retryDelayMs: options.outboxRetryMs,
-      maxRetryDelayMs: 60_000,
-      log: options.log,
-      onResult: (ok) => options.onCvResult?.(client.origin, ok),
-    });
-  const mirrors = clients.filter((_, index) => index !== primaryIndex).map(deliveryTo);
-  // CVs left in the outbox by an earlier run go to every server named again, the primary included (it
-  // may have been a mirror then).
-  const primaryBacklog = deliveryTo(primary);
+  const outbox = await core.outbox();
+  // The outbox retries by itself: its clients make one request per attempt.
+  const deliveryClient = (index: number) =>
+    RtcvApiClient.create(servers[index], { ...options.policy, maxRetries: 0 });
+  const mirrorIndexes = clients.flatMap((_, index) => index === primaryIndex ? [] : [index]);
+  const deliveryClients = {
+    mirrors: await Promise.all(mirrorIndexes.map(deliveryClient)),
+    primary: await deliveryClient(primaryIndex),
+  };
   options.log(
-    `live: primary ${primary.origin}, mirrors [${mirrors.map((mirror) => mirror.origin).join(", ")}]`,
+    `live: primary ${primary.origin}, mirrors [${deliveryClients.mirrors.map((m) => m.origin).join(", ")}]`,
   );
   return new LiveBackend({
     primary,
-    mirrors,
-    backlogs: [primaryBacklog],
+    deliveryClients,
     references,
     outbox,
-    drainBudgetMs: options.drainBudgetMs,
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
+    keyPair,
+    loginUsersRoute,
+    warn: options.warn ?? options.log,
   });
+}
+
+/** The key pair of the primary's credentials, else the configured one; checked (a CommandError if broken). */
+async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Promise<LoginKeyPair | null> {
+  const { publicKey, privateKey } = primary;
+  if (publicKey !== undefined || privateKey !== undefined) {
+    if (publicKey === undefined || privateKey === undefined) {
+      throw new CommandError("public_key and private_key must be given together (the login-users key pair)");
+    }
+    return await LoginKeyPair.from({ publicKey, privateKey }, "set_credentials");
+  }
+  return options.keyPair ? await LoginKeyPair.from(options.keyPair, options.keyPair.source) : null;
+}
+
+/**
+ * Caches the reference numbers the primary scanned recently. Best effort: the newest servers removed the
+ * route (500 `Cannot GET`), older ones may answer 404 or junk; whatever happens, it is logged and skipped.
+ */
+async function warmUp(
+  primary: RtcvApiClient,
+  references: CachedReferences,
+  log: (message: string) => void,
+): Promise<void> {
+  const route = `GET /api/v1/scraper/scannedReferenceNrs/since/days/${WARM_UP_DAYS}`;
+  let recent: string[];
+  try {
+    // One attempt: a convenience must not hold set_credentials up for a timeout times the retries.
+    recent = await primary.scannedReferenceNrs(WARM_UP_DAYS, undefined, { retries: 0 });
+  } catch (error) {
+    log(`warm-up skipped (${route}): primary ${describe(error)}`);
+    return;
+  }
+  await references.setManyLong(recent);
+  log(`warm-up: cached ${recent.length} reference numbers from primary ${primary.origin} (${route})`);
 }
 
 async function checkServer(client: RtcvApiClient): Promise<void> {

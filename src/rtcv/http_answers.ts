@@ -22,10 +22,11 @@ const MIN_REDACTED_LENGTH = 4;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Redactor } from "./http_answers.ts";
  * const redactor = new Redactor(["s3cret-token"]);
- * console.assert(redactor.redact("bad token s3cret-token") === "bad token [redacted]");
- * console.assert(redactor.excerpt("a\n  b") === "a b");
+ * assert.ok(redactor.redact("bad token s3cret-token") === "bad token [redacted]");
+ * assert.ok(redactor.excerpt("a\n  b") === "a b");
  * ```
  */
 export class Redactor {
@@ -67,9 +68,10 @@ export class Redactor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseBaseUrl } from "./http_answers.ts";
  * const { url, baseUrl } = parseBaseUrl("base_url", "http://a.example/x/");
- * console.assert(baseUrl === "http://a.example/x" && url.origin === "http://a.example");
+ * assert.ok(baseUrl === "http://a.example/x" && url.origin === "http://a.example");
  * ```
  */
 export function parseBaseUrl(
@@ -129,12 +131,13 @@ export interface ReadAnswerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readAnswer, Redactor } from "./http_answers.ts";
  * const answer = readAnswer(
  *   { kind: "response", status: 503, headers: new Headers(), body: "", attempts: 4 },
  *   { request: "GET /x", redactor: new Redactor([]), serverMessage: () => null },
  * );
- * console.assert(!answer.ok && answer.failure.detail === "answered 503 with an empty body (4 attempts)");
+ * assert.ok(!answer.ok && answer.failure.detail === "answered 503 with an empty body (4 attempts)");
  * ```
  */
 export function readAnswer(

@@ -1,22 +1,38 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
-import type { DurableQueue } from "../outbox/durable_queue.ts";
-import type { Cv, RtcvBackend, SecretSource } from "../session/backend.ts";
+import { cvChannel, cvCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
+import type { Outbox } from "../outbox/outbox.ts";
+import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
+import {
+  type Cv,
+  type LoginUser,
+  NoKeyPairError,
+  NoSecretsRouteError,
+  type RtcvBackend,
+  type SecretSource,
+} from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
-import type { MirrorDelivery } from "./mirror_delivery.ts";
+import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
   readonly primary: RtcvApiClient;
-  readonly mirrors: readonly MirrorDelivery[];
-  /** Deliveries of outbox entries left by earlier runs for the other servers (the primary's backlog). */
-  readonly backlogs: readonly MirrorDelivery[];
+  /**
+   * Clients for outbox deliveries (one request per attempt: the outbox retries): the mirrors, and the primary
+   * (it gets what earlier runs left for it while it was a mirror).
+   */
+  readonly deliveryClients: { readonly mirrors: readonly RtcvApiClient[]; readonly primary: RtcvApiClient };
   readonly references: CachedReferences;
-  readonly outbox: DurableQueue;
-  /** How long `close` waits for mirrors to catch up before leaving the rest in the outbox. */
-  readonly drainBudgetMs: number;
+  /** The one outbox of the client. */
+  readonly outbox: Outbox;
   /** Told about each primary scanCV outcome (metrics). */
   readonly onPrimaryResult?: (ok: boolean) => void;
+  /** The login-users key pair, or null when none is set. */
+  readonly keyPair?: LoginKeyPair | null;
+  /** What `set_credentials` found out about the primary's scraperUsers route. */
+  readonly loginUsersRoute?: LoginUsersRoute;
+  /** Warnings for a person (a login user left out). */
+  readonly warn?: (message: string) => void;
 }
 
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
@@ -33,12 +49,16 @@ export class LiveBackend implements RtcvBackend {
   /** The persistent reference cache. */
   readonly references: CachedReferences;
   readonly #parts: LiveBackendParts;
+  readonly #mirrorChannels: string[];
   #primaryFailuresInARow = 0;
+  /** Why the primary has no secrets route, once it said so. */
+  #noSecretsRoute: string | null = null;
 
   /** Creates the backend over checked servers. */
   constructor(parts: LiveBackendParts) {
     this.#parts = parts;
     this.references = parts.references;
+    this.#mirrorChannels = parts.deliveryClients.mirrors.map(cvChannel);
   }
 
   /** The primary server's origin. */
@@ -48,26 +68,51 @@ export class LiveBackend implements RtcvBackend {
 
   /** Every server's origin, the primary first. */
   get origins(): string[] {
-    return [this.#parts.primary.origin, ...this.#parts.mirrors.map((mirror) => mirror.origin)];
+    return [
+      this.#parts.primary.origin,
+      ...this.#parts.deliveryClients.mirrors.map((mirror) => mirror.origin),
+    ];
   }
 
   /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    const { primary, mirrors, outbox } = this.#parts;
-    let queued: Promise<void> = Promise.resolve();
-    if (mirrors.length > 0) {
-      const payload = JSON.stringify(cv);
-      const { entries, committed } = outbox.put(
-        mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
+    return await this.#sendAll(this.#parts.primary.scanCv(cv), cvCopies(this.#mirrorChannels, cv));
+  }
+
+  /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
+  async sendCvsList(cvs: readonly Cv[]): Promise<void> {
+    const { primary } = this.#parts;
+    const sent = primary.scanCvList(cvs).catch((error) => {
+      if (!(error instanceof RtcvApiError && error.missingRoute)) throw error;
+      throw new CommandError(
+        `primary ${primary.origin} has no allCVs route (an older RT-CV server; it ` +
+          `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
       );
-      queued = committed;
-      mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], cv, committed));
+    });
+    await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs));
+  }
+
+  /**
+   * Waits for the primary's answer and for the mirrors' copies to be committed to the outbox (before the
+   * command answers, whatever the primary answered); the copies are sent at once.
+   */
+  async #sendAll<T>(primary: Promise<T>, copies: NewOutboxEntry[]): Promise<T> {
+    const queued = this.#parts.outbox.enqueue(copies);
+    const [sent, stored] = await Promise.allSettled([this.#countPrimary(primary), queued]);
+    if (stored.status === "rejected") {
+      throw new CommandError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
     }
-    const answer = primary.scanCv(cv).then(
-      (matched) => {
+    if (sent.status === "rejected") throw sent.reason;
+    return sent.value;
+  }
+
+  /** Follows the primary's outcome (failing state, metrics) and words its failure as the command's error. */
+  #countPrimary<T>(request: Promise<T>): Promise<T> {
+    return request.then(
+      (value) => {
         this.#primaryFailuresInARow = 0;
         this.#parts.onPrimaryResult?.(true);
-        return matched;
+        return value;
       },
       (error) => {
         this.#primaryFailuresInARow++;
@@ -75,8 +120,21 @@ export class LiveBackend implements RtcvBackend {
         throw asCommandError("primary", error);
       },
     );
-    const [matched] = await Promise.all([answer, queued]);
-    return matched;
+  }
+
+  /** The primary's login users with their passwords opened; needs a key pair. */
+  async getLoginUsers(): Promise<LoginUser[]> {
+    const { primary, keyPair } = this.#parts;
+    if (this.#parts.loginUsersRoute === "missing") {
+      throw new CommandError(
+        `primary ${primary.origin} has no login-users route (scraperUsers): it is an older RT-CV server; ` +
+          "use get_users_secret / get_user_secret there",
+      );
+    }
+    if (!keyPair) {
+      throw new NoKeyPairError(`login users need the scraper's key pair: ${KEY_PAIR_HINT}`);
+    }
+    return await readLoginUsers(primary, keyPair, this.#parts.warn ?? (() => {}));
   }
 
   /** Why the primary counts as failing (3 or more failed sends in a row), or null while it works. */
@@ -86,16 +144,20 @@ export class LiveBackend implements RtcvBackend {
       : null;
   }
 
-  /** How many CVs wait in the outbox for mirrors (counted once, then followed). */
-  outboxSize(): Promise<number> {
-    return this.#parts.outbox.size();
-  }
-
-  /** Reads a secret from the primary. */
+  /** Reads a secret from the primary; {@link NoSecretsRouteError} when the primary has no secrets route. */
   async getSecret(key: string, encryptionKey: string): Promise<unknown> {
+    // Once the primary said it has no secrets route, it is not asked again (each ask is a 500 in its log).
+    if (this.#noSecretsRoute !== null) throw new NoSecretsRouteError(this.#noSecretsRoute);
     try {
       return await this.#parts.primary.getSecret(key, encryptionKey);
     } catch (error) {
+      if (error instanceof RtcvApiError && error.missingRoute) {
+        this.#noSecretsRoute =
+          `primary ${this.#parts.primary.origin} has no secrets route (the newest RT-CV ` +
+          `removed it; GET /api/v1/secrets/myKey/... answered ${error.status}); its login users replace the ` +
+          "users secrets (get_login_users)";
+        throw new NoSecretsRouteError(this.#noSecretsRoute);
+      }
       throw asCommandError("primary", error);
     }
   }
@@ -108,17 +170,24 @@ export class LiveBackend implements RtcvBackend {
     };
   }
 
-  /** Starts delivering what earlier runs left in the outbox, to every server named again. */
+  /** Delivers the outbox entries of every server named, also those earlier runs left. */
   start(): void {
-    for (const delivery of [...this.#parts.mirrors, ...this.#parts.backlogs]) delivery.resume();
+    const { mirrors, primary } = this.#parts.deliveryClients;
+    for (const client of [...mirrors, primary]) this.#parts.outbox.serve(cvChannel(client), cvSender(client));
   }
 
-  /** Gives mirrors a bounded time to catch up; the rest waits in the outbox for the next start. */
-  async close(options: { drainMs?: number } = {}): Promise<void> {
-    const budget = options.drainMs ?? this.#parts.drainBudgetMs;
-    const deliveries = [...this.#parts.mirrors, ...this.#parts.backlogs];
-    await Promise.all(deliveries.map((delivery) => delivery.close(budget)));
+  /**
+   * Stops delivering to these servers: requests in flight are aborted and their entries freed for the next
+   * process (the shared drain at exit happens in the outbox before this).
+   */
+  async close(_options: { drainMs?: number } = {}): Promise<void> {
+    const { mirrors, primary } = this.#parts.deliveryClients;
+    await Promise.all([...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))));
   }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Wraps a server failure as the command's error: `primary <origin> answered 400: ...`. */

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { DEFAULT_TIMEOUT_MS } from "../config/config.ts";
+import { DEFAULT_TIMEOUT_MS, MAX_TIMER_MS } from "../config/config.ts";
+import type { InFlightLimiter } from "./in_flight_limiter.ts";
 
 /** How hard to try before giving up on a request; see {@linkcode defaultRequestPolicy}. */
 export interface RequestPolicy {
@@ -21,6 +22,11 @@ export interface RequestPolicy {
   baseDelayMs: number;
   /** Upper bound for a delay asked for by a `Retry-After` header. */
   maxRetryAfterMs: number;
+  /**
+   * Bounds the attempts in flight to each origin (`RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT`); one limiter is shared
+   * by every client of the process, so RT-CV and the ingest API are bounded alike. None: no bound.
+   */
+  limiter?: InFlightLimiter;
   /** Source of jitter, in [0, 1); default `Math.random`. Tests inject a constant. */
   random?: () => number;
   /**
@@ -43,9 +49,10 @@ export interface RequestPolicy {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultRequestPolicy } from "./request_policy.ts";
  * const policy = defaultRequestPolicy(5000);
- * console.assert(policy.timeoutMs === 5000 && policy.maxRetries === 3);
+ * assert.ok(policy.timeoutMs === 5000 && policy.maxRetries === 3);
  * ```
  */
 export function defaultRequestPolicy(timeoutMs: number = DEFAULT_TIMEOUT_MS): RequestPolicy {
@@ -97,8 +104,9 @@ export function isTransientStatus(status: number): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRetryAfter } from "./request_policy.ts";
- * console.assert(parseRetryAfter("2") === 2000);
+ * assert.ok(parseRetryAfter("2") === 2000);
  * ```
  */
 export function parseRetryAfter(value: string | null, nowMs: number = Date.now()): number | null {
@@ -124,7 +132,7 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    }, Math.min(Math.max(0, ms), MAX_TIMER_MS));
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
@@ -135,8 +143,11 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withDeadline } from "./request_policy.ts";
+ * const started = Date.now();
  * await withDeadline(new Promise(() => {}), Date.now() + 10); // gives up after 10 ms
+ * assert.ok(Date.now() - started < 1000);
  * ```
  */
 export async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
@@ -160,7 +171,8 @@ type AttemptResult =
 /**
  * Sends a request with a per-attempt timeout, retrying network errors, timeouts and retryable statuses
  * (429, 502, 503, 504 by default) at most `policy.maxRetries` times, with exponential backoff and jitter,
- * honouring `Retry-After` (capped at `policy.maxRetryAfterMs`).
+ * honouring `Retry-After` (capped at `policy.maxRetryAfterMs`); every wait is capped at {@linkcode MAX_BACKOFF_MS}.
+ * Each attempt first waits for its turn at `policy.limiter` (in order); its timeout starts once it is sent.
  *
  * Every answer body is read or cancelled, so no resource is left open. A retryable status on the last attempt
  * is returned as a `response` (its body holds the server's message). When `signal` aborts, the current attempt
@@ -168,6 +180,7 @@ type AttemptResult =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultRequestPolicy, fetchWithRetries } from "./request_policy.ts";
  * const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => new Response("hi"));
  * const origin = `http://127.0.0.1:${server.addr.port}`;
@@ -175,7 +188,7 @@ type AttemptResult =
  *   { origin, path: "/", send: (signal) => fetch(origin + "/", { signal }) },
  *   defaultRequestPolicy(),
  * );
- * console.assert(outcome.kind === "response" && outcome.body === "hi");
+ * assert.ok(outcome.kind === "response" && outcome.body === "hi");
  * await server.shutdown();
  * ```
  */
@@ -202,13 +215,13 @@ export async function fetchWithRetries(
       // A retry-status result is never produced on the last attempt (the body is read instead).
     }
     const backoff = policy.baseDelayMs * 2 ** (attempt - 1) * (0.5 + random());
-    let delayMs = Math.round(backoff);
+    let delayMs = capWait(backoff, MAX_BACKOFF_MS);
     let reason: string;
     if (result.kind === "retry-status") {
       reason = `answered ${result.status}`;
       const retryAfter = parseRetryAfter(result.retryAfter);
       if (retryAfter !== null) {
-        delayMs = Math.min(retryAfter, policy.maxRetryAfterMs);
+        delayMs = capWait(retryAfter, Math.min(policy.maxRetryAfterMs, MAX_BACKOFF_MS));
         reason += ` (Retry-After: ${result.retryAfter})`;
       }
     } else if (result.kind === "timeout") {
@@ -225,7 +238,29 @@ export async function fetchWithRetries(
   }
 }
 
+/** The longest wait between two attempts, whatever the backoff or a `Retry-After` computes: a minute. */
+export const MAX_BACKOFF_MS = 60_000;
+
+/** A computed wait as a whole number of ms in [0, cap] (NaN and negatives: 0). */
+function capWait(ms: number, cap: number): number {
+  return ms > 0 ? Math.round(Math.min(ms, cap, MAX_TIMER_MS)) : 0;
+}
+
 async function attemptOnce(
+  request: RetryingRequest,
+  policy: RequestPolicy,
+  isLast: boolean,
+  signal: AbortSignal | undefined,
+): Promise<AttemptResult> {
+  const release = policy.limiter ? await policy.limiter.acquire(request.origin, signal) : null;
+  try {
+    return await sendAttempt(request, policy, isLast, signal);
+  } finally {
+    release?.();
+  }
+}
+
+async function sendAttempt(
   request: RetryingRequest,
   policy: RequestPolicy,
   isLast: boolean,
@@ -234,7 +269,7 @@ async function attemptOnce(
   const timeout = new AbortController();
   const timer = setTimeout(
     () => timeout.abort(new DOMException(`no answer within ${policy.timeoutMs} ms`, "TimeoutError")),
-    policy.timeoutMs,
+    Math.min(policy.timeoutMs, MAX_TIMER_MS),
   );
   const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
   const started = performance.now();

@@ -1,7 +1,24 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
+import { CommandError } from "../commands/command_error.ts";
 
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
 export type Cv = Record<string, unknown> & { referenceNumber: string };
+
+/** A login for the site a scraper scrapes (a login user of RT-CV, or a users secret). */
+export interface LoginUser {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** The primary has no secrets route (the newest RT-CV removed it); the message says so. */
+export class NoSecretsRouteError extends CommandError {
+  override name = "NoSecretsRouteError";
+}
+
+/** Something needs the login-users key pair and none is set; the message says how to set one. */
+export class NoKeyPairError extends CommandError {
+  override name = "NoKeyPairError";
+}
 
 /** Names where a secret came from (`the mock secret "users"`) and how to fix its shape. */
 export interface SecretSource {
@@ -20,8 +37,18 @@ export interface RtcvBackend {
   readonly references: CachedReferences;
   /** Sends a validated CV; true when the primary server matched it. */
   sendCv(cv: Cv): Promise<boolean>;
-  /** Reads the secret `key`; mock mode answers `null` for a secret it was not given. */
+  /**
+   * Reads the secret `key`; mock mode answers `null` for a secret it was not given. Throws
+   * {@link NoSecretsRouteError} when the primary has no secrets route.
+   */
   getSecret(key: string, encryptionKey: string): Promise<unknown>;
+  /**
+   * The login users with their passwords opened (mock mode: the mock users). Throws {@link NoKeyPairError}
+   * when live mode has no key pair.
+   */
+  getLoginUsers(): Promise<LoginUser[]>;
+  /** Sends a checked, de-duplicated, non-empty list of CVs (`allCVs`); resolves once it is accepted. */
+  sendCvsList(cvs: readonly Cv[]): Promise<void>;
   /** Where a secret of the wrong shape came from, and how to fix it, for error messages. */
   describeSecretSource(key: string): SecretSource;
   /** Starts background work (delivering what earlier runs left in the outbox); called once installed. */

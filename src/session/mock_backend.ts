@@ -1,5 +1,5 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
-import type { Cv, RtcvBackend, SecretSource } from "./backend.ts";
+import type { Cv, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
 
 /**
  * Mock mode: no server is contacted. Every new CV "matches" (so it is cached like a matched CV in live
@@ -11,11 +11,27 @@ export class MockBackend implements RtcvBackend {
   /** The in-memory cache of mock mode (never the persistent store). */
   readonly references: ReferenceCache;
   readonly #secrets: ReadonlyMap<string, unknown>;
+  readonly #loginUsers: readonly LoginUser[];
 
-  /** Creates a mock over its own cache with the given secrets. */
-  constructor(references: ReferenceCache, secrets: Record<string, unknown>) {
+  /** Creates a mock over its own cache with the given secrets and login users. */
+  constructor(
+    references: ReferenceCache,
+    secrets: Record<string, unknown>,
+    loginUsers: readonly LoginUser[] = [],
+  ) {
     this.references = references;
     this.#secrets = new Map(Object.entries(secrets));
+    this.#loginUsers = loginUsers.map((user) => ({ username: user.username, password: user.password }));
+  }
+
+  /** The mock login users (`set_mock` `login_users`, or the config's `mock_users`). */
+  getLoginUsers(): Promise<LoginUser[]> {
+    return Promise.resolve(this.#loginUsers.map((user) => ({ ...user })));
+  }
+
+  /** Accepts the list; nothing is sent. */
+  sendCvsList(_cvs: readonly Cv[]): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Answers true: in mock mode every CV not yet cached counts as matched. */

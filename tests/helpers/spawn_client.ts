@@ -284,9 +284,16 @@ export class ClientProcess implements AsyncDisposable {
     return lines;
   }
 
-  /** Reads the next line and checks it is the ready line. */
-  async ready(): Promise<void> {
-    assert.equal(await this.readLine(), READY_LINE, "the client's first line must be the ready line");
+  /**
+   * Reads the next line, checks it is a ready line and returns its content (`waiting for credentials`, or the
+   * mode a configuration set, e.g. `live: http://127.0.0.1:1234`).
+   */
+  async ready(): Promise<string> {
+    const line = await this.readLine();
+    const parsed = JSON.parse(line);
+    assert.equal(parsed.type, "ready", `the client's first line must be the ready line, not ${line}`);
+    assert.equal(typeof parsed.content, "string", line);
+    return parsed.content;
   }
 
   /** Sends one command and reads one answer, parsed and checked by {@link parseAnswer}. */

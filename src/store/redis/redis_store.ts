@@ -1,10 +1,12 @@
 /**
  * The fleet's shared store on one Redis server: one connection, one pipeline batcher, and the parts that
- * live there (the reference cache; the dedupe index of job data). Opened on first use, closed once at exit.
+ * live there (the reference cache, the dedupe index of job data, the outbox). Opened on first use, closed
+ * once at exit.
  *
  * @module
  */
 
+import { RedisOutboxStore } from "../../outbox/redis_outbox_store.ts";
 import { RedisBatcher } from "./redis_batcher.ts";
 import { RedisConnection, type RedisConnectionOptions } from "./redis_connection.ts";
 import { RedisDedupeIndex } from "./redis_dedupe_index.ts";
@@ -58,6 +60,12 @@ export class RedisStore {
   async dedupeIndex(): Promise<RedisDedupeIndex> {
     const { batcher } = await this.open();
     return new RedisDedupeIndex(batcher);
+  }
+
+  /** The fleet's one outbox on this server (CV copies for mirrors and job data). */
+  async outboxStore(): Promise<RedisOutboxStore> {
+    const { connection, batcher } = await this.open();
+    return new RedisOutboxStore(connection, batcher);
   }
 
   /** Waits for the commands in flight, then closes the connection if it was opened. */
