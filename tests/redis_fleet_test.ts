@@ -178,6 +178,10 @@ Deno.test({
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     for (const reference of references) assert.equal(received(mirror, reference), 1, reference);
+    // New CVs after the restart go through the outbox too (its scripts are loaded into Redis again).
+    await ok(m0.client, sendCv("after-restart"));
+    await waitMirrorEmpty(m0.client, mirror);
+    assert.equal(received(mirror, "after-restart"), 1);
     assert.equal((await m0.client.finish()).status.code, 0);
   },
 });
