@@ -99,6 +99,10 @@ Deno.test({
     ) {
       assert.ok(!text.includes(PASSWORD), "the Redis password leaked");
     }
+    // Nor is it in the store: no key and no value holds it.
+    const keys = await redis.cli("--scan");
+    assert.ok(!keys.includes(PASSWORD));
+    assert.ok(!(await redis.allValues()).includes(PASSWORD));
     // The input log is there (so the check above looked at it), and the Redis store wrote no Kv file.
     assert.ok((await filesIn(dirA.path)).includes("set_cached_reference"));
     assert.ok(!(await filesIn(dirA.path)).includes(".kv"));

@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type FakeRtcv, startFakeRtcv } from "./fake_rtcv.ts";
+import { DEFAULT_FAKE_KEY, type FakeRtcv, sha512Hex, startFakeRtcv } from "./fake_rtcv.ts";
 import type { ClientProcess } from "./helpers/spawn_client.ts";
 import { REDIS_MISSING, RedisServer } from "./helpers/redis_server.ts";
 import { credentialsLine, liveDir, ok, received, SCAN_CV, sendCv, startLiveClient } from "./live_helpers.ts";
@@ -164,6 +164,11 @@ Deno.test({
     for (const reference of references) await ok(m0.client, sendCv(reference));
     const before = await ok(m0.client, { type: "outbox_status" }) as Status;
     assert.equal(before.mirrors[new URL(mirror.url).origin].pending, references.length);
+    // The waiting copies are in Redis, and the api key (nor its hash) is not.
+    const stored = await redis.allValues();
+    assert.ok(stored.includes("restart-7"), "the payloads are in Redis");
+    assert.ok(!stored.includes(DEFAULT_FAKE_KEY.apiKey));
+    assert.ok(!stored.includes(await sha512Hex(DEFAULT_FAKE_KEY.apiKey)));
     await redis.restart();
     mirror.clearFailures();
     // The same process resumes: the entries acknowledged before the restart are still in Redis.

@@ -53,6 +53,15 @@ export interface RedisServerOptions {
   readonly startTimeoutMs?: number;
 }
 
+/** A Lua script answering every string and hash value, joined (see {@link RedisServer.allValues}). */
+const DUMP_VALUES = `local out = {}
+for _, k in ipairs(redis.call('KEYS', '*')) do
+  local t = redis.call('TYPE', k).ok
+  if t == 'string' then out[#out + 1] = redis.call('GET', k)
+  elseif t == 'hash' then for _, v in ipairs(redis.call('HGETALL', k)) do out[#out + 1] = v end end
+end
+return table.concat(out, ' ')`;
+
 /** A free TCP port on 127.0.0.1 (closed again, so the server can bind it). */
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -213,6 +222,11 @@ export class RedisServer implements AsyncDisposable {
       throw new Error(`redis-cli ${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`);
     }
     return text;
+  }
+
+  /** Every string and hash value in the server, joined by spaces: to search the store for a secret. */
+  allValues(): Promise<string> {
+    return this.cli("EVAL", DUMP_VALUES, "0");
   }
 
   /** Stops the server and removes its dir. */
