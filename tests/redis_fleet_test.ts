@@ -157,7 +157,11 @@ Deno.test({
     await using redis = await RedisServer.start();
     await using primary = await startFakeRtcv();
     await using mirror = await startFakeRtcv();
-    await using m0 = await machine(redis, { RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS: "100" });
+    // A short lease: an outbox call whose answer the restart cut off leaves its entries leased for that long.
+    await using m0 = await machine(redis, {
+      RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS: "100",
+      RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS: "2000",
+    });
     await ok(m0.client, credentialsLine(primary, [mirror]));
     mirror.failNext(Infinity, 503, { error: "mirror overloaded" }, { route: SCAN_CV });
     const references = Array.from({ length: 8 }, (_, i) => `restart-${i}`);

@@ -22,6 +22,9 @@
  * | `d:<id>`, `dead` | hash, sorted set | dead letters (with their payload) and their ids by time |
  * | `seq`, `tok` | counters | entry ids (sortable: zero-padded) and lease tokens |
  *
+ * Tokens come from a counter and change with every write that changes an entry's copy or its holder (put,
+ * take, reschedule, release), not with a renewal (see `rtcvObRenew`).
+ *
  * Times are the clients' clocks (`now` from the caller, as for the Deno.Kv store): machines of a fleet
  * should run NTP; a skew only shifts when a lapsed lease is taken over.
  *
@@ -138,7 +141,11 @@ for _, id in ipairs(due) do
 end
 table.insert(out, 1, nextAt)
 return out`,
-  /** ARGV: owner, until, n, then id, token pairs. Returns the new token per lease ('' when not held). */
+  /**
+   * ARGV: owner, until, n, then id, token pairs. Returns the token per lease ('' when not held). A renewal
+   * keeps the token: were its reply lost (Redis restarting), the holder's token must still be the entry's,
+   * or the entry would stay leased to nobody who knows it until the lease lapses.
+   */
   rtcvObRenew: `${COMMON}
 local owner, untilAt, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
@@ -146,10 +153,9 @@ for i = 0, n - 1 do
   local id, tk = ARGV[4 + i * 2], ARGV[5 + i * 2]
   local v = held(id, tk, owner)
   if v then
-    local fresh = token()
-    redis.call('HSET', P .. 'e:' .. id, 'u', untilAt, 'tk', fresh)
+    redis.call('HSET', P .. 'e:' .. id, 'u', untilAt)
     redis.call('ZADD', P .. 'q:' .. v[3], untilAt, id)
-    out[#out + 1] = fresh
+    out[#out + 1] = tk
   else
     out[#out + 1] = ''
   end

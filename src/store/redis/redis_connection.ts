@@ -87,6 +87,8 @@ export class RedisConnection {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
+      // A command in flight when the connection drops is answered with an error, never sent again later.
+      autoResendUnfulfilledCommands: false,
       connectTimeout: Math.min(options.timeoutMs, 10_000),
       commandTimeout: options.timeoutMs,
       retryStrategy: reconnectDelay,
