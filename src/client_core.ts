@@ -61,8 +61,8 @@ export interface ClientCoreOptions {
   /** Where the persistent Deno.Kv store lives: a path, `:memory:` or a KV Connect URL. */
   readonly kvLocation: string;
   /**
-   * The fleet's Redis server (`RTCV_SCRAPER_CLIENT_KV=redis://...`): the reference cache and the job-data
-   * dedupe index live there instead of in the Deno.Kv store.
+   * The fleet's Redis server (`RTCV_SCRAPER_CLIENT_KV=redis://...`): the reference cache, the job-data
+   * dedupe index and the outbox live there instead of in the Deno.Kv store.
    */
   readonly redis?: RedisAddress;
   /** How long a Redis command may wait for its answer (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`); default 20 s. */
