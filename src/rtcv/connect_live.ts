@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { ClientCore } from "../client_core.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
@@ -108,7 +108,7 @@ async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Pr
  */
 async function warmUp(
   primary: RtcvApiClient,
-  references: ReferenceCache,
+  references: CachedReferences,
   log: (message: string) => void,
 ): Promise<void> {
   const route = `GET /api/v1/scraper/scannedReferenceNrs/since/days/${WARM_UP_DAYS}`;

@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
 
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
@@ -42,7 +42,7 @@ export interface RtcvBackend {
   /** `live` talks to servers; `mock` answers locally. */
   readonly kind: "mock" | "live";
   /** The reference cache this mode uses (mock mode has its own, in memory). */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   /** Sends a validated CV; true when the primary server matched it. */
   sendCv(cv: Cv): Promise<boolean>;
   /** Sends a validated CV document to the primary (mirrors get it once the primary accepted it); true on a match. */
