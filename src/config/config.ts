@@ -10,9 +10,10 @@
  *    `max_line_bytes`, `log_input`, `debug_log`);
  * 3. the built-in default.
  *
- * When both `RTCV_SCRAPER_CLIENT_ENV` (JSONC text) and `RTCV_SCRAPER_CLIENT_ENV_FILE` (a path) are set, the
- * text in `RTCV_SCRAPER_CLIENT_ENV` wins and the file is not read. An environment variable set to the empty
- * string counts as not set.
+ * Where the document comes from, in both modes, one order (the Go client v2's): `RTCV_SCRAPER_CLIENT_ENV`
+ * (JSONC text), else the file `RTCV_SCRAPER_CLIENT_ENV_FILE` names, else `env.json`, else `env.jsonc` in the
+ * working directory; the first one present is used ({@linkcode ClientConfig.configSource} names it). An
+ * environment variable set to the empty string counts as not set.
  *
  * @module
  */
@@ -20,6 +21,7 @@
 import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
 import { closestName } from "./closest_name.ts";
+import { classifyStoreLocation } from "../store/store_location.ts";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
 export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
@@ -67,8 +69,15 @@ export interface ServerConfig {
   apiKey: string;
 }
 
+/** The files looked for in the working directory when no variable names the configuration, in order. */
+export const DEFAULT_CONFIG_FILES: readonly string[] = ["env.json", "env.jsonc"];
+
 /** Everything the client reads at start-up. */
 export interface ClientConfig {
+  /** Where the document came from (`RTCV_SCRAPER_CLIENT_ENV`, the file's path, `env.json`...), or null. */
+  configSource: string | null;
+  /** Wrapper mode's HTTP address `host:port` (`RTCV_SCRAPER_CLIENT_ADDRESS`); null: 127.0.0.1, 4001-6000. */
+  wrapperAddress: { hostname: string; port: number } | null;
   /** The server whose answers count; `null` when the config names no server. */
   primaryServer: ServerConfig | null;
   /** Further servers that receive every CV too. */
@@ -420,12 +429,27 @@ async function parseDocument(text: string, source: string): Promise<ConfigDocume
   return doc;
 }
 
-/** Reads the document named by the environment, or `{}` when none is configured. */
-function readDocument(env: EnvReader, readTextFile: (path: string) => string): Promise<ConfigDocument> {
+/** Reads the document named by the environment (or found in the working directory), or `{}` without one. */
+async function readDocument(
+  env: EnvReader,
+  readTextFile: (path: string) => string,
+): Promise<{ doc: ConfigDocument; source: string | null }> {
   const text = nonEmpty(env.get(CONFIG_ENV_VAR));
-  if (text !== undefined) return parseDocument(text, CONFIG_ENV_VAR);
+  if (text !== undefined) return { doc: await parseDocument(text, CONFIG_ENV_VAR), source: CONFIG_ENV_VAR };
   const path = nonEmpty(env.get(CONFIG_FILE_ENV_VAR));
-  if (path === undefined) return Promise.resolve({});
+  if (path === undefined) {
+    for (const name of DEFAULT_CONFIG_FILES) {
+      let content: string;
+      try {
+        content = readTextFile(name);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) continue;
+        throw new ConfigError(name, "", `cannot read the file: ${describeReadError(err)}`, { cause: err });
+      }
+      return { doc: await parseDocument(content, name), source: name };
+    }
+    return { doc: {}, source: null };
+  }
   const source = `${CONFIG_FILE_ENV_VAR} ${path}`;
   let content: string;
   try {
@@ -433,7 +457,23 @@ function readDocument(env: EnvReader, readTextFile: (path: string) => string): P
   } catch (err) {
     throw new ConfigError(source, "", `cannot read the file: ${describeReadError(err)}`, { cause: err });
   }
-  return parseDocument(content, source);
+  return { doc: await parseDocument(content, source), source };
+}
+
+/** `RTCV_SCRAPER_CLIENT_ADDRESS=host:port` (wrapper mode), or null when not set. */
+function envAddress(env: EnvReader): { hostname: string; port: number } | null {
+  const raw = nonEmpty(env.get("RTCV_SCRAPER_CLIENT_ADDRESS"));
+  if (raw === undefined) return null;
+  const match = /^(.+):([0-9]{1,5})$/.exec(raw.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new ConfigError(
+      "RTCV_SCRAPER_CLIENT_ADDRESS",
+      "",
+      "must be host:port, e.g. 127.0.0.1:4001 (a port from 0 to 65535)",
+    );
+  }
+  return { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port };
 }
 
 function describeReadError(err: unknown): string {
@@ -473,6 +513,16 @@ function envFlag(env: EnvReader, name: string): boolean | undefined {
   const raw = nonEmpty(env.get(name));
   if (raw === undefined) return undefined;
   return ["true", "1", "t"].includes(raw.trim().toLowerCase());
+}
+
+/** A store location that names no store (`ftp://...`) or a malformed Redis URL is a config error. */
+function checkStoreLocation(location: string, source: string): void {
+  try {
+    classifyStoreLocation(location);
+  } catch (error) {
+    // The message never holds the value: a Redis URL may carry a password.
+    throw new ConfigError(source, "kv", error instanceof Error ? error.message : String(error));
+  }
 }
 
 /** The key pair: both environment variables, else both document fields; one without the other is an error. */
@@ -530,7 +580,7 @@ export async function loadConfig(
   env: EnvReader,
   readTextFile: (path: string) => string = defaultReadTextFile,
 ): Promise<ClientConfig> {
-  const doc = await readDocument(env, readTextFile);
+  const { doc, source: configSource } = await readDocument(env, readTextFile);
   const limits = readLimits(env, doc);
 
   const timeoutMs = envInteger(
@@ -606,9 +656,16 @@ export async function loadConfig(
     "a positive integer number of bytes",
   );
 
+  const kvFromEnv = nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV"));
+  const kvPath = kvFromEnv ?? doc.kv ?? null;
+  if (kvPath !== null) {
+    checkStoreLocation(kvPath, kvFromEnv !== undefined ? "RTCV_SCRAPER_CLIENT_KV" : documentSource(env));
+  }
   const keyPair = readKeyPair(env, doc);
 
   return {
+    configSource,
+    wrapperAddress: envAddress(env),
     keyPair,
     primaryServer: doc.primary_server ? toServer(doc.primary_server) : null,
     alternativeServers: (doc.alternative_servers ?? []).map(toServer),
@@ -619,7 +676,7 @@ export async function loadConfig(
     mockSecrets: doc.mock_secrets ?? {},
     ingest: doc.ingest ? { baseUrl: doc.ingest.base_url, token: doc.ingest.token } : null,
     timeoutMs: timeoutMs ?? doc.timeout_ms ?? DEFAULT_TIMEOUT_MS,
-    kvPath: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV")) ?? doc.kv ?? null,
+    kvPath,
     healthCheckPort: healthCheckPort ?? doc.health_check_port ?? null,
     healthCheckHost: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST")) ?? doc.health_check_host ??
       DEFAULT_HEALTH_CHECK_HOST,

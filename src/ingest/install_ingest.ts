@@ -81,6 +81,7 @@ export function installIngest(core: ClientCore, options: InstallIngestOptions): 
     warn: options.warn,
     log: options.debugLog,
     tuning: options.tuning,
+    openDedupe: core.redis ? async () => await (await core.redis!).dedupeIndex() : undefined,
   });
   core.registry.registerAll(ingestCommands(service));
   if (options.ingest !== null) {

@@ -38,6 +38,8 @@ const PART_BYTES = 60_000;
 /** Entries per checked atomic operation (Deno.Kv takes at most 100 checks in one). */
 const PER_ATOMIC = 40;
 const MAX_KEY_CHARS = 400;
+/** Payloads above this are committed in parts before their entry (one atomic operation takes 800 KiB). */
+const LARGE_PAYLOAD_BYTES = 400_000;
 const U64 = 1n << 64n;
 
 interface Row {
@@ -125,12 +127,14 @@ export class KvOutboxStore implements OutboxStore {
     const plain = entries.filter((entry) => entry.key === null);
     const extra = Array.isArray(alsoCommit) ? alsoCommit as Deno.KvMutation[] : [];
     const keyed = entries.filter((entry) => entry.key !== null);
+    const large = keyed.filter((entry) => entry.payload.byteLength > LARGE_PAYLOAD_BYTES);
     const groups: NewOutboxEntry[][] = [];
     let bytes = Infinity;
     for (const entry of keyed) {
+      if (entry.payload.byteLength > LARGE_PAYLOAD_BYTES) continue;
       if (
         groups.length === 0 || groups.at(-1)!.length >= PER_ATOMIC ||
-        bytes + entry.payload.byteLength > 400_000
+        bytes + entry.payload.byteLength > LARGE_PAYLOAD_BYTES
       ) {
         groups.push([]);
         bytes = 0;
@@ -138,7 +142,12 @@ export class KvOutboxStore implements OutboxStore {
       groups.at(-1)!.push(entry);
       bytes += entry.payload.byteLength;
     }
-    const writes = groups.map((group) => this.#putKeyed(group, owner, until, now));
+    const writes = [
+      ...groups.map((group) => this.#putKeyed(group, owner, until, now)),
+      ...large.map(async (
+        entry,
+      ) => [{ source: entry, leased: await this.#putLarge(entry, owner, until, now) }]),
+    ];
     const leased = new Map<NewOutboxEntry, LeasedEntry>();
     if (plain.length > 0 || extra.length > 0) {
       const mutations: Deno.KvMutation[] = [];
@@ -185,7 +194,7 @@ export class KvOutboxStore implements OutboxStore {
       const checks: Deno.AtomicCheck[] = [...indexes, ...olds ?? []];
       const mutations: Deno.KvMutation[] = [];
       const rows = entries.map((entry, i) => {
-        const row = { ...newRow(entry, owner, until, now), x: keys[i] };
+        const row = { ...newRow(entry, owner, until, now), k: keys[i], x: keys[i] };
         const previous = olds?.[i].value ?? null;
         mutations.push(...entryMutations(entry.channel, ids[i], row, entry.payload, previous?.p ?? 0));
         mutations.push(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
@@ -202,6 +211,51 @@ export class KvOutboxStore implements OutboxStore {
       indexes = await getManyChunked<string>(this.#kv, indexKeys);
       const found = indexes.map((index, i) => entryKey(entries[i].channel, String(index.value ?? "-")));
       olds = await getManyChunked<Row>(this.#kv, found);
+    }
+  }
+
+  /** One keyed entry, also one with a payload too big for one atomic operation (see below). */
+  async #putLarge(entry: NewOutboxEntry, owner: string, until: number, now: number): Promise<LeasedEntry> {
+    const stored = await storedKey(entry.key!);
+    const indexKey: Deno.KvKey = [ROOT, "key", entry.channel, stored];
+    // First as a new key without reading (the common case); when the key is taken, read and replace.
+    let index: Deno.KvEntryMaybe<string> = { key: indexKey, value: null, versionstamp: null };
+    // The row keeps the key as stored: a long one (a CV list's text) would not fit in a 64 KiB value.
+    const row = { ...newRow(entry, owner, until, now), k: stored, x: stored };
+    // A payload too big for one atomic operation (a large CV list or document): its parts are committed
+    // first under a new id, then one checked operation switches the key to it and removes the old entry.
+    // A crash in between leaves unreferenced parts, never a half-written entry.
+    const largeId = entry.payload.byteLength > LARGE_PAYLOAD_BYTES ? this.#newId() : null;
+    if (largeId !== null) {
+      await this.#batcher.write(partMutations(entry.channel, largeId, row, entry.payload));
+    }
+    for (;;) {
+      const waitingId = typeof index.value === "string" ? index.value : null;
+      const id = largeId ?? waitingId ?? this.#newId();
+      const old = waitingId === null ? null : await this.#kv.get<Row>(entryKey(entry.channel, waitingId));
+      const atomic = this.#kv.atomic().check(index);
+      if (old !== null) atomic.check(old);
+      const previous = old?.value ?? null;
+      if (largeId === null) {
+        atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
+      } else {
+        if (waitingId !== null && previous !== null) {
+          atomic.mutate(
+            ...removeMutations({ channel: entry.channel, id: waitingId, token: "" }, {
+              ...previous,
+              x: null,
+            }),
+          );
+        }
+        atomic.set(entryKey(entry.channel, id), row);
+      }
+      atomic.mutate(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
+      if (index.value === null || id !== waitingId) atomic.set(indexKey, id);
+      const result = await retryLocked(() => atomic.commit());
+      if (result.ok) {
+        return leasedOf(entry.channel, id, row, tokenOf(result.versionstamp, row), entry.payload);
+      }
+      index = await this.#kv.get<string>(indexKey);
     }
   }
 
@@ -469,13 +523,19 @@ function newRow(entry: NewOutboxEntry, owner: string, until: number, now: number
   };
 }
 
-/** The payload parts, then the entry (so an entry never exists without its parts), less stale parts. */
-function entryMutations(channel: string, id: string, row: Row, payload: Uint8Array, oldParts: number) {
+/** The writes of a payload's parts. */
+function partMutations(channel: string, id: string, row: Row, payload: Uint8Array): Deno.KvMutation[] {
   const mutations: Deno.KvMutation[] = [];
   for (let index = 0; index < row.p; index++) {
     const piece = row.p === 1 ? payload : payload.slice(index * PART_BYTES, (index + 1) * PART_BYTES);
     mutations.push({ type: "set", key: partKey(channel, id, index), value: piece });
   }
+  return mutations;
+}
+
+/** The payload parts, then the entry (so an entry never exists without its parts), less stale parts. */
+function entryMutations(channel: string, id: string, row: Row, payload: Uint8Array, oldParts: number) {
+  const mutations = partMutations(channel, id, row, payload);
   for (let index = row.p; index < oldParts; index++) {
     mutations.push({ type: "delete", key: partKey(channel, id, index) });
   }

@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { ClientCore } from "../client_core.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
@@ -6,6 +6,7 @@ import { RtcvApiClient } from "./api_client.ts";
 import { LiveBackend } from "./live_backend.ts";
 import { checkKeyPair, type KeyPairText, LoginKeyPair, type LoginUsersRoute } from "./login_users.ts";
 import type { RequestPolicy } from "./request_policy.ts";
+import type { ServerRequests } from "./server_requests.ts";
 
 /** RT-CV's role number for scraper keys. */
 export const SCRAPER_ROLE = 1;
@@ -26,6 +27,8 @@ export interface LiveOptions {
    * names where it came from, for messages (never the keys).
    */
   readonly keyPair?: (KeyPairText & { readonly source: string }) | null;
+  /** Where requests from the servers' websockets go; without it no websocket is opened. */
+  readonly serverRequests?: ServerRequests;
 }
 
 /**
@@ -78,6 +81,8 @@ export async function connectLive(
     deliveryClients,
     references,
     outbox,
+    // One websocket to every server (in the order the credentials name them: that is the id's index).
+    sockets: options.serverRequests?.connect(clients.map((client) => client.socketTarget())),
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
     keyPair,
     loginUsersRoute,
@@ -103,7 +108,7 @@ async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Pr
  */
 async function warmUp(
   primary: RtcvApiClient,
-  references: ReferenceCache,
+  references: CachedReferences,
   log: (message: string) => void,
 ): Promise<void> {
   const route = `GET /api/v1/scraper/scannedReferenceNrs/since/days/${WARM_UP_DAYS}`;

@@ -1,10 +1,11 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
-import { cvChannel, cvCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
+import { cvChannel, cvCopies, cvDocumentCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
 import {
   type Cv,
+  type CvDocument,
   type LoginUser,
   NoKeyPairError,
   NoSecretsRouteError,
@@ -13,6 +14,7 @@ import {
 } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
 import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
+import type { SocketGroup } from "./server_requests.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
@@ -22,7 +24,7 @@ export interface LiveBackendParts {
    * (it gets what earlier runs left for it while it was a mirror).
    */
   readonly deliveryClients: { readonly mirrors: readonly RtcvApiClient[]; readonly primary: RtcvApiClient };
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   /** The one outbox of the client. */
   readonly outbox: Outbox;
   /** Told about each primary scanCV outcome (metrics). */
@@ -33,6 +35,8 @@ export interface LiveBackendParts {
   readonly loginUsersRoute?: LoginUsersRoute;
   /** Warnings for a person (a login user left out). */
   readonly warn?: (message: string) => void;
+  /** The websockets to the servers (requests from RT-CV), opened at start and closed at close. */
+  readonly sockets?: SocketGroup;
 }
 
 /** A primary that has not answered within this many ms has the mirrors asked in parallel. */
@@ -50,7 +54,7 @@ export class LiveBackend implements RtcvBackend {
   /** Always `live`. */
   readonly kind = "live";
   /** The persistent reference cache. */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   readonly #parts: LiveBackendParts;
   readonly #mirrorChannels: string[];
   #primaryFailuresInARow = 0;
@@ -100,6 +104,27 @@ export class LiveBackend implements RtcvBackend {
       );
     });
     await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs), () => undefined);
+  }
+
+  /**
+   * Sends a CV document to the primary (`scanCVDocument`); only once it accepted it (documents are expensive
+   * for a server to read) do the mirrors' copies go into the outbox. Resolves with the primary's
+   * `hasMatches` once they are committed.
+   */
+  async sendCvDocument(document: CvDocument): Promise<boolean> {
+    const matched = await this.#countPrimary(
+      this.#parts.primary.scanCvDocument(document.cv, document.file, document.contentType),
+    );
+    try {
+      await this.#parts.outbox.enqueue(cvDocumentCopies(this.#mirrorChannels, document));
+    } catch (error) {
+      throw new CommandError(
+        `the primary accepted the document, but the copies for the mirrors could not be stored: ${
+          describe(error)
+        }`,
+      );
+    }
+    return matched;
   }
 
   /**
@@ -195,6 +220,7 @@ export class LiveBackend implements RtcvBackend {
   start(): void {
     const { mirrors, primary } = this.#parts.deliveryClients;
     for (const client of [...mirrors, primary]) this.#parts.outbox.serve(cvChannel(client), cvSender(client));
+    this.#parts.sockets?.start();
   }
 
   /**
@@ -203,7 +229,10 @@ export class LiveBackend implements RtcvBackend {
    */
   async close(_options: { drainMs?: number } = {}): Promise<void> {
     const { mirrors, primary } = this.#parts.deliveryClients;
-    await Promise.all([...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))));
+    await Promise.all([
+      ...[...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))),
+      this.#parts.sockets?.close(),
+    ]);
   }
 }
 

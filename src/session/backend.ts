@@ -1,8 +1,16 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
 
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
 export type Cv = Record<string, unknown> & { referenceNumber: string };
+
+/** A CV document: the CV (its metadata) and the file, as `send_cv_document` checked them. */
+export interface CvDocument {
+  readonly cv: Cv;
+  readonly file: Uint8Array<ArrayBuffer>;
+  /** The file's content type, e.g. `application/pdf`. */
+  readonly contentType: string;
+}
 
 /** A login for the site a scraper scrapes (a login user of RT-CV, or a users secret). */
 export interface LoginUser {
@@ -34,9 +42,11 @@ export interface RtcvBackend {
   /** `live` talks to servers; `mock` answers locally. */
   readonly kind: "mock" | "live";
   /** The reference cache this mode uses (mock mode has its own, in memory). */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   /** Sends a validated CV; true when the primary server matched it, once the match is cached (72 h). */
   sendCv(cv: Cv): Promise<boolean>;
+  /** Sends a validated CV document to the primary (mirrors get it once the primary accepted it); true on a match. */
+  sendCvDocument(document: CvDocument): Promise<boolean>;
   /**
    * Reads the secret `key`; mock mode answers `null` for a secret it was not given. Throws
    * {@link NoSecretsRouteError} when the primary has no secrets route.

@@ -1,5 +1,5 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
-import type { Cv, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
+import type { Cv, CvDocument, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
 
 /**
  * Mock mode: no server is contacted. Every new CV "matches" (so it is cached like a matched CV in live
@@ -38,6 +38,11 @@ export class MockBackend implements RtcvBackend {
   async sendCv(cv: Cv): Promise<boolean> {
     await this.references.setLong(cv.referenceNumber);
     return true;
+  }
+
+  /** Answers true, like {@link sendCv}. */
+  sendCvDocument(_document: CvDocument): Promise<boolean> {
+    return Promise.resolve(true);
   }
 
   /** The mock secret named `key`, or null. */
