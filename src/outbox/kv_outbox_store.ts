@@ -299,14 +299,16 @@ export class KvOutboxStore implements OutboxStore {
       if (old?.value) {
         atomic.check(old);
         if (old.value.c <= createdAt && (old.value.o === "" || old.value.u <= now)) {
-          const next = { ...row, x: stored };
+          const next = { ...row, k: stored, x: stored };
           atomic.mutate(
             ...entryMutations(entry.channel, index.value as string, next, entry.payload, old.value.p),
           );
           atomic.mutate(add(entry.channel, "pending", entry.count - old.value.n));
         }
       } else {
-        atomic.mutate(...entryMutations(entry.channel, id, { ...row, x: stored }, entry.payload, 0));
+        atomic.mutate(
+          ...entryMutations(entry.channel, id, { ...row, k: stored, x: stored }, entry.payload, 0),
+        );
         atomic.mutate(add(entry.channel, "pending", entry.count)).set(indexKey, id);
       }
     }
