@@ -261,23 +261,30 @@ for (const variant of FAKE_RTCV_VARIANTS) {
   });
 }
 
-Deno.test("a matched send_cv commits its mirror copy and its cache entry in one commit", async () => {
+Deno.test("a matched send_cv with a fast primary commits its mirror copy and its cache entry in one commit", async () => {
   await using primary = await startFakeRtcv({ hasMatches: true });
   await using mirror = await startFakeRtcv();
   await using dir = await liveDir();
   await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_DRAIN_MS: "0" });
   await ok(client, credentialsLine(primary, [mirror]));
-  mirror.hang = true; // the copy stays as it was committed (its delivery hangs)
-  for (const reference of ["one-commit-1", "one-commit-2"]) {
-    assert.equal(await ok(client, sendCv(reference)), true);
+  mirror.hang = true; // the copies stay as they were committed (their deliveries hang)
+  // A primary answering within 10 ms has the copies wait for its answer; a stall of this machine past that
+  // commits them while it is awaited (two commits): such sends are not counted.
+  const fast: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const { answer, ms } = await timed(client, sendCv(`one-commit-${i}`));
+    assert.deepEqual(answer, { type: "ok", content: true });
+    if (ms < 8) fast.push(`one-commit-${i}`);
   }
-  await waitFor(() => scanRequests(mirror) === 2, 5000, "both copies are in flight");
+  assert.ok(fast.length >= 2, `only ${fast.length} of 8 sends answered within 8 ms: the machine is too busy`);
+  await waitFor(() => scanRequests(mirror) === 8, 5000, "every copy is in flight");
   const kv = await Deno.openKv(dir.kv);
   try {
     const copies = await Array.fromAsync(kv.list<{ k: string }>({ prefix: ["outbox", "entry"] }));
-    assert.equal(copies.length, 2);
+    assert.equal(copies.length, 8);
     for (const copy of copies) {
       const reference = copy.value.k.replace(/^scanCV:/, "");
+      if (!fast.includes(reference)) continue;
       const cached = await kv.get(["ref", reference]);
       assert.ok(cached.versionstamp !== null, `${reference} is cached`);
       assert.equal(cached.versionstamp, copy.versionstamp, `${reference}: one commit wrote both`);
@@ -287,21 +294,37 @@ Deno.test("a matched send_cv commits its mirror copy and its cache entry in one 
   }
 });
 
-Deno.test("a slow primary: the mirror is asked in parallel; copies sent before their commit end once each, also after a failure", async () => {
+Deno.test("a slow primary: the mirrors' copies are committed and sent while it is awaited", async () => {
+  await using primary = await startFakeRtcv({ hasMatches: true });
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir);
+  await ok(client, credentialsLine(primary, [mirror]));
+  primary.latencyMs = 400;
+  await client.send(sendCv("slow-primary-1"));
+  await waitFor(
+    () => received(mirror, "slow-primary-1") === 1,
+    5000,
+    "the mirror has the CV before the answer",
+  );
+  assert.equal(primary.receivedCvs.length, 0, "the primary has not answered yet");
+  assert.deepEqual(JSON.parse(await client.readLine()), { type: "ok", content: true });
+});
+
+Deno.test("a slow primary: the mirror is asked in parallel; each copy arrives once, also after a failure", async () => {
   await using primary = await startFakeRtcv({ hasMatches: true });
   await using mirror = await startFakeRtcv();
   await using dir = await liveDir();
   await using client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS: "20" });
   await ok(client, credentialsLine(primary, [mirror]));
   primary.latencyMs = 150;
-  mirror.failNext(2, 503, { error: "busy" }, { route: SCAN_CV }); // the first two early requests fail
+  mirror.failNext(2, 503, { error: "busy" }, { route: SCAN_CV }); // the first two requests fail
   const references = Array.from({ length: 5 }, (_, i) => `early-${i}`);
   for (const reference of references) {
     const before = scanRequests(mirror, reference);
     assert.equal(await ok(client, sendCv(reference)), true);
-    assert.equal(
-      scanRequests(mirror, reference) - before,
-      1,
+    assert.ok(
+      scanRequests(mirror, reference) > before,
       `${reference}: the mirror was asked before the answer`,
     );
   }

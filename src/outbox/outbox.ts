@@ -54,13 +54,8 @@ interface Holding {
   lease: Lease;
   /** When it was queued (clock time; -Infinity: taken from the store, no lingering). */
   readonly at: number;
-}
-
-/** An entry sent before its commit: the channel and request it went out with, and its holding once committed. */
-interface Early {
-  readonly held: PromiseWithResolvers<Holding | null>;
-  readonly state: Channel;
-  readonly signal: AbortSignal;
+  /** The store writes under way on this copy: the next one waits for them (see `#serialized`). */
+  writes: Promise<void>;
 }
 
 interface Channel {
@@ -142,107 +137,32 @@ export class Outbox {
    * it) and starts sending them; resolves once they are durable. `alsoCommit` goes to
    * {@link OutboxStore.put} with the entries (store-specific writes that must land with them).
    */
-  enqueue(entries: readonly NewOutboxEntry[], alsoCommit?: unknown): Promise<void> {
-    return this.#enqueue(entries, alsoCommit, new Map());
-  }
-
-  /**
-   * Sends entries before they are committed, unless `commit` comes first: answers `commit`, which commits
-   * every entry leased to this process (in the store's next group commit, with writes queued in the same
-   * turn) and resolves once they are durable. When `commit` has not come within `delayMs` (e.g. the
-   * primary server is slower than that), each entry is sent then (in served channels with room for one
-   * more request) and ends after the commit as its request did: delivered (acked), retried or dead. A
-   * commit that comes first sends them right after it, outside the caller's wait. A crash before the
-   * commit loses nothing the caller answered `ok` for: the caller answers after the commit.
-   */
-  sendEarly(entries: readonly NewOutboxEntry[], delayMs: number): () => Promise<void> {
-    const early = new Map<NewOutboxEntry, Early>();
-    const timer = entries.length === 0 ? undefined : setTimeout(() => {
-      for (const entry of entries) this.#sendBeforeCommit(entry, early);
-    }, delayMs);
-    return () => {
-      clearTimeout(timer);
-      return this.#enqueue(entries, undefined, early);
-    };
-  }
-
-  #sendBeforeCommit(entry: NewOutboxEntry, early: Map<NewOutboxEntry, Early>): void {
-    const state = this.#channels.get(entry.channel);
-    if (!state || this.#closed || state.inFlight.size >= this.#maxInFlight) return;
-    const held = Promise.withResolvers<Holding | null>();
-    const abort = new AbortController();
-    early.set(entry, { held, state, signal: abort.signal });
-    const blank = {
-      id: "",
-      createdAt: 0,
-      nextAt: 0,
-      attempts: 0,
-      refusal: null,
-      refusals: 0,
-      lastError: null,
-    };
-    const provisional: LeasedEntry = {
-      entry: { ...entry, ...blank },
-      lease: { channel: entry.channel, id: "", token: "" },
-      payload: entry.payload,
-    };
-    const outcome = this.#request(state, [provisional], abort.signal);
-    const stopped = new Promise<null>((resolve) =>
-      abort.signal.addEventListener("abort", () => resolve(null), { once: true })
-    );
-    this.#track(
-      state,
-      (async () => {
-        const holding = await Promise.race([held.promise, stopped]); // null: not committed, or stopping
-        if (holding) await this.#finish(state, [holding], await outcome, abort.signal);
-      })(),
-      abort,
-    );
-  }
-
-  async #enqueue(
-    entries: readonly NewOutboxEntry[],
-    alsoCommit: unknown,
-    early: Map<NewOutboxEntry, Early>,
-  ): Promise<void> {
+  async enqueue(entries: readonly NewOutboxEntry[], alsoCommit?: unknown): Promise<void> {
     if (entries.length === 0 && alsoCommit === undefined) return;
     const now = this.#options.clock.now();
     // Held in memory up to a budget; past it, entries wait in the store and are taken when there is room.
     let room = MAX_HELD_BYTES - this.#heldBytes;
     const held = (entry: NewOutboxEntry) =>
-      early.has(entry) || this.#channels.has(entry.channel) && (room -= entry.payload.byteLength) >= 0;
+      this.#channels.has(entry.channel) && (room -= entry.payload.byteLength) >= 0;
     const served = entries.filter(held);
     const others = entries.filter((entry) => !served.includes(entry));
-    let leased: LeasedEntry[];
-    try {
-      [leased] = await Promise.all([
-        this.#options.store.put(served, this.owner, now + this.#leaseMs, now, alsoCommit),
-        others.length > 0 ? this.#options.store.put(others, "", 0, now) : Promise.resolve([]),
-      ]);
-    } catch (error) {
-      for (const waiting of early.values()) waiting.held.resolve(null);
-      throw error;
-    }
-    leased.forEach((item, index) => {
+    const [leased] = await Promise.all([
+      this.#options.store.put(served, this.owner, now + this.#leaseMs, now, alsoCommit),
+      others.length > 0 ? this.#options.store.put(others, "", 0, now) : Promise.resolve([]),
+    ]);
+    for (const item of leased) {
       const state = this.#channels.get(item.entry.channel);
-      const waiting = early.get(served[index]);
       if (!state || this.#closed) {
-        waiting?.held.resolve(null);
         this.#options.store.release([item.lease], this.owner).catch(() => {});
-        return;
+        continue;
       }
       // The same key queued here: the newer copy replaces it (one in flight ends with a stale lease).
       for (const queued of state.queue) {
         if (queued.item.entry.id === item.entry.id) this.#drop(queued);
       }
       state.queue = state.queue.filter((queued) => queued.item.entry.id !== item.entry.id);
-      if (waiting?.state === state && !waiting.signal.aborted) {
-        waiting.held.resolve(this.#hold(item, now)); // its request is out already
-      } else {
-        waiting?.held.resolve(null);
-        state.queue.push(this.#hold(item, now));
-      }
-    });
+      state.queue.push(this.#hold(item, now));
+    }
     for (const state of new Set(leased.map((item) => this.#channels.get(item.entry.channel)))) {
       if (state) this.#pump(state);
     }
@@ -317,15 +237,18 @@ export class Outbox {
     await Promise.allSettled([...state.inFlight.keys()]);
     const holdings = [...this.#holdings].filter((holding) => holding.item.entry.channel === state.name);
     for (const holding of holdings) this.#drop(holding);
-    const leases = holdings.map((holding) => holding.lease);
     state.queue = [];
-    await this.#options.store.release(leases, this.owner).catch((error) =>
-      this.#log(`outbox: could not release ${leases.length} leases of ${state.name}: ${describe(error)}`)
-    );
+    await this.#serialized(
+      holdings,
+      () => this.#options.store.release(holdings.map((h) => h.lease), this.owner),
+    )
+      .catch((error) =>
+        this.#log(`outbox: could not release ${holdings.length} leases of ${state.name}: ${describe(error)}`)
+      );
   }
 
   #hold(item: LeasedEntry, at: number): Holding {
-    const holding: Holding = { item, lease: item.lease, at };
+    const holding: Holding = { item, lease: item.lease, at, writes: Promise.resolve() };
     this.#holdings.add(holding);
     this.#heldBytes += item.payload.byteLength;
     return holding;
@@ -421,46 +344,30 @@ export class Outbox {
 
   #send(state: Channel, batch: Holding[]): void {
     const abort = new AbortController();
-    const outcome = this.#request(state, batch.map((holding) => holding.item), abort.signal);
-    this.#track(state, outcome.then((result) => this.#finish(state, batch, result, abort.signal)), abort);
-  }
-
-  /** One request for the items: resolves with null when delivered, else with the failure (never rejects). */
-  #request(state: Channel, items: LeasedEntry[], signal: AbortSignal): Promise<{ error: unknown } | null> {
-    return state.sender.deliver(items, signal).then(() => null, (error) => ({ error }));
-  }
-
-  /** Counts `work` (a request and what follows it) in flight in the channel until it settles. */
-  #track(state: Channel, work: Promise<void>, abort: AbortController): void {
+    const items = batch.reduce((sum, holding) => sum + holding.item.entry.count, 0);
+    const work = (async () => {
+      try {
+        await state.sender.deliver(batch.map((holding) => holding.item), abort.signal);
+      } catch (error) {
+        if (abort.signal.aborted) return; // stopping: the leases are released
+        this.#options.onResult?.(state.name, false, items);
+        await this.#failed(state, batch, state.sender.classify(error));
+        return;
+      }
+      this.#options.onResult?.(state.name, true, items);
+      await this.#persist(
+        state,
+        () => this.#serialized(batch, () => this.#options.store.ack(batch.map((h) => h.lease), this.owner)),
+      );
+      for (const holding of batch) this.#settle(holding);
+      this.#log(`outbox: delivered ${items} item(s) of ${batch.length} entries to ${state.name}`);
+    })();
     state.inFlight.set(work, abort);
     work.catch((error) => this.#log(`outbox: delivery to ${state.name} failed: ${describe(error)}`))
       .finally(() => {
         state.inFlight.delete(work);
         this.#pump(state);
       });
-  }
-
-  /** Records how a request for `batch` ended: acked, or retried or dead. */
-  async #finish(
-    state: Channel,
-    batch: Holding[],
-    outcome: { error: unknown } | null,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const items = batch.reduce((sum, holding) => sum + holding.item.entry.count, 0);
-    if (outcome !== null) {
-      if (signal.aborted) return; // stopping: the leases are released
-      this.#options.onResult?.(state.name, false, items);
-      await this.#failed(state, batch, state.sender.classify(outcome.error));
-      return;
-    }
-    this.#options.onResult?.(state.name, true, items);
-    await this.#persist(
-      state,
-      () => this.#options.store.ack(batch.map((holding) => holding.lease), this.owner),
-    );
-    for (const holding of batch) this.#settle(holding);
-    this.#log(`outbox: delivered ${items} item(s) of ${batch.length} entries to ${state.name}`);
   }
 
   async #failed(state: Channel, batch: Holding[], failure: DeliveryFailure): Promise<void> {
@@ -470,14 +377,28 @@ export class Outbox {
       const decision = decideRetry(item.entry, failure, now, this.#options.retry);
       const lease = () => holding.lease;
       if ("dead" in decision) {
-        await this.#persist(state, () => this.#options.store.bury(lease(), this.owner, decision.dead, now));
+        await this.#persist(
+          state,
+          () =>
+            this.#serialized(
+              [holding],
+              () => this.#options.store.bury(lease(), this.owner, decision.dead, now),
+            ),
+        );
         this.#options.warn?.(
           `outbox: ${state.name} refused ${item.entry.count} item(s) (${item.entry.label}); ` +
             `kept as a dead letter (see dead_letters): ${decision.dead}`,
         );
         this.#settle(holding);
       } else {
-        await this.#persist(state, () => this.#options.store.reschedule(lease(), this.owner, decision.retry));
+        await this.#persist(
+          state,
+          () =>
+            this.#serialized(
+              [holding],
+              () => this.#options.store.reschedule(lease(), this.owner, decision.retry),
+            ),
+        );
         this.#log(
           `outbox: delivery of ${item.entry.label} to ${state.name} failed (${failure.message}); ` +
             `again in ${decision.retry.nextAt - now} ms`,
@@ -507,13 +428,31 @@ export class Outbox {
     }
   }
 
+  /**
+   * Runs a store write on `holdings` after the writes already under way on them, and reads their leases only
+   * then. Every write changes a lease's token: an ack sent with the token of before a renewal that was still
+   * being committed would do nothing, and the copy would be sent again once its lease lapsed.
+   */
+  #serialized<T>(holdings: readonly Holding[], write: () => Promise<T>): Promise<T> {
+    const run = Promise.all(holdings.map((holding) => holding.writes)).then(write);
+    const settled = run.then(() => {}, () => {});
+    for (const holding of holdings) holding.writes = settled;
+    return run;
+  }
+
   /** Extends every lease held; a copy whose lease was lost (taken over) is dropped from the queue. */
   #renew(): void {
     const holdings = [...this.#holdings];
     if (holdings.length === 0) return;
     const until = this.#options.clock.now() + this.#leaseMs;
-    this.#options.store.renew(holdings.map((holding) => holding.lease), this.owner, until).then((renewed) => {
-      holdings.forEach((holding, index) => {
+    this.#serialized(holdings, async () => {
+      const current = holdings.filter((holding) => this.#holdings.has(holding)); // not done meanwhile
+      const renewed = await this.#options.store.renew(
+        current.map((holding) => holding.lease),
+        this.owner,
+        until,
+      );
+      current.forEach((holding, index) => {
         const next = renewed[index];
         if (next) {
           holding.lease = next;
@@ -526,7 +465,7 @@ export class Outbox {
           this.#settle(holding);
         }
       });
-    }, (error) => this.#log(`outbox: could not renew leases: ${describe(error)}`));
+    }).catch((error) => this.#log(`outbox: could not renew leases: ${describe(error)}`));
   }
 
   #log(message: string): void {

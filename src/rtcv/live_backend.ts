@@ -39,8 +39,11 @@ export interface LiveBackendParts {
   readonly sockets?: SocketGroup;
 }
 
-/** A primary that has not answered within this many ms has the mirrors asked in parallel. */
-const MIRRORS_AFTER_MS = 3;
+/**
+ * A primary that has not answered within this many ms has the mirrors' copies committed and sent while it
+ * is awaited (in parallel); before it, the copies wait for its answer (one commit with a match's cache entry).
+ */
+const MIRRORS_AFTER_MS = 10;
 
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
 const FAILING_AFTER = 3;
@@ -82,8 +85,8 @@ export class LiveBackend implements RtcvBackend {
   }
 
   /**
-   * Sends the CV to every server in parallel; once the primary answered, commits the mirrors' copies and, for a
-   * match, the cache entry in one commit, and resolves with the primary's `hasMatches`.
+   * Sends the CV to every server; the mirrors' copies are committed before it resolves (whatever the primary
+   * answered), for a fast primary in one commit with a match's cache entry. Resolves with `hasMatches`.
    */
   async sendCv(cv: Cv): Promise<boolean> {
     return await this.#sendAll(
@@ -128,20 +131,24 @@ export class LiveBackend implements RtcvBackend {
   }
 
   /**
-   * Sends to the primary and (see {@link MIRRORS_AFTER_MS}) the mirrors; once the primary answered, commits the mirrors' copies
-   * (whatever the primary answered) with what `alsoWrite` writes for its answer: both are queued in the
-   * same turn, so the store's group commit writes them in one commit (one commit on the answer path).
+   * Sends to the primary; commits the mirrors' copies (whatever the primary answered; see
+   * {@link MIRRORS_AFTER_MS}) and what `alsoWrite` writes for its answer, then resolves. Writes queued in
+   * one turn share the store's group commit: one commit on the answer path.
    */
   async #sendAll<T>(
     primary: Promise<T>,
     copies: NewOutboxEntry[],
     alsoWrite: (answer: T) => Promise<void> | undefined,
   ): Promise<T> {
-    // The mirrors are asked in parallel with a primary slower than a few ms; a faster one answers first,
-    // and the copies go out right after their commit, outside the command's wait.
-    const commit = this.#parts.outbox.sendEarly(copies, MIRRORS_AFTER_MS);
+    // A primary slower than MIRRORS_AFTER_MS: the copies are committed (and sent) while it is awaited;
+    // a faster one answers first, and the copies share the commit of the match's cache entry.
+    let queued: Promise<void> | null = null;
+    const timer = copies.length === 0
+      ? undefined
+      : setTimeout(() => queued = this.#parts.outbox.enqueue(copies), MIRRORS_AFTER_MS);
     const [sent] = await Promise.allSettled([this.#countPrimary(primary)]);
-    const queued = commit();
+    clearTimeout(timer);
+    queued ??= this.#parts.outbox.enqueue(copies); // in the same turn as the cache write: one commit
     const written = sent.status === "fulfilled" ? alsoWrite(sent.value) : undefined;
     const [stored, cached] = await Promise.allSettled([queued, written]);
     if (stored.status === "rejected") {
