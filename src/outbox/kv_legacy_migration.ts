@@ -55,9 +55,16 @@ export async function migrateLegacyOutbox(
       checks: [old.head],
       mutations: [old.head.key, ...old.partKeys].map((key): Deno.KvMutation => ({ type: "delete", key })),
     };
-    if (!await store.adopt(entry, { createdAt, now, dead, guard })) return; // moved by another process
-    if (dead) counts.dead++;
-    else counts.moved++;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (await store.adopt(entry, { createdAt, now, dead, guard })) {
+        if (dead) counts.dead++;
+        else counts.moved++;
+        return;
+      }
+      // A check failed: the old row moved (another process took it), or the entry waiting under its key
+      // changed meanwhile (then try again).
+      if ((await kv.get(old.head.key)).versionstamp !== old.head.versionstamp) return;
+    }
   };
 
   for (const [prefix, isDead] of [["cv_outbox", false], ["cv_dead", true]] as const) {
