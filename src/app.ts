@@ -3,14 +3,13 @@
 // see `runClient`. Only types are imported statically from there.
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
 import type { ClientCore as Core } from "./client_core.ts";
-import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
 import type { HealthServer } from "./health/health_server.ts";
 import type { InstalledIngest } from "./ingest/install_ingest.ts";
-import type { LiveBackend } from "./rtcv/live_backend.ts";
-import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
-import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
+import { ConnectError } from "./rtcv/connect_error.ts";
+import { InFlightLimiter } from "./http/in_flight_limiter.ts";
+import { defaultRequestPolicy, type RequestPolicy } from "./http/request_policy.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
 import { type Dispatch, withCommandLog } from "./debug/command_log.ts";
@@ -126,8 +125,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
-    connectLive: async (servers, core) =>
-      (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
+    connectLive: async (servers, deps) =>
+      (await import("./rtcv/connect_live.ts")).connectLive(servers, deps, {
         policy,
         log: (message) => debugLog.log(message),
         outboxRetryMs: config.outboxRetryMs,
@@ -165,10 +164,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       throw error;
     }
   }
-  metrics.setOutboxSize(async () => {
-    const backend = core.session.currentBackend;
-    return backend?.kind === "live" ? await (backend as LiveBackend).outboxSize() : 0;
-  });
+  metrics.setOutboxSize(async () => await core.session.currentBackend?.outboxSize() ?? 0);
   metrics.setCacheEntries(async () => {
     const backend = core.session.currentBackend;
     if (backend?.kind === "mock") return backend.references.rememberedCount;
@@ -274,12 +270,11 @@ export async function runClient(options: RunClientOptions): Promise<number> {
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
-  const live = backend?.kind === "live" ? backend as LiveBackend : null;
   return {
     mode: backend?.kind ?? "none" as const,
-    servers: live?.origins ?? [],
+    servers: [...backend?.origins ?? []],
     outbox: await runtime.metrics.outboxSize(),
-    failing: live?.failing ?? null,
+    failing: backend?.failing ?? null,
   };
 }
 
@@ -319,7 +314,7 @@ async function applyStartupConfig(
     try {
       await core.session.replaceBackend(await core.connectLive(servers));
     } catch (error) {
-      if (!(error instanceof CommandError)) throw error;
+      if (!(error instanceof ConnectError)) throw error;
       return { error: `the configured servers failed their start-up checks: ${error.message}` };
     }
   } else if (config.mockMode) {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type RequestPolicy, withDeadline } from "../rtcv/request_policy.ts";
+import { type RequestPolicy, withDeadline } from "../http/request_policy.ts";
 import { IngestApiError, type IngestClient } from "./ingest_client.ts";
 import {
   batchBody,

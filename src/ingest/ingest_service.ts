@@ -7,7 +7,7 @@
 
 import type { Clock } from "../clock.ts";
 import { CommandError } from "../commands/command_error.ts";
-import { type RequestPolicy, withDeadline } from "../rtcv/request_policy.ts";
+import { type RequestPolicy, withDeadline } from "../http/request_policy.ts";
 import { DedupeIndex, itemId } from "./dedupe_index.ts";
 import { type IngestCounts, IngestDeliverer, type Slot } from "./deliverer.ts";
 import { IngestApiError, IngestClient, type IngestServer } from "./ingest_client.ts";

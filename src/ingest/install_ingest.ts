@@ -6,7 +6,7 @@
  */
 
 import type { ClientCore } from "../client_core.ts";
-import { defaultRequestPolicy, type RequestPolicy } from "../rtcv/request_policy.ts";
+import { defaultRequestPolicy, type RequestPolicy } from "../http/request_policy.ts";
 import { checkIngestServer, type IngestServer } from "./ingest_client.ts";
 import { ingestCommands } from "./ingest_commands.ts";
 import { IngestService, type IngestTuning } from "./ingest_service.ts";

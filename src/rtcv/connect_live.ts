@@ -1,18 +1,33 @@
+import type { OpenedStore } from "../cache/lazy_store.ts";
 import type { ReferenceCache } from "../cache/reference_cache.ts";
-import type { ClientCore } from "../client_core.ts";
-import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
+import { ClientError } from "../errors.ts";
+import { ConnectError } from "./connect_error.ts";
 import { DurableQueue } from "../outbox/durable_queue.ts";
 import { RtcvApiClient } from "./api_client.ts";
 import { LiveBackend } from "./live_backend.ts";
-import { checkKeyPair, type KeyPairText, LoginKeyPair, type LoginUsersRoute } from "./login_users.ts";
+import {
+  checkKeyPair,
+  KeyPairError,
+  type KeyPairText,
+  LoginKeyPair,
+  type LoginUsersRoute,
+} from "./login_users.ts";
 import { MirrorDelivery } from "./mirror_delivery.ts";
-import type { RequestPolicy } from "./request_policy.ts";
+import type { RequestPolicy } from "../http/request_policy.ts";
 
 /** RT-CV's role number for scraper keys. */
 export const SCRAPER_ROLE = 1;
 /** How many days of scanned reference numbers warm the cache. */
 export const WARM_UP_DAYS = 30;
+
+/** What live mode uses of the rest of the client: the persistent reference cache and the shared store. */
+export interface LiveDeps {
+  /** Opens (once) the persistent reference cache that live mode answers from and warms up. */
+  readonly openReferenceCache: () => Promise<ReferenceCache>;
+  /** Opens (once) the shared store the CV outbox lives in. */
+  readonly openStore: () => Promise<OpenedStore>;
+}
 
 /** What live mode needs besides the credentials. */
 export interface LiveOptions {
@@ -36,19 +51,38 @@ export interface LiveOptions {
 
 /**
  * Checks every server in parallel (health, then a key with the scraper role), warms the cache from the
- * primary, and builds the live backend (its `start` resumes outbox delivery to servers named again). Any failure is a
- * {@link CommandError} naming the server's origin and the step; nothing about the session changes then.
+ * primary, and builds the live backend (its `start` resumes outbox delivery to servers named again). Any
+ * failure the scraper can act on is a {@link ConnectError} naming the server's origin and the step; nothing
+ * about the session changes then.
  */
 export async function connectLive(
   servers: ServerCredentials[],
-  core: ClientCore,
+  deps: LiveDeps,
+  options: LiveOptions,
+): Promise<LiveBackend> {
+  try {
+    return await connect(servers, deps, options);
+  } catch (error) {
+    // A broken key pair, a login-users check or the store failed under connecting: the same words, as
+    // this step's error.
+    if (error instanceof ClientError && !(error instanceof ConnectError)) {
+      throw new ConnectError(error.message, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function connect(
+  servers: ServerCredentials[],
+  deps: LiveDeps,
   options: LiveOptions,
 ): Promise<LiveBackend> {
   const clients = await Promise.all(servers.map(async (server) => {
     try {
       return await RtcvApiClient.create(server, options.policy);
     } catch (error) {
-      throw new CommandError(error instanceof Error ? error.message : String(error));
+      // The credentials' form (`server_location`, an empty key): a TypeError naming the field.
+      throw new ConnectError(error instanceof Error ? error.message : String(error), { cause: error });
     }
   }));
   const primaryIndex = servers.findIndex((server) => server.primary);
@@ -59,15 +93,15 @@ export async function connectLive(
   const failures = checks.flatMap((check, index) =>
     check.status === "rejected" ? [`${roleOf(index)} ${describe(check.reason)}`] : []
   );
-  if (failures.length > 0) throw new CommandError(failures.join("; "));
+  if (failures.length > 0) throw new ConnectError(failures.join("; "));
 
   const primary = clients[primaryIndex];
   let loginUsersRoute: LoginUsersRoute = "not_checked";
   if (keyPair !== null) loginUsersRoute = await checkKeyPair(primary, keyPair, options.log);
-  const references = await core.session.persistentCache();
+  const references = await deps.openReferenceCache();
   await warmUp(primary, references, options.log);
 
-  const { kv, batcher } = await core.store.open();
+  const { kv, batcher } = await deps.openStore();
   const outbox = new DurableQueue(kv, batcher, "cv_outbox");
   const deadLetters = new DurableQueue(kv, batcher, "cv_dead");
   const deliveryTo = (client: RtcvApiClient) =>
@@ -100,12 +134,12 @@ export async function connectLive(
   });
 }
 
-/** The key pair of the primary's credentials, else the configured one; checked (a CommandError if broken). */
+/** The key pair of the primary's credentials, else the configured one; checked (a KeyPairError if broken). */
 async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Promise<LoginKeyPair | null> {
   const { publicKey, privateKey } = primary;
   if (publicKey !== undefined || privateKey !== undefined) {
     if (publicKey === undefined || privateKey === undefined) {
-      throw new CommandError("public_key and private_key must be given together (the login-users key pair)");
+      throw new KeyPairError("public_key and private_key must be given together (the login-users key pair)");
     }
     return await LoginKeyPair.from({ publicKey, privateKey }, "set_credentials");
   }

@@ -2,7 +2,7 @@ import type { DurableQueue, QueuedEntry } from "../outbox/durable_queue.ts";
 import type { RtcvApiClient } from "./api_client.ts";
 import { RtcvApiError } from "./api_client.ts";
 import { decodeOutboxPayload, deliverTo, type OutboxDelivery } from "./outbox_route.ts";
-import { abortableSleep, withDeadline } from "./request_policy.ts";
+import { abortableSleep, withDeadline } from "../http/request_policy.ts";
 
 /** What a {@link MirrorDelivery} reports and how long it waits between background rounds. */
 export interface MirrorDeliveryOptions {

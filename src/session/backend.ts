@@ -1,5 +1,5 @@
 import type { ReferenceCache } from "../cache/reference_cache.ts";
-import { CommandError } from "../commands/command_error.ts";
+import { ClientError } from "../errors.ts";
 
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
 export type Cv = Record<string, unknown> & { referenceNumber: string };
@@ -11,12 +11,12 @@ export interface LoginUser {
 }
 
 /** The primary has no secrets route (the newest RT-CV removed it); the message says so. */
-export class NoSecretsRouteError extends CommandError {
+export class NoSecretsRouteError extends ClientError {
   override name = "NoSecretsRouteError";
 }
 
 /** Something needs the login-users key pair and none is set; the message says how to set one. */
-export class NoKeyPairError extends CommandError {
+export class NoKeyPairError extends ClientError {
   override name = "NoKeyPairError";
 }
 
@@ -35,6 +35,12 @@ export interface RtcvBackend {
   readonly kind: "mock" | "live";
   /** The reference cache this mode uses (mock mode has its own, in memory). */
   readonly references: ReferenceCache;
+  /** Every server's origin, the primary first; none in mock mode (for the health endpoint). */
+  readonly origins: readonly string[];
+  /** Why the primary counts as failing, or null while it works (always null in mock mode). */
+  readonly failing: string | null;
+  /** How many deliveries wait in the outbox for other servers (0 in mock mode; for the metrics). */
+  outboxSize(): Promise<number>;
   /** Sends a validated CV; true when the primary server matched it. */
   sendCv(cv: Cv): Promise<boolean>;
   /**

@@ -10,6 +10,10 @@ export class MockBackend implements RtcvBackend {
   readonly kind = "mock";
   /** The in-memory cache of mock mode (never the persistent store). */
   readonly references: ReferenceCache;
+  /** No servers in mock mode. */
+  readonly origins: readonly string[] = [];
+  /** Mock mode never fails. */
+  readonly failing = null;
   readonly #secrets: ReadonlyMap<string, unknown>;
   readonly #loginUsers: readonly LoginUser[];
 
@@ -27,6 +31,11 @@ export class MockBackend implements RtcvBackend {
   /** The mock login users (`set_mock` `login_users`, or the config's `mock_users`). */
   getLoginUsers(): Promise<LoginUser[]> {
     return Promise.resolve(this.#loginUsers.map((user) => ({ ...user })));
+  }
+
+  /** Nothing waits: mock mode has no outbox. */
+  outboxSize(): Promise<number> {
+    return Promise.resolve(0);
   }
 
   /** Accepts the list; nothing is sent. */
