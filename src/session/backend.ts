@@ -15,6 +15,11 @@ export class NoSecretsRouteError extends ClientError {
   override name = "NoSecretsRouteError";
 }
 
+/** The primary has no list route (`allCVs`: an older RT-CV); the message says to send CVs one by one. */
+export class NoListRouteError extends ClientError {
+  override name = "NoListRouteError";
+}
+
 /** Something needs the login-users key pair and none is set; the message says how to set one. */
 export class NoKeyPairError extends ClientError {
   override name = "NoKeyPairError";
@@ -53,7 +58,10 @@ export interface RtcvBackend {
    * when live mode has no key pair.
    */
   getLoginUsers(): Promise<LoginUser[]>;
-  /** Sends a checked, de-duplicated, non-empty list of CVs (`allCVs`); resolves once it is accepted. */
+  /**
+   * Sends a checked, de-duplicated, non-empty list of CVs (`allCVs`); resolves once it is accepted. Throws
+   * {@link NoListRouteError} when the primary has no list route.
+   */
   sendCvsList(cvs: readonly Cv[]): Promise<void>;
   /** Where a secret of the wrong shape came from, and how to fix it, for error messages. */
   describeSecretSource(key: string): SecretSource;
