@@ -23,7 +23,7 @@ import type { Scenario, ScenarioContext, SpawnSettings, Target } from "./scenari
 import { pipelinedCacheScenario, pipelinedShortCacheScenario, store1mScenario } from "./scenarios/cache.ts";
 import { exitNotes, reason } from "./scenarios/common.ts";
 import { floodScenario } from "./scenarios/flood.ts";
-import { ingestScenario } from "./scenarios/ingest.ts";
+import { ingestDedupeScenario, ingestScenario } from "./scenarios/ingest.ts";
 import { sendCvFanoutScenario, sendCvOverheadScenario } from "./scenarios/send_cv.ts";
 import { idleRssScenario, pingScenario, readyScenario } from "./scenarios/startup.ts";
 
@@ -38,6 +38,7 @@ export const SCENARIOS: readonly Scenario[] = [
   sendCvFanoutScenario,
   sendCvOverheadScenario,
   ingestScenario,
+  ingestDedupeScenario,
   floodScenario,
 ];
 

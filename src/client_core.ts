@@ -7,6 +7,22 @@ import type { LoginUser, RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
 import type { LiveDeps } from "./rtcv/connect_live.ts";
+import type { Outbox } from "./outbox/outbox.ts";
+import type { RetrySettings } from "./outbox/retry_rules.ts";
+
+/** The outbox's settings (from the config); every field has a default. */
+export interface OutboxSettings {
+  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`, default 30000. */
+  readonly leaseMs?: number;
+  /** Requests in flight per server or stream, default 8. */
+  readonly maxInFlight?: number;
+  /** Retry and dead-letter rules. */
+  readonly retry?: Partial<RetrySettings>;
+  /** Debug log lines of deliveries. */
+  readonly log?: (message: string) => void;
+  /** Told about every delivery attempt (metrics). */
+  readonly onResult?: (channel: string, ok: boolean, items: number) => void;
+}
 
 /**
  * The command types whose handlers (and their zod schemas) load with the first of them, so that the ready
@@ -27,6 +43,8 @@ export const LAZY_COMMAND_TYPES: readonly string[] = [
   "get_login_users",
   "get_users_secret",
   "get_user_secret",
+  "outbox_status",
+  "dead_letters",
 ];
 const EXCLUSIVE_TYPES = ["set_credentials", "set_multiple_credentials", "set_mock"];
 
@@ -48,6 +66,8 @@ export interface ClientCoreOptions {
   readonly connectLive?: LiveConnector;
   /** Told about every reference cache lookup (metrics). */
   readonly onCacheLookup?: (hit: boolean) => void;
+  /** How the outbox delivers. */
+  readonly outbox?: OutboxSettings;
 }
 
 /**
@@ -68,6 +88,9 @@ export class ClientCore {
   #mockKv: Deno.Kv | null = null;
   #closing: Promise<void> | null = null;
   readonly #onCacheLookup: ((hit: boolean) => void) | undefined;
+  readonly #outboxSettings: OutboxSettings;
+  readonly #warn: (message: string) => void;
+  #outbox: Promise<Outbox> | null = null;
 
   /** Wires the registry, the session and the store. */
   constructor(options: ClientCoreOptions) {
@@ -83,17 +106,20 @@ export class ClientCore {
     });
     this.#connectLive = options.connectLive;
     this.#onCacheLookup = options.onCacheLookup;
+    this.#outboxSettings = options.outbox ?? {};
+    this.#warn = options.warn;
     this.registry
       .registerAll({ ping: defineBareCommand(() => ({ type: "pong" })) })
       .registerLazy(LAZY_COMMAND_TYPES, () => this.#registerCommands(), EXCLUSIVE_TYPES);
   }
 
   async #registerCommands(): Promise<void> {
-    const [session, cache, cv, secret] = await Promise.all([
+    const [session, cache, cv, secret, outbox] = await Promise.all([
       import("./commands/session_commands.ts"),
       import("./commands/cache_commands.ts"),
       import("./commands/cv_commands.ts"),
       import("./commands/secret_commands.ts"),
+      import("./commands/outbox_commands.ts"),
     ]);
     this.registry
       .registerAll(session.sessionCommands({
@@ -103,7 +129,8 @@ export class ClientCore {
       }))
       .registerAll(cache.cacheCommands(this.session))
       .registerAll(cv.cvCommands(this.session))
-      .registerAll(secret.secretCommands(this.session));
+      .registerAll(secret.secretCommands(this.session))
+      .registerAll(outbox.outboxCommands(() => this.outbox(), this.clock));
   }
 
   /** Checks servers and builds a live backend (does not install it). */
@@ -111,7 +138,7 @@ export class ClientCore {
     if (this.#connectLive) {
       return this.#connectLive(servers, {
         openReferenceCache: () => this.session.persistentCache(),
-        openStore: () => this.store.open(),
+        openOutbox: () => this.outbox(),
       });
     }
     return import("./commands/session_commands.ts").then((session) => session.liveModeUnavailable());
@@ -128,9 +155,45 @@ export class ClientCore {
     return new MockBackend(await this.#mockCache, secrets, loginUsers);
   }
 
+  /** The one outbox (CV copies and job data), over the store; opened (and loaded) on first use. */
+  outbox(): Promise<Outbox> {
+    if (this.#outbox === null) {
+      const settings = this.#outboxSettings;
+      this.#outbox = Promise.all([
+        this.store.open(),
+        import("./outbox/kv_outbox_store.ts"),
+        import("./outbox/outbox.ts"),
+        import("./outbox/retry_rules.ts"),
+      ]).then(([{ kv, batcher }, { KvOutboxStore }, { Outbox }, { DEFAULT_RETRY_SETTINGS }]) =>
+        new Outbox({
+          store: new KvOutboxStore(kv, batcher),
+          clock: this.clock,
+          leaseMs: settings.leaseMs,
+          maxInFlight: settings.maxInFlight,
+          retry: { ...DEFAULT_RETRY_SETTINGS, ...settings.retry },
+          log: settings.log,
+          warn: this.#warn,
+          onResult: settings.onResult,
+        })
+      );
+      this.#outbox.catch(() => this.#outbox = null);
+    }
+    return this.#outbox;
+  }
+
+  /**
+   * Delivers what this process holds in the outbox, every server and stream at once, until `deadline`
+   * (clock time), then stops and frees its leases. Without an outbox opened, nothing to do.
+   */
+  async drainOutbox(deadline: number): Promise<void> {
+    const outbox = await this.#outbox?.catch(() => null);
+    await outbox?.close(deadline);
+  }
+
   /** Finishes background work, waits for every write, and closes the stores; later calls wait for the first. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.drainOutbox(0);
       await this.session.close();
       await this.store.close();
       this.#mockKv?.close();

@@ -12,6 +12,9 @@ import { ClientCore } from "../src/client_core.ts";
 import { systemClock } from "../src/clock.ts";
 import { CommandRegistry, defineBareCommand } from "../src/commands/registry.ts";
 import { ClientError } from "../src/errors.ts";
+import { KvOutboxStore } from "../src/outbox/kv_outbox_store.ts";
+import { Outbox } from "../src/outbox/outbox.ts";
+import { DEFAULT_RETRY_SETTINGS } from "../src/outbox/retry_rules.ts";
 import { defaultRequestPolicy } from "../src/http/request_policy.ts";
 import { errorAnswer } from "../src/protocol/answers.ts";
 import { readCommandLine } from "../src/protocol/command_line.ts";
@@ -98,22 +101,30 @@ function liveOptions(overrides: Partial<LiveOptions> = {}): LiveOptions {
   return {
     policy: { ...defaultRequestPolicy(2000), maxRetries: 0 },
     log: () => {},
-    outboxRetryMs: 50,
-    drainBudgetMs: 0,
     ...overrides,
   };
 }
 
-/** The cache and store openers live mode takes, over one in-memory store. */
-function memoryDeps(): LiveDeps & { store: LazyStore; references: Promise<ReferenceCache> } {
+/** The cache and outbox openers live mode takes, over one in-memory store. */
+function memoryDeps(): LiveDeps & { close(): Promise<void>; references: Promise<ReferenceCache> } {
   const store = new LazyStore(":memory:");
-  const references = store.open().then(({ kv, batcher }) =>
-    new ReferenceCache(kv, systemClock(), { batcher })
+  const clock = systemClock();
+  const references = store.open().then(({ kv, batcher }) => new ReferenceCache(kv, clock, { batcher }));
+  const outbox = store.open().then(({ kv, batcher }) =>
+    new Outbox({ store: new KvOutboxStore(kv, batcher), clock, retry: DEFAULT_RETRY_SETTINGS })
   );
-  return { store, references, openReferenceCache: () => references, openStore: () => store.open() };
+  return {
+    references,
+    openReferenceCache: () => references,
+    openOutbox: () => outbox,
+    close: async () => {
+      await (await outbox).close(0);
+      await store.close();
+    },
+  };
 }
 
-Deno.test("connectLive takes the cache and store openers it is given (no ClientCore): the warm-up fills that cache", async () => {
+Deno.test("connectLive takes the cache and outbox openers it is given (no ClientCore): the warm-up fills that cache", async () => {
   await using rtcv = await startFakeRtcv({ scannedReferenceNrs: ["warm-1", "warm-2"] });
   const deps = memoryDeps();
   try {
@@ -126,7 +137,7 @@ Deno.test("connectLive takes the cache and store openers it is given (no ClientC
       await backend.close({ drainMs: 0 });
     }
   } finally {
-    await deps.store.close();
+    await deps.close();
   }
 });
 
@@ -166,7 +177,7 @@ Deno.test("every failure of connectLive is a ConnectError in today's words: serv
       return true;
     });
   } finally {
-    await deps.store.close();
+    await deps.close();
   }
 });
 

@@ -69,8 +69,8 @@ interface PendingWrite {
   readonly checks: Deno.AtomicCheck[];
   readonly bytes: number[];
   readonly total: number;
-  /** Resolves with false when a check failed (the mutations did not land). */
-  readonly resolve: (committed: boolean) => void;
+  /** Resolves with the commit's versionstamp, or null when a check failed (the mutations did not land). */
+  readonly resolve: (versionstamp: string | null) => void;
   readonly reject: (error: Error) => void;
   /** Set after a shared commit failed on a check: commit this checked write in its own operation. */
   alone: boolean;
@@ -105,19 +105,32 @@ export class CommitBatcher {
   }
 
   /**
+   * Like {@link write}, resolving with the versionstamp of the (last) commit that held the mutations: every
+   * key one commit writes gets its versionstamp.
+   */
+  writeStamped(mutations: Deno.KvMutation[]): Promise<string> {
+    if (mutations.length === 0) return Promise.resolve("");
+    return new Promise((resolve, reject) =>
+      this.#enqueue(mutations, [], (versionstamp) => resolve(versionstamp ?? ""), reject)
+    );
+  }
+
+  /**
    * Queues mutations that must land only if `checks` hold (at most {@link MAX_CHECKS_PER_ATOMIC} checks
    * and {@link MAX_MUTATIONS_PER_ATOMIC} mutations and checks together); committed together with other writes like any write. Resolves with
    * true once committed, false when a check failed (nothing of this write landed). A failed check does not
    * fail the other writes of its batch: after such a failure each checked write is committed on its own.
    */
   writeChecked(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<boolean> {
-    return new Promise((resolve, reject) => this.#enqueue(mutations, checks, resolve, reject));
+    return new Promise((resolve, reject) =>
+      this.#enqueue(mutations, checks, (versionstamp) => resolve(versionstamp !== null), reject)
+    );
   }
 
   #enqueue(
     mutations: Deno.KvMutation[],
     checks: Deno.AtomicCheck[],
-    resolve: (committed: boolean) => void,
+    resolve: (versionstamp: string | null) => void,
     reject: (error: Error) => void,
   ): void {
     const bytes = mutations.map(estimateMutationBytes);
@@ -174,13 +187,13 @@ export class CommitBatcher {
     this.#inFlight++;
     const oversized = batch.length === 1 && batch[0].checks.length === 0 &&
       (count > MAX_MUTATIONS_PER_ATOMIC || bytes > BUDGET_BYTES);
-    const commit = oversized ? this.#commitInChunks(batch[0]).then(() => true) : this.#commitBatch(batch);
+    const commit = oversized ? this.#commitInChunks(batch[0]) : this.#commitBatch(batch);
     commit.then(
-      (committed) => {
-        if (committed) {
-          for (const write of batch) write.resolve(true);
+      (versionstamp) => {
+        if (versionstamp !== null) {
+          for (const write of batch) write.resolve(versionstamp);
         } else if (batch.length === 1 && batch[0].checks.length > 0) {
-          batch[0].resolve(false);
+          batch[0].resolve(null);
         } else {
           // A check of one write failed the whole operation: commit again, each checked write on its own.
           for (const write of batch) write.alone = write.checks.length > 0;
@@ -197,11 +210,10 @@ export class CommitBatcher {
     });
   }
 
-  /** Commits a batch in one operation; false when one of its checks failed. */
-  async #commitBatch(batch: PendingWrite[]): Promise<boolean> {
+  /** Commits a batch in one operation: its versionstamp, or null when one of its checks failed. */
+  async #commitBatch(batch: PendingWrite[]): Promise<string | null> {
     if (batch.every((write) => write.checks.length === 0)) {
-      await this.#commitOnce(batch.flatMap((write) => write.mutations));
-      return true;
+      return await this.#commitOnce(batch.flatMap((write) => write.mutations));
     }
     const checks: Deno.AtomicCheck[] = [];
     const mutations: Deno.KvMutation[] = [];
@@ -210,17 +222,19 @@ export class CommitBatcher {
       for (const mutation of write.mutations) mutations.push(mutation);
     }
     const result = await this.#kv.atomic().check(...checks).mutate(...mutations).commit();
-    return result.ok;
+    return result.ok ? result.versionstamp : null;
   }
 
-  async #commitOnce(mutations: Deno.KvMutation[]): Promise<void> {
+  async #commitOnce(mutations: Deno.KvMutation[]): Promise<string> {
     const result = await this.#kv.atomic().mutate(...mutations).commit();
     if (!result.ok) throw new Error("the store refused a commit");
+    return result.versionstamp;
   }
 
   /** Commits one oversized write in order, in chunks within the limits. */
-  async #commitInChunks(write: PendingWrite): Promise<void> {
+  async #commitInChunks(write: PendingWrite): Promise<string> {
     let start = 0;
+    let versionstamp = "";
     while (start < write.mutations.length) {
       let end = start;
       let bytes = 0;
@@ -231,8 +245,9 @@ export class CommitBatcher {
         bytes += write.bytes[end];
         end++;
       }
-      await this.#commitOnce(write.mutations.slice(start, end));
+      versionstamp = await this.#commitOnce(write.mutations.slice(start, end));
       start = end;
     }
+    return versionstamp;
   }
 }

@@ -34,6 +34,12 @@ export const DEFAULT_HEALTH_CHECK_HOST = "127.0.0.1";
 export const DEFAULT_OUTBOX_RETRY_MS = 1000;
 /** Default time exit waits for mirror and ingest deliveries. */
 export const DEFAULT_DRAIN_MS = 5000;
+/** The same refusal this many times makes an outbox entry a dead letter. */
+export const DEFAULT_OUTBOX_MAX_ATTEMPTS = 5;
+/** Transient failures are retried this long after an entry was stored: 72 hours. */
+export const DEFAULT_OUTBOX_MAX_AGE_MS = 72 * 3600_000;
+/** How long a process holds an outbox entry it sends without renewing. */
+export const DEFAULT_OUTBOX_LEASE_MS = 30_000;
 /** The login-users public key (base64 of 32 bytes). */
 export const PUBLIC_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PUBLIC_KEY";
 /** The login-users private key (base64 of 32 bytes; a secret). */
@@ -93,6 +99,12 @@ export interface ClientConfig {
   maxLineBytes: number;
   /** First wait before retrying a failed mirror delivery (`RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS`), default 1000. */
   outboxRetryMs: number;
+  /** The same refusal this many times makes a dead letter (`RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS`), default 5. */
+  outboxMaxAttempts: number;
+  /** How long transient failures are retried (`RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS`), default 72 h. */
+  outboxMaxAgeMs: number;
+  /** How long an entry is leased to the process sending it (`RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`), default 30000. */
+  outboxLeaseMs: number;
   /** How long exit waits for mirror and ingest deliveries (`RTCV_SCRAPER_CLIENT_DRAIN_MS`), default 5000. */
   drainMs: number;
   /** Testing aid: shifts the client's clock (`RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS`, environment only), default 0. */
@@ -186,6 +198,9 @@ function buildSchemas(z: Zod) {
     health_check_host: nonEmptyString.nullish(),
     max_line_bytes: z.number().int().min(1).nullish(),
     outbox_retry_ms: z.number().int().min(1).nullish(),
+    outbox_max_attempts: z.number().int().min(1).max(1000).nullish(),
+    outbox_max_age_ms: z.number().int().min(1).nullish(),
+    outbox_lease_ms: z.number().int().min(100).nullish(),
     drain_ms: z.number().int().min(0).nullish(),
     log_input: z.boolean().nullish(),
     debug_log: z.boolean().nullish(),
@@ -542,6 +557,30 @@ export async function loadConfig(
     Number.MAX_SAFE_INTEGER,
     "a positive integer number of milliseconds",
   );
+  const outboxMaxAttempts = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS",
+    "outbox_max_attempts",
+    1,
+    1000,
+    "a whole number from 1 to 1000",
+  );
+  const outboxMaxAgeMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS",
+    "outbox_max_age_ms",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of milliseconds",
+  );
+  const outboxLeaseMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS",
+    "outbox_lease_ms",
+    100,
+    Number.MAX_SAFE_INTEGER,
+    "a whole number of milliseconds, 100 or more",
+  );
   const drainMs = envInteger(
     env,
     "RTCV_SCRAPER_CLIENT_DRAIN_MS",
@@ -586,6 +625,9 @@ export async function loadConfig(
       DEFAULT_HEALTH_CHECK_HOST,
     maxLineBytes: maxLineBytes ?? doc.max_line_bytes ?? DEFAULT_MAX_LINE_BYTES,
     outboxRetryMs: outboxRetryMs ?? doc.outbox_retry_ms ?? DEFAULT_OUTBOX_RETRY_MS,
+    outboxMaxAttempts: outboxMaxAttempts ?? doc.outbox_max_attempts ?? DEFAULT_OUTBOX_MAX_ATTEMPTS,
+    outboxMaxAgeMs: outboxMaxAgeMs ?? doc.outbox_max_age_ms ?? DEFAULT_OUTBOX_MAX_AGE_MS,
+    outboxLeaseMs: outboxLeaseMs ?? doc.outbox_lease_ms ?? DEFAULT_OUTBOX_LEASE_MS,
     drainMs: drainMs ?? doc.drain_ms ?? DEFAULT_DRAIN_MS,
     clockOffsetMs: clockOffsetMs ?? 0,
     logInput: envFlag(env, "LOG_SCRAPER_CLIENT_INPUT") ?? doc.log_input ?? false,
@@ -605,6 +647,8 @@ export async function loadConfig(
 const TIMER_SETTINGS = [
   ["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "timeout_ms"],
   ["RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS", "outbox_retry_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS", "outbox_max_age_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS", "outbox_lease_ms"],
   ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "drain_ms"],
 ] as const;
 

@@ -43,6 +43,8 @@ export interface RtcvApiErrorDetails {
   retryable?: boolean;
   /** How many attempts were made (default 1). */
   attempts?: number;
+  /** The wait a failed answer asked for with `Retry-After`, in ms, or null. */
+  retryAfterMs?: number | null;
   /** The server's role in this client (`primary`, `mirror`), put in front of the message; none by default. */
   role?: string | null;
 }
@@ -76,6 +78,8 @@ export class RtcvApiError extends ClientError {
   readonly retryable: boolean;
   /** How many attempts were made before giving up. */
   readonly attempts: number;
+  /** The wait the server asked for with `Retry-After`, in ms, or null. */
+  readonly retryAfterMs: number | null;
   /** What happened, as it follows the origin in the message (`answered 400: bad`). */
   readonly detail: string;
   /** The server's role in front of the message (`primary`), or null. */
@@ -113,6 +117,7 @@ export class RtcvApiError extends ClientError {
     // A server without the route will not grow it on a retry (the newest RT-CV answers 500 for it).
     this.retryable = (details.retryable ?? false) && !this.missingRoute;
     this.attempts = details.attempts ?? 1;
+    this.retryAfterMs = details.retryAfterMs ?? null;
   }
 
   /** The same failure, its message led by the server's role: `primary <origin> answered 400: ...`. */
@@ -122,6 +127,7 @@ export class RtcvApiError extends ClientError {
       serverMessage: this.serverMessage,
       retryable: this.retryable,
       attempts: this.attempts,
+      retryAfterMs: this.retryAfterMs,
       role,
     });
   }

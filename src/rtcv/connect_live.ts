@@ -1,10 +1,10 @@
-import type { OpenedStore } from "../cache/lazy_store.ts";
 import type { ReferenceCache } from "../cache/reference_cache.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
 import { ClientError } from "../errors.ts";
-import { ConnectError } from "./connect_error.ts";
-import { DurableQueue } from "../outbox/durable_queue.ts";
+import type { RequestPolicy } from "../http/request_policy.ts";
+import type { Outbox } from "../outbox/outbox.ts";
 import { RtcvApiClient } from "./api_client.ts";
+import { ConnectError } from "./connect_error.ts";
 import { LiveBackend } from "./live_backend.ts";
 import {
   checkKeyPair,
@@ -13,20 +13,18 @@ import {
   LoginKeyPair,
   type LoginUsersRoute,
 } from "./login_users.ts";
-import { MirrorDelivery } from "./mirror_delivery.ts";
-import type { RequestPolicy } from "../http/request_policy.ts";
 
 /** RT-CV's role number for scraper keys. */
 export const SCRAPER_ROLE = 1;
 /** How many days of scanned reference numbers warm the cache. */
 export const WARM_UP_DAYS = 30;
 
-/** What live mode uses of the rest of the client: the persistent reference cache and the shared store. */
+/** What live mode uses of the rest of the client: the persistent reference cache and the one outbox. */
 export interface LiveDeps {
   /** Opens (once) the persistent reference cache that live mode answers from and warms up. */
   readonly openReferenceCache: () => Promise<ReferenceCache>;
-  /** Opens (once) the shared store the CV outbox lives in. */
-  readonly openStore: () => Promise<OpenedStore>;
+  /** Opens (once) the outbox that carries the mirrors' copies. */
+  readonly openOutbox: () => Promise<Outbox>;
 }
 
 /** What live mode needs besides the credentials. */
@@ -34,10 +32,6 @@ export interface LiveOptions {
   readonly policy: RequestPolicy;
   /** Debug log lines. */
   readonly log: (message: string) => void;
-  /** First wait after a failed background delivery to a mirror (doubles up to a minute). */
-  readonly outboxRetryMs: number;
-  /** How long closing waits for mirrors before leaving CVs in the outbox. */
-  readonly drainBudgetMs: number;
   /** Told about each CV delivery per server (metrics). */
   readonly onCvResult?: (origin: string, ok: boolean) => void;
   /** Warnings for a person (stderr and the debug log). */
@@ -101,32 +95,23 @@ async function connect(
   const references = await deps.openReferenceCache();
   await warmUp(primary, references, options.log);
 
-  const { kv, batcher } = await deps.openStore();
-  const outbox = new DurableQueue(kv, batcher, "cv_outbox");
-  const deadLetters = new DurableQueue(kv, batcher, "cv_dead");
-  const deliveryTo = (client: RtcvApiClient) =>
-    new MirrorDelivery(client, {
-      outbox,
-      deadLetters,
-      retryDelayMs: options.outboxRetryMs,
-      maxRetryDelayMs: 60_000,
-      log: options.log,
-      onResult: (ok) => options.onCvResult?.(client.origin, ok),
-    });
-  const mirrors = clients.filter((_, index) => index !== primaryIndex).map(deliveryTo);
-  // CVs left in the outbox by an earlier run go to every server named again, the primary included (it
-  // may have been a mirror then).
-  const primaryBacklog = deliveryTo(primary);
+  const outbox = await deps.openOutbox();
+  // The outbox retries by itself: its clients make one request per attempt.
+  const deliveryClient = (index: number) =>
+    RtcvApiClient.create(servers[index], { ...options.policy, maxRetries: 0 });
+  const mirrorIndexes = clients.flatMap((_, index) => index === primaryIndex ? [] : [index]);
+  const deliveryClients = {
+    mirrors: await Promise.all(mirrorIndexes.map(deliveryClient)),
+    primary: await deliveryClient(primaryIndex),
+  };
   options.log(
-    `live: primary ${primary.origin}, mirrors [${mirrors.map((mirror) => mirror.origin).join(", ")}]`,
+    `live: primary ${primary.origin}, mirrors [${deliveryClients.mirrors.map((m) => m.origin).join(", ")}]`,
   );
   return new LiveBackend({
     primary,
-    mirrors,
-    backlogs: [primaryBacklog],
+    deliveryClients,
     references,
     outbox,
-    drainBudgetMs: options.drainBudgetMs,
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
     keyPair,
     loginUsersRoute,

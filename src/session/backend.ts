@@ -44,8 +44,6 @@ export interface RtcvBackend {
   readonly origins: readonly string[];
   /** Why the primary counts as failing, or null while it works (always null in mock mode). */
   readonly failing: string | null;
-  /** How many deliveries wait in the outbox for other servers (0 in mock mode; for the metrics). */
-  outboxSize(): Promise<number>;
   /** Sends a validated CV; true when the primary server matched it. */
   sendCv(cv: Cv): Promise<boolean>;
   /**

@@ -33,11 +33,6 @@ export class MockBackend implements RtcvBackend {
     return Promise.resolve(this.#loginUsers.map((user) => ({ ...user })));
   }
 
-  /** Nothing waits: mock mode has no outbox. */
-  outboxSize(): Promise<number> {
-    return Promise.resolve(0);
-  }
-
   /** Accepts the list; nothing is sent. */
   sendCvsList(_cvs: readonly Cv[]): Promise<void> {
     return Promise.resolve();
