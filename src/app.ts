@@ -157,7 +157,11 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   let ingest: InstalledIngest | null = null;
   const install = async () => {
     const { installIngest } = await import("./ingest/install_ingest.ts");
-    ingest = installIngest(core, {
+    const installed = installIngest({
+      openStore: () => core.store.open(),
+      openOutbox: () => core.outbox(),
+      clock: core.clock,
+    }, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,
       warn,
@@ -168,6 +172,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       stop: options.stop,
       inputEndedAt: options.inputEndedAt,
     });
+    core.registry.registerAll(installed.commands);
+    ingest = installed;
   };
   if (config.ingest === null) {
     // Nothing to deliver until a scraper names a server: the sink loads with its first command.

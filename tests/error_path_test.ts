@@ -11,7 +11,9 @@ import { ReferenceCache } from "../src/cache/reference_cache.ts";
 import { ClientCore } from "../src/client_core.ts";
 import { systemClock } from "../src/clock.ts";
 import { CommandRegistry, defineBareCommand } from "../src/commands/registry.ts";
+import { INGEST_COMMAND_TYPES } from "../src/app.ts";
 import { ClientError } from "../src/errors.ts";
+import { installIngest } from "../src/ingest/install_ingest.ts";
 import { KvOutboxStore } from "../src/outbox/kv_outbox_store.ts";
 import { Outbox } from "../src/outbox/outbox.ts";
 import { DEFAULT_RETRY_SETTINGS } from "../src/outbox/retry_rules.ts";
@@ -227,4 +229,39 @@ Deno.test("start-up: a configured key pair that does not work, or a store that c
     new RegExp(`the configured servers failed their start-up checks: cannot open the store ${dir.path}: `),
   );
   assert.ok(!noStore.stderr.includes(DEFAULT_FAKE_KEY.apiKey));
+});
+
+Deno.test("installIngest takes the store, outbox and clock and returns its command group; the program registers it", async () => {
+  const store = new LazyStore(":memory:");
+  const clock = systemClock();
+  const outbox = store.open().then(({ kv, batcher }) =>
+    new Outbox({ store: new KvOutboxStore(kv, batcher), clock, retry: DEFAULT_RETRY_SETTINGS })
+  );
+  const installed = installIngest({ openStore: () => store.open(), openOutbox: () => outbox, clock }, {
+    timeoutMs: 1000,
+    ingest: null,
+    warn: () => {},
+  });
+  try {
+    assert.deepEqual(Object.keys(installed.commands).sort(), [...INGEST_COMMAND_TYPES].sort());
+    const reported: unknown[] = [];
+    const registry = new CommandRegistry((_, error) => reported.push(error)).registerAll(installed.commands);
+    const answers = await Promise.all([
+      registry.dispatch(line('{"type":"next_keyword"}')),
+      registry.dispatch(line('{"type":"set_ingest","content":{"base_url":"http://x","token":"a\\nb"}}')),
+    ]);
+    assert.deepEqual(answers, [
+      errorAnswer(
+        'next_keyword: no ingest server is set: call set_ingest first (or configure "ingest" in the config)',
+      ),
+      errorAnswer(
+        "set_ingest: token must be printable ASCII without line breaks or leading or trailing spaces",
+      ),
+    ]);
+    assert.deepEqual(reported, [], "typed errors, not bugs");
+  } finally {
+    await installed.close();
+    await (await outbox).close(0);
+    await store.close();
+  }
 });

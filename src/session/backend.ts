@@ -20,6 +20,11 @@ export class NoListRouteError extends ClientError {
   override name = "NoListRouteError";
 }
 
+/** The mirrors' copies of a CV (or list) could not be committed to the outbox; the message says why. */
+export class MirrorCopiesError extends ClientError {
+  override name = "MirrorCopiesError";
+}
+
 /** Something needs the login-users key pair and none is set; the message says how to set one. */
 export class NoKeyPairError extends ClientError {
   override name = "NoKeyPairError";
@@ -44,7 +49,10 @@ export interface RtcvBackend {
   readonly origins: readonly string[];
   /** Why the primary counts as failing, or null while it works (always null in mock mode). */
   readonly failing: string | null;
-  /** Sends a validated CV; true when the primary server matched it. */
+  /**
+   * Sends a validated CV; true when the primary server matched it. Throws the primary's failure (an
+   * `RtcvApiError` naming its role), or {@link MirrorCopiesError} when the mirrors' copies were not stored.
+   */
   sendCv(cv: Cv): Promise<boolean>;
   /**
    * Reads the secret `key`; mock mode answers `null` for a secret it was not given. Throws
