@@ -50,7 +50,7 @@ const EXCLUSIVE_TYPES = ["set_credentials", "set_multiple_credentials", "set_moc
 
 /**
  * Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. The
- * core hands it what live mode uses of the core (the persistent reference cache and the store), nothing else.
+ * core hands it what live mode uses of the core (the persistent reference cache and the outbox), nothing else.
  */
 export type LiveConnector = (servers: ServerCredentials[], deps: LiveDeps) => Promise<RtcvBackend>;
 
