@@ -24,6 +24,7 @@ import { pipelinedCacheScenario, pipelinedShortCacheScenario, store1mScenario } 
 import { exitNotes, reason } from "./scenarios/common.ts";
 import { floodScenario } from "./scenarios/flood.ts";
 import { ingestDedupeScenario, ingestScenario } from "./scenarios/ingest.ts";
+import { redisCacheScenario } from "./scenarios/redis_cache.ts";
 import { sendCvFanoutScenario, sendCvOverheadScenario } from "./scenarios/send_cv.ts";
 import { idleRssScenario, pingScenario, readyScenario } from "./scenarios/startup.ts";
 
@@ -34,6 +35,7 @@ export const SCENARIOS: readonly Scenario[] = [
   idleRssScenario,
   pipelinedCacheScenario,
   pipelinedShortCacheScenario,
+  redisCacheScenario,
   store1mScenario,
   sendCvFanoutScenario,
   sendCvOverheadScenario,

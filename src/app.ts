@@ -2,6 +2,7 @@
 // health server) is imported when it is first used, after the ready line where the configuration allows:
 // see `runClient`. Only types are imported statically from there.
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
+import { classifyStoreLocation } from "./store/store_location.ts";
 import type { ClientCore as Core } from "./client_core.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
@@ -125,8 +126,13 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     options.stderr(`rtcv_scraper_client: ${message}`);
     debugLog.log(`warning: ${message}`);
   };
+  // The config loader has checked the location: classifying it cannot fail here.
+  const location = classifyStoreLocation(resolveKvLocation(config, options.cwd));
   const core = new ClientCore({
-    kvLocation: resolveKvLocation(config, options.cwd),
+    // On Redis, nothing opens the Deno.Kv store; should anything, it is the default file, never a URL.
+    kvLocation: location.kind === "kv" ? location.location : join(options.cwd, DEFAULT_KV_FILE),
+    redis: location.kind === "redis" ? location.redis : undefined,
+    timeoutMs: config.timeoutMs,
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
@@ -161,6 +167,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       openStore: () => core.store.open(),
       openOutbox: () => core.outbox(),
       clock: core.clock,
+      // On a fleet's Redis the dedupe index lives there.
+      openDedupe: core.redis ? async () => await (await core.redis!).dedupeIndex() : undefined,
     }, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,

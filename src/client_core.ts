@@ -1,3 +1,4 @@
+import type { CachedReferences } from "./cache/cached_references.ts";
 import { ReferenceCache } from "./cache/reference_cache.ts";
 import { LazyStore } from "./cache/lazy_store.ts";
 import type { Clock } from "./clock.ts";
@@ -7,7 +8,10 @@ import type { LoginUser, RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
 import type { LiveDeps } from "./rtcv/connect_live.ts";
+import type { RedisAddress } from "./store/redis/redis_url.ts";
+import type { RedisStore } from "./store/redis/redis_store.ts";
 import type { Outbox } from "./outbox/outbox.ts";
+import type { OutboxStore } from "./outbox/outbox_store.ts";
 import type { RetrySettings } from "./outbox/retry_rules.ts";
 
 /** The outbox's settings (from the config); every field has a default. */
@@ -56,8 +60,15 @@ export type LiveConnector = (servers: ServerCredentials[], deps: LiveDeps) => Pr
 
 /** What the core of the client is built from. */
 export interface ClientCoreOptions {
-  /** Where the persistent store lives: a path, `:memory:` or a KV Connect URL. */
+  /** Where the persistent Deno.Kv store lives: a path, `:memory:` or a KV Connect URL. */
   readonly kvLocation: string;
+  /**
+   * The fleet's Redis server (`RTCV_SCRAPER_CLIENT_KV=redis://...`): the reference cache, the job-data
+   * dedupe index and the outbox live there instead of in the Deno.Kv store.
+   */
+  readonly redis?: RedisAddress;
+  /** How long a Redis command may wait for its answer (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`); default 20 s. */
+  readonly timeoutMs?: number;
   /** Decides what has expired. */
   readonly clock: Clock;
   /** Prints a warning for a person (stderr in the program). */
@@ -83,6 +94,8 @@ export class ClientCore {
   readonly store: LazyStore;
   /** The clock every lifetime is measured with. */
   readonly clock: Clock;
+  /** The fleet's Redis store when `RTCV_SCRAPER_CLIENT_KV` is a Redis URL, else null (opened on first use). */
+  readonly redis: Promise<RedisStore> | null;
   readonly #connectLive: LiveConnector | undefined;
   #mockCache: Promise<ReferenceCache> | null = null;
   #mockKv: Deno.Kv | null = null;
@@ -96,8 +109,18 @@ export class ClientCore {
   constructor(options: ClientCoreOptions) {
     this.clock = options.clock;
     this.store = new LazyStore(options.kvLocation, { warn: options.warn });
-    // A store that cannot be opened rejects with a StoreError: reported to the scraper, not a crash.
+    const redis = options.redis;
+    // Loaded only for a Redis store, so the default start-up does not pay for the Redis client.
+    this.redis = redis === undefined
+      ? null
+      : import("./store/redis/redis_store.ts").then(({ RedisStore }) =>
+        new RedisStore(redis, { timeoutMs: options.timeoutMs ?? 20_000, warn: options.warn })
+      );
+    const openRedisCache = async (store: Promise<RedisStore>): Promise<CachedReferences> =>
+      await (await store).references(options.onCacheLookup);
     this.session = new Session(async () => {
+      if (this.redis !== null) return await openRedisCache(this.redis);
+      // A store that cannot be opened rejects with a StoreError: reported to the scraper, not a crash.
       const { kv, batcher } = await this.store.open();
       return new ReferenceCache(kv, options.clock, { batcher, onLookup: options.onCacheLookup });
     });
@@ -159,14 +182,18 @@ export class ClientCore {
   outbox(): Promise<Outbox> {
     if (this.#outbox === null) {
       const settings = this.#outboxSettings;
+      // On a fleet's Redis the outbox is shared there; else it lives in the Deno.Kv store.
+      const store: Promise<OutboxStore> = this.redis !== null
+        ? this.redis.then((redis) => redis.outboxStore())
+        : Promise.all([this.store.open(), import("./outbox/kv_outbox_store.ts")])
+          .then(([{ kv, batcher }, { KvOutboxStore }]) => new KvOutboxStore(kv, batcher));
       this.#outbox = Promise.all([
-        this.store.open(),
-        import("./outbox/kv_outbox_store.ts"),
+        store,
         import("./outbox/outbox.ts"),
         import("./outbox/retry_rules.ts"),
-      ]).then(([{ kv, batcher }, { KvOutboxStore }, { Outbox }, { DEFAULT_RETRY_SETTINGS }]) =>
+      ]).then(([store, { Outbox }, { DEFAULT_RETRY_SETTINGS }]) =>
         new Outbox({
-          store: new KvOutboxStore(kv, batcher),
+          store,
           clock: this.clock,
           leaseMs: settings.leaseMs,
           maxInFlight: settings.maxInFlight,
@@ -196,6 +223,7 @@ export class ClientCore {
       await this.drainOutbox(0);
       await this.session.close();
       await this.store.close();
+      await (await this.redis)?.close();
       this.#mockKv?.close();
     })();
     return this.#closing;

@@ -70,6 +70,8 @@ export class IngestSession implements AsyncDisposable {
       openStore: () => core.store.open(),
       openOutbox: () => core.outbox(),
       clock: core.clock,
+      // On a fleet's Redis the dedupe index lives there.
+      openDedupe: core.redis ? async () => await (await core.redis!).dedupeIndex() : undefined,
     }, {
       timeoutMs: options.timeoutMs ?? 2000,
       ingest: options.ingest ?? null,

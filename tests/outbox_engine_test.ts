@@ -288,10 +288,11 @@ Deno.test("a failed store write (a dead letter that cannot be written) is retrie
 
 Deno.test("a living process renews its leases: a delivery slower than the lease is not taken over", async () => {
   await withStore(async (_, open) => {
-    const a = outbox(await open(), { leaseMs: 150 });
-    const b = outbox(await open(), { leaseMs: 150 });
+    // Leases long enough that a renewal (every third of a lease) is not missed on a loaded 2-core machine.
+    const a = outbox(await open(), { leaseMs: 500 });
+    const b = outbox(await open(), { leaseMs: 500 });
     const slowA = new FakeSender();
-    slowA.latencyMs = 600; // four lease lengths
+    slowA.latencyMs = 2000; // four lease lengths
     const senderB = new FakeSender();
     a.serve(CHANNEL, slowA);
     b.serve(CHANNEL, senderB);

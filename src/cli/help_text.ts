@@ -13,7 +13,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["ENABLE_SCRAPER_CLIENT_LOG", "true/1/t: write debug log lines to scraper_client.log"],
   [
     "RTCV_SCRAPER_CLIENT_KV",
-    "cache and outbox store: a file path, :memory: or a Deno KV Connect URL",
+    "cache and outbox store: a file path, :memory:, KV Connect or redis:// URL",
   ],
   ["DENO_KV_ACCESS_TOKEN", "access token for a Deno KV Connect URL in RTCV_SCRAPER_CLIENT_KV"],
   ["RTCV_SCRAPER_CLIENT_API_KEY", "api key that -replay puts back where the input log redacted it"],

@@ -3,7 +3,7 @@ import { type Answer, OK_ANSWER, okAnswer } from "../protocol/answers.ts";
 
 const OK_TRUE: Answer = okAnswer(true);
 const OK_FALSE: Answer = okAnswer(false);
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { Session } from "../session/session.ts";
 import { type CommandDefinition, defineCommand } from "./registry.ts";
 
@@ -17,7 +17,7 @@ export function cacheCommands(session: Session): Record<string, CommandDefinitio
   // input order (a write is then seen by every later lookup, which waits for its commit).
   // Promise chains, not async functions: these run for every line of a pipelining scraper, and each
   // async step costs a promise and a turn.
-  const withCache = <T>(use: (cache: ReferenceCache) => Promise<T>): Promise<T> => {
+  const withCache = <T>(use: (cache: CachedReferences) => Promise<T>): Promise<T> => {
     const cache = session.cacheForCommands();
     return cache instanceof Promise ? cache.then(use) : use(cache);
   };

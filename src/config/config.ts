@@ -20,6 +20,7 @@
 import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
 import { closestName } from "./closest_name.ts";
+import { classifyStoreLocation } from "../store/store_location.ts";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
 export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
@@ -475,6 +476,16 @@ function envFlag(env: EnvReader, name: string): boolean | undefined {
   return ["true", "1", "t"].includes(raw.trim().toLowerCase());
 }
 
+/** A store location that names no store (`ftp://...`) or a malformed Redis URL is a config error. */
+function checkStoreLocation(location: string, source: string): void {
+  try {
+    classifyStoreLocation(location);
+  } catch (error) {
+    // The message never holds the value: a Redis URL may carry a password.
+    throw new ConfigError(source, "kv", error instanceof Error ? error.message : String(error));
+  }
+}
+
 /** The key pair: both environment variables, else both document fields; one without the other is an error. */
 function readKeyPair(env: EnvReader, doc: ConfigDocument): ClientConfig["keyPair"] {
   const publicKey = nonEmpty(env.get(PUBLIC_KEY_ENV_VAR));
@@ -606,6 +617,11 @@ export async function loadConfig(
     "a positive integer number of bytes",
   );
 
+  const kvFromEnv = nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV"));
+  const kvPath = kvFromEnv ?? doc.kv ?? null;
+  if (kvPath !== null) {
+    checkStoreLocation(kvPath, kvFromEnv !== undefined ? "RTCV_SCRAPER_CLIENT_KV" : documentSource(env));
+  }
   const keyPair = readKeyPair(env, doc);
 
   return {
@@ -619,7 +635,7 @@ export async function loadConfig(
     mockSecrets: doc.mock_secrets ?? {},
     ingest: doc.ingest ? { baseUrl: doc.ingest.base_url, token: doc.ingest.token } : null,
     timeoutMs: timeoutMs ?? doc.timeout_ms ?? DEFAULT_TIMEOUT_MS,
-    kvPath: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV")) ?? doc.kv ?? null,
+    kvPath,
     healthCheckPort: healthCheckPort ?? doc.health_check_port ?? null,
     healthCheckHost: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST")) ?? doc.health_check_host ??
       DEFAULT_HEALTH_CHECK_HOST,

@@ -51,6 +51,8 @@ export interface IngestServiceOptions {
   readonly log?: (message: string) => void;
   /** Overrides of {@link defaultIngestTuning}. */
   readonly tuning?: Partial<IngestTuning>;
+  /** Opens the dedupe index when it lives elsewhere than the store (a fleet's Redis); default: in the store. */
+  readonly openDedupe?: () => Promise<Pick<DedupeIndex, "decide">>;
   /** Aborted at SIGTERM / SIGINT: `flush_data` stops waiting and answers its counts. */
   readonly stop?: AbortSignal;
   /** Once input has ended, the drain deadline (clock time) `flush_data` does not outlast; else null. */
@@ -91,8 +93,7 @@ export interface IngestStatus {
 
 interface Started {
   readonly outbox: Outbox;
-  readonly store: OpenedStore;
-  readonly dedupe: DedupeIndex;
+  readonly dedupe: Pick<DedupeIndex, "decide">;
 }
 
 /**
@@ -157,8 +158,11 @@ export class IngestService {
     if (this.#started === null) {
       this.#started = (async () => {
         try {
-          const [store, outbox] = await Promise.all([this.#options.openStore(), this.#options.outbox()]);
-          return { store, outbox, dedupe: new DedupeIndex(store.kv, this.#options.clock) };
+          // On a fleet's Redis the index lives there, and the Deno.Kv store is not opened at all.
+          const openDedupe = this.#options.openDedupe ??
+            (async () => new DedupeIndex((await this.#options.openStore()).kv, this.#options.clock));
+          const [dedupe, outbox] = await Promise.all([openDedupe(), this.#options.outbox()]);
+          return { outbox, dedupe };
         } catch (error) {
           throw new IngestStoreError(`cannot open the store for the ingest outbox: ${describe(error)}`);
         }

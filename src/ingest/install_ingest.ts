@@ -13,7 +13,7 @@ import { defaultRequestPolicy, type RequestPolicy } from "../http/request_policy
 import type { Outbox } from "../outbox/outbox.ts";
 import { checkIngestServer, type IngestServer } from "./ingest_client.ts";
 import { ingestCommands } from "./ingest_commands.ts";
-import { IngestService, type IngestTuning } from "./ingest_service.ts";
+import { IngestService, type IngestServiceOptions, type IngestTuning } from "./ingest_service.ts";
 
 /** What the sink uses of the rest of the client. */
 export interface IngestDeps {
@@ -23,6 +23,8 @@ export interface IngestDeps {
   readonly openOutbox: () => Promise<Outbox>;
   /** Decides what has expired (the dedupe index's 72 hours) and the flush deadlines. */
   readonly clock: Clock;
+  /** Opens the dedupe index when it lives elsewhere than the store (a fleet's Redis); default: in the store. */
+  readonly openDedupe?: IngestServiceOptions["openDedupe"];
 }
 
 /** What {@linkcode installIngest} needs. */
@@ -104,6 +106,7 @@ export function installIngest(deps: IngestDeps, options: InstallIngestOptions): 
     warn: options.warn,
     log: options.debugLog,
     tuning: options.tuning,
+    openDedupe: deps.openDedupe,
   });
   if (options.ingest !== null) {
     service.configure(options.ingest).catch((error) => {

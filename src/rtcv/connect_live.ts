@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
 import { ClientError } from "../errors.ts";
 import type { RequestPolicy } from "../http/request_policy.ts";
@@ -22,7 +22,7 @@ export const WARM_UP_DAYS = 30;
 /** What live mode uses of the rest of the client: the persistent reference cache and the one outbox. */
 export interface LiveDeps {
   /** Opens (once) the persistent reference cache that live mode answers from and warms up. */
-  readonly openReferenceCache: () => Promise<ReferenceCache>;
+  readonly openReferenceCache: () => Promise<CachedReferences>;
   /** Opens (once) the outbox that carries the mirrors' copies. */
   readonly openOutbox: () => Promise<Outbox>;
 }
@@ -137,7 +137,7 @@ async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Pr
  */
 async function warmUp(
   primary: RtcvApiClient,
-  references: ReferenceCache,
+  references: CachedReferences,
   log: (message: string) => void,
 ): Promise<void> {
   const route = `GET /api/v1/scraper/scannedReferenceNrs/since/days/${WARM_UP_DAYS}`;

@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { cvChannel, cvCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
@@ -29,7 +29,7 @@ export interface LiveBackendParts {
    * (it gets what earlier runs left for it while it was a mirror).
    */
   readonly deliveryClients: { readonly mirrors: readonly RtcvApiClient[]; readonly primary: RtcvApiClient };
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   /** The one outbox of the client. */
   readonly outbox: Outbox;
   /** Told about each primary scanCV outcome (metrics). */
@@ -54,7 +54,7 @@ export class LiveBackend implements RtcvBackend {
   /** Always `live`. */
   readonly kind = "live";
   /** The persistent reference cache. */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   readonly #parts: LiveBackendParts;
   readonly #mirrorChannels: string[];
   #primaryFailuresInARow = 0;

@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { ClientError } from "../errors.ts";
 
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
@@ -44,7 +44,7 @@ export interface RtcvBackend {
   /** `live` talks to servers; `mock` answers locally. */
   readonly kind: "mock" | "live";
   /** The reference cache this mode uses (mock mode has its own, in memory). */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   /** Every server's origin, the primary first; none in mock mode (for the health endpoint). */
   readonly origins: readonly string[];
   /** Why the primary counts as failing, or null while it works (always null in mock mode). */

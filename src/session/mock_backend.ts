@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { Cv, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
 
 /**
@@ -9,7 +9,7 @@ export class MockBackend implements RtcvBackend {
   /** Always `mock`. */
   readonly kind = "mock";
   /** The in-memory cache of mock mode (never the persistent store). */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   /** No servers in mock mode. */
   readonly origins: readonly string[] = [];
   /** Mock mode never fails. */
@@ -19,7 +19,7 @@ export class MockBackend implements RtcvBackend {
 
   /** Creates a mock over its own cache with the given secrets and login users. */
   constructor(
-    references: ReferenceCache,
+    references: CachedReferences,
     secrets: Record<string, unknown>,
     loginUsers: readonly LoginUser[] = [],
   ) {

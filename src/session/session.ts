@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { ClientError } from "../errors.ts";
 import type { RtcvBackend } from "./backend.ts";
 
@@ -14,7 +14,7 @@ export class NoSessionError extends ClientError {
 }
 
 /** Opens a reference cache on first use. */
-export type CacheOpener = () => Promise<ReferenceCache>;
+export type CacheOpener = () => Promise<CachedReferences>;
 
 /**
  * The state one scraper session builds up: which backend (live servers or mock) is active, and the
@@ -23,8 +23,8 @@ export type CacheOpener = () => Promise<ReferenceCache>;
 export class Session {
   #backend: RtcvBackend | null = null;
   readonly #openPersistent: CacheOpener;
-  #persistent: Promise<ReferenceCache> | null = null;
-  #persistentOpened: ReferenceCache | null = null;
+  #persistent: Promise<CachedReferences> | null = null;
+  #persistentOpened: CachedReferences | null = null;
   readonly #sending = new Map<string, Promise<unknown>>();
 
   /** `openPersistent` opens the store named by `RTCV_SCRAPER_CLIENT_KV` (or the default file). */
@@ -56,7 +56,7 @@ export class Session {
   }
 
   /** The persistent reference cache (opened on first call). */
-  persistentCache(): Promise<ReferenceCache> {
+  persistentCache(): Promise<CachedReferences> {
     if (this.#persistent === null) {
       this.#persistent = this.#openPersistent();
       this.#persistent.then((cache) => {
@@ -72,7 +72,7 @@ export class Session {
    * The cache that the cache commands use now: the mock's in mock mode, else the persistent one. It is
    * returned directly once open, so a pipelined write reaches the cache before the commands after it.
    */
-  cacheForCommands(): ReferenceCache | Promise<ReferenceCache> {
+  cacheForCommands(): CachedReferences | Promise<CachedReferences> {
     if (this.#backend?.kind === "mock") return this.#backend.references;
     return this.#persistentOpened ?? this.persistentCache();
   }
