@@ -42,6 +42,7 @@ export const LAZY_COMMAND_TYPES: readonly string[] = [
   "has_cached_reference",
   "get_cached_reference",
   "send_cv",
+  "send_cv_outcome",
   "send_cvs_list",
   "get_secret",
   "get_login_users",

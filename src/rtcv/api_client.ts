@@ -8,6 +8,7 @@
 import { ClientError } from "../errors.ts";
 import { parseBaseUrl, readAnswer, Redactor } from "../http/http_answers.ts";
 import { fetchWithRetries, type RequestPolicy } from "../http/request_policy.ts";
+import type { SocketTarget } from "./server_socket.ts";
 
 /** Where an RT-CV server is and the api key to use with it. */
 export interface RtcvCredentials {
@@ -217,6 +218,18 @@ export class RtcvApiClient {
     return this.#apiKeyId;
   }
 
+  /**
+   * The server's scraper websocket, `ws(s)://<server location>/api/v1/scraper/ws`, with the Authorization
+   * header to open it (for the socket module only: the header is a secret).
+   */
+  socketTarget(): SocketTarget {
+    return {
+      url: this.#baseUrl.replace(/^http/i, "ws") + "/api/v1/scraper/ws",
+      headers: { Authorization: this.#headers.Authorization },
+      origin: this.#origin,
+    };
+  }
+
   /** `GET /api/v1/health`; resolves when the server answers `{"status": true}`. */
   async health(signal?: AbortSignal): Promise<void> {
     const body = await this.#request("GET", "/api/v1/health", { signal });
@@ -272,6 +285,28 @@ export class RtcvApiClient {
     if (!isRecord(cv)) throw new TypeError("cv must be a JSON object");
     const path = "/api/v1/scraper/scanCV";
     const body = await this.#request("POST", path, { signal, body: { cv } });
+    const hasMatches = isRecord(body) ? body.hasMatches : undefined;
+    if (hasMatches === undefined && isRecord(body)) return false;
+    if (typeof hasMatches !== "boolean") throw this.#unexpected(path, `{"hasMatches": <boolean>}`, body);
+    return hasMatches;
+  }
+
+  /**
+   * `POST /api/v1/scraper/scanCVDocument` as multipart: a part `metadata` (the CV as JSON) and a part `cv`
+   * (the file, named `cv.pdf`, with `contentType`); resolves the server's `hasMatches`. Every attempt sends
+   * the whole body again.
+   */
+  async scanCvDocument(
+    cv: Record<string, unknown>,
+    file: Uint8Array<ArrayBuffer>,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const path = "/api/v1/scraper/scanCVDocument";
+    const form = new FormData();
+    form.append("metadata", JSON.stringify(cv));
+    form.append("cv", new Blob([file], { type: contentType }), "cv.pdf");
+    const body = await this.#request("POST", path, { signal, form });
     const hasMatches = isRecord(body) ? body.hasMatches : undefined;
     if (hasMatches === undefined && isRecord(body)) return false;
     if (typeof hasMatches !== "boolean") throw this.#unexpected(path, `{"hasMatches": <boolean>}`, body);
@@ -362,6 +397,8 @@ export class RtcvApiClient {
     options: {
       signal?: AbortSignal;
       body?: unknown;
+      /** A multipart body (then fetch sets the Content-Type with its boundary). */
+      form?: FormData;
       label?: string;
       anyBody?: boolean;
       extraSecrets?: string[];
@@ -370,12 +407,18 @@ export class RtcvApiClient {
     },
   ): Promise<unknown> {
     const url = this.#baseUrl + path;
-    const requestBody = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const requestBody = options.form ??
+      (options.body === undefined ? undefined : JSON.stringify(options.body));
+    let headers = this.#headers;
+    if (options.form !== undefined) {
+      const { "Content-Type": _json, ...rest } = this.#headers;
+      headers = rest;
+    }
     const outcome = await fetchWithRetries(
       {
         origin: this.#origin,
         path: options.label ?? path,
-        send: (signal) => fetch(url, { method, headers: this.#headers, body: requestBody, signal }),
+        send: (signal) => fetch(url, { method, headers, body: requestBody, signal }),
       },
       options.retries === undefined ? this.#policy : { ...this.#policy, maxRetries: options.retries },
       options.signal,

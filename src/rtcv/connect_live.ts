@@ -13,6 +13,7 @@ import {
   LoginKeyPair,
   type LoginUsersRoute,
 } from "./login_users.ts";
+import type { ServerRequests } from "./server_requests.ts";
 
 /** RT-CV's role number for scraper keys. */
 export const SCRAPER_ROLE = 1;
@@ -41,6 +42,8 @@ export interface LiveOptions {
    * names where it came from, for messages (never the keys).
    */
   readonly keyPair?: (KeyPairText & { readonly source: string }) | null;
+  /** Where requests from the servers' websockets go; without it no websocket is opened. */
+  readonly serverRequests?: ServerRequests;
 }
 
 /**
@@ -112,6 +115,8 @@ async function connect(
     deliveryClients,
     references,
     outbox,
+    // One websocket to every server (in the order the credentials name them: that is the id's index).
+    sockets: options.serverRequests?.connect(clients.map((client) => client.socketTarget())),
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
     keyPair,
     loginUsersRoute,

@@ -1,9 +1,10 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
-import { cvChannel, cvCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
+import { cvChannel, cvCopies, cvDocumentCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
 import {
   type Cv,
+  type CvDocument,
   type LoginUser,
   MirrorCopiesError,
   NoKeyPairError,
@@ -20,6 +21,7 @@ import {
   type LoginUsersRoute,
   readLoginUsers,
 } from "./login_users.ts";
+import type { SocketGroup } from "./server_requests.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
@@ -40,6 +42,8 @@ export interface LiveBackendParts {
   readonly loginUsersRoute?: LoginUsersRoute;
   /** Warnings for a person (a login user left out). */
   readonly warn?: (message: string) => void;
+  /** The websockets to the servers (requests from RT-CV), opened at start and closed at close. */
+  readonly sockets?: SocketGroup;
 }
 
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
@@ -97,6 +101,27 @@ export class LiveBackend implements RtcvBackend {
       );
     });
     await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs));
+  }
+
+  /**
+   * Sends a CV document to the primary (`scanCVDocument`); only once it accepted it (documents are expensive
+   * for a server to read) do the mirrors' copies go into the outbox. Resolves with the primary's
+   * `hasMatches` once they are committed.
+   */
+  async sendCvDocument(document: CvDocument): Promise<boolean> {
+    const matched = await this.#countPrimary(
+      this.#parts.primary.scanCvDocument(document.cv, document.file, document.contentType),
+    );
+    try {
+      await this.#parts.outbox.enqueue(cvDocumentCopies(this.#mirrorChannels, document));
+    } catch (error) {
+      throw new MirrorCopiesError(
+        `the primary accepted the document, but the copies for the mirrors could not be stored: ${
+          describe(error)
+        }`,
+      );
+    }
+    return matched;
   }
 
   /**
@@ -181,6 +206,7 @@ export class LiveBackend implements RtcvBackend {
   start(): void {
     const { mirrors, primary } = this.#parts.deliveryClients;
     for (const client of [...mirrors, primary]) this.#parts.outbox.serve(cvChannel(client), cvSender(client));
+    this.#parts.sockets?.start();
   }
 
   /**
@@ -189,7 +215,10 @@ export class LiveBackend implements RtcvBackend {
    */
   async close(_options: { drainMs?: number } = {}): Promise<void> {
     const { mirrors, primary } = this.#parts.deliveryClients;
-    await Promise.all([...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))));
+    await Promise.all([
+      ...[...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))),
+      this.#parts.sockets?.close(),
+    ]);
   }
 }
 

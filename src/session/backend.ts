@@ -4,6 +4,14 @@ import { ClientError } from "../errors.ts";
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
 export type Cv = Record<string, unknown> & { referenceNumber: string };
 
+/** A CV document: the CV (its metadata) and the file, as `send_cv_document` checked them. */
+export interface CvDocument {
+  readonly cv: Cv;
+  readonly file: Uint8Array<ArrayBuffer>;
+  /** The file's content type, e.g. `application/pdf`. */
+  readonly contentType: string;
+}
+
 /** A login for the site a scraper scrapes (a login user of RT-CV, or a users secret). */
 export interface LoginUser {
   readonly username: string;
@@ -54,6 +62,8 @@ export interface RtcvBackend {
    * `RtcvApiError` naming its role), or {@link MirrorCopiesError} when the mirrors' copies were not stored.
    */
   sendCv(cv: Cv): Promise<boolean>;
+  /** Sends a validated CV document to the primary (mirrors get it once the primary accepted it); true on a match. */
+  sendCvDocument(document: CvDocument): Promise<boolean>;
   /**
    * Reads the secret `key`; mock mode answers `null` for a secret it was not given. Throws
    * {@link NoSecretsRouteError} when the primary has no secrets route.

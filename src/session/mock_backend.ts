@@ -1,5 +1,5 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
-import type { Cv, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
+import type { Cv, CvDocument, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
 
 /**
  * Mock mode: no server is contacted. Every new CV "matches" (so it is cached like a matched CV in live
@@ -40,6 +40,11 @@ export class MockBackend implements RtcvBackend {
 
   /** Answers true: in mock mode every CV not yet cached counts as matched. */
   sendCv(_cv: Cv): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** Answers true, like {@link sendCv}. */
+  sendCvDocument(_document: CvDocument): Promise<boolean> {
     return Promise.resolve(true);
   }
 
