@@ -4,15 +4,14 @@
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
 import { classifyStoreLocation } from "./store/store_location.ts";
 import type { ClientCore as Core } from "./client_core.ts";
-import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
 import type { HealthServer } from "./health/health_server.ts";
 import type { InstalledIngest } from "./ingest/install_ingest.ts";
-import type { LiveBackend } from "./rtcv/live_backend.ts";
+import { ConnectError } from "./rtcv/connect_error.ts";
 import type { OutboxCount } from "./outbox/outbox_status.ts";
-import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
-import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
+import { InFlightLimiter } from "./http/in_flight_limiter.ts";
+import { defaultRequestPolicy, type RequestPolicy } from "./http/request_policy.ts";
 import type { ServerRequests } from "./rtcv/server_requests.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
@@ -181,8 +180,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
         if (!channel.startsWith("ingest/")) metrics.cvSent(originOf(channel), ok);
       },
     },
-    connectLive: async (servers, core) =>
-      (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
+    connectLive: async (servers, deps) =>
+      (await import("./rtcv/connect_live.ts")).connectLive(servers, deps, {
         serverRequests: await requestsHub(),
         policy,
         log: (message) => debugLog.log(message),
@@ -205,7 +204,13 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   let ingest: InstalledIngest | null = null;
   const install = async () => {
     const { installIngest } = await import("./ingest/install_ingest.ts");
-    ingest = installIngest(core, {
+    const installed = installIngest({
+      openStore: () => core.store.open(),
+      openOutbox: () => core.outbox(),
+      clock: core.clock,
+      // On a fleet's Redis the dedupe index lives there.
+      openDedupe: core.redis ? async () => await (await core.redis!).dedupeIndex() : undefined,
+    }, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,
       warn,
@@ -216,6 +221,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       stop: options.stop,
       inputEndedAt: options.inputEndedAt,
     });
+    core.registry.registerAll(installed.commands);
+    ingest = installed;
   };
   if (config.ingest === null) {
     // Nothing to deliver until a scraper names a server: the sink loads with its first command.
@@ -397,7 +404,6 @@ export async function startConfiguredHealth(
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
-  const live = backend?.kind === "live" ? backend as LiveBackend : null;
   const counts = await outboxCounts(runtime.core).catch(() => []);
   const section = (kind: OutboxCount["kind"]) =>
     Object.fromEntries(
@@ -407,10 +413,10 @@ async function healthStatus(runtime: ClientRuntime) {
     );
   return {
     mode: backend?.kind ?? "none" as const,
-    servers: live?.origins ?? [],
+    servers: [...backend?.origins ?? []],
     outbox: counts.reduce((sum, row) => sum + row.pending, 0),
     outbox_detail: { mirrors: section("cv"), ingest: section("ingest") },
-    failing: live?.failing ?? null,
+    failing: backend?.failing ?? null,
   };
 }
 
@@ -476,7 +482,7 @@ export async function applyStartupConfig(
     try {
       await core.session.replaceBackend(await core.connectLive(servers));
     } catch (error) {
-      if (!(error instanceof CommandError)) throw error;
+      if (!(error instanceof ConnectError)) throw error;
       return { error: `the configured servers failed their start-up checks: ${error.message}` };
     }
   } else if (config.mockMode) {

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { type Answer, errorAnswer } from "../protocol/answers.ts";
 import { isBadLine, type ParsedLine } from "../protocol/command_line.ts";
-import { CommandError } from "./command_error.ts";
+import { ClientError } from "../errors.ts";
 import { describeIssues } from "./validation.ts";
 
 /**
@@ -11,7 +11,10 @@ import { describeIssues } from "./validation.ts";
 export interface CommandDefinition {
   /** Validates `content`; `null` when the command takes none (its content is ignored). */
   readonly schema: z.ZodType | null;
-  /** Does the command; throws a {@link CommandError} (or any error) to answer an error line. */
+  /**
+   * Does the command. A {@link ClientError} it throws (a service's typed error, or a `CommandError`) is
+   * answered with its message; any other error is a bug, answered as "failed unexpectedly" and reported.
+   */
   readonly handle: (content: never) => Answer | Promise<Answer>;
   /**
    * True for commands that change the session (credentials, mock mode): commands after one wait until
@@ -177,8 +180,12 @@ export class CommandRegistry {
     }
   }
 
+  /**
+   * The one place that turns a thrown error into an answer: a {@link ClientError} (a reason the scraper
+   * author can act on) is answered with its message; anything else is a bug, reported to `onUnexpected`.
+   */
   #fail(type: string, error: unknown): Answer {
-    if (error instanceof CommandError) {
+    if (error instanceof ClientError) {
       return this.#finish(type, errorAnswer(`${type}: ${error.message}`), error);
     }
     this.#report(type, error);

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { okAnswer } from "../protocol/answers.ts";
-import { REPLACED, ServerRequestError, type ServerRequests } from "../rtcv/server_requests.ts";
+import { REPLACED, type ServerRequests } from "../rtcv/server_requests.ts";
 import { CommandError } from "./command_error.ts";
 import { type CommandDefinition, defineCommand } from "./registry.ts";
 
@@ -45,13 +45,9 @@ export function serverRequestCommands(requests: ServerRequests): Record<string, 
       }
       return okAnswer(request);
     }),
+    // An answer that cannot be sent throws a ServerRequestError, answered with its message.
     server_response: defineCommand(responseSchema, (answer) => {
-      try {
-        requests.respond(answer);
-      } catch (error) {
-        if (error instanceof ServerRequestError) throw new CommandError(error.message);
-        throw error;
-      }
+      requests.respond(answer);
       return okAnswer();
     }),
   };

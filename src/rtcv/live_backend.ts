@@ -1,5 +1,4 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
-import { CommandError } from "../commands/command_error.ts";
 import { cvChannel, cvCopies, cvDocumentCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
@@ -7,13 +6,21 @@ import {
   type Cv,
   type CvDocument,
   type LoginUser,
+  MirrorCopiesError,
   NoKeyPairError,
+  NoListRouteError,
   NoSecretsRouteError,
   type RtcvBackend,
   type SecretSource,
 } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
-import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
+import {
+  KEY_PAIR_HINT,
+  type LoginKeyPair,
+  LoginUsersError,
+  type LoginUsersRoute,
+  readLoginUsers,
+} from "./login_users.ts";
 import type { SocketGroup } from "./server_requests.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
@@ -101,9 +108,9 @@ export class LiveBackend implements RtcvBackend {
     const { primary } = this.#parts;
     const sent = primary.scanCvList(cvs).catch((error) => {
       if (!(error instanceof RtcvApiError && error.missingRoute)) throw error;
-      throw new CommandError(
+      throw new NoListRouteError(
         `primary ${primary.origin} has no allCVs route (an older RT-CV server; it ` +
-          `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
+          `${error.detail}); send the CVs one by one with send_cv there`,
       );
     });
     await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs), () => undefined);
@@ -121,7 +128,7 @@ export class LiveBackend implements RtcvBackend {
     try {
       await this.#parts.outbox.enqueue(cvDocumentCopies(this.#mirrorChannels, document));
     } catch (error) {
-      throw new CommandError(
+      throw new MirrorCopiesError(
         `the primary accepted the document, but the copies for the mirrors could not be stored: ${
           describe(error)
         }`,
@@ -152,14 +159,14 @@ export class LiveBackend implements RtcvBackend {
     const written = sent.status === "fulfilled" ? alsoWrite(sent.value) : undefined;
     const [stored, cached] = await Promise.allSettled([queued, written]);
     if (stored.status === "rejected") {
-      throw new CommandError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
+      throw new MirrorCopiesError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
     }
     if (sent.status === "rejected") throw sent.reason;
     if (cached.status === "rejected") throw cached.reason;
     return sent.value;
   }
 
-  /** Follows the primary's outcome (failing state, metrics) and words its failure as the command's error. */
+  /** Follows the primary's outcome (failing state, metrics); its failure names the primary's role. */
   #countPrimary<T>(request: Promise<T>): Promise<T> {
     return request.then(
       (value) => {
@@ -170,7 +177,7 @@ export class LiveBackend implements RtcvBackend {
       (error) => {
         this.#primaryFailuresInARow++;
         this.#parts.onPrimaryResult?.(false);
-        throw asCommandError("primary", error);
+        throw primaryFailure(error);
       },
     );
   }
@@ -179,7 +186,7 @@ export class LiveBackend implements RtcvBackend {
   async getLoginUsers(): Promise<LoginUser[]> {
     const { primary, keyPair } = this.#parts;
     if (this.#parts.loginUsersRoute === "missing") {
-      throw new CommandError(
+      throw new LoginUsersError(
         `primary ${primary.origin} has no login-users route (scraperUsers): it is an older RT-CV server; ` +
           "use get_users_secret / get_user_secret there",
       );
@@ -211,7 +218,7 @@ export class LiveBackend implements RtcvBackend {
           "users secrets (get_login_users)";
         throw new NoSecretsRouteError(this.#noSecretsRoute);
       }
-      throw asCommandError("primary", error);
+      throw primaryFailure(error);
     }
   }
 
@@ -247,8 +254,8 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Wraps a server failure as the command's error: `primary <origin> answered 400: ...`. */
-export function asCommandError(role: string, error: unknown): Error {
-  if (error instanceof RtcvApiError) return new CommandError(`${role} ${error.message}`);
+/** A failure of the primary, as it is answered: an RT-CV error gets its role (`primary <origin> answered ...`). */
+function primaryFailure(error: unknown): Error {
+  if (error instanceof RtcvApiError) return error.withRole("primary");
   return error instanceof Error ? error : new Error(String(error));
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { ClientError } from "../errors.ts";
 import { ServerSocket, type ServerSocketOptions, type SocketTarget } from "./server_socket.ts";
 
 /** A request from a server, as the scraper sees it. */
@@ -33,7 +34,7 @@ export interface ServerAnswer {
 }
 
 /** An answer could not be sent; the message says why and what to do. */
-export class ServerRequestError extends Error {
+export class ServerRequestError extends ClientError {
   override readonly name = "ServerRequestError";
 }
 

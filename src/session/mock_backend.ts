@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { Cv, CvDocument, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
 
 /**
@@ -9,13 +9,17 @@ export class MockBackend implements RtcvBackend {
   /** Always `mock`. */
   readonly kind = "mock";
   /** The in-memory cache of mock mode (never the persistent store). */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
+  /** No servers in mock mode. */
+  readonly origins: readonly string[] = [];
+  /** Mock mode never fails. */
+  readonly failing = null;
   readonly #secrets: ReadonlyMap<string, unknown>;
   readonly #loginUsers: readonly LoginUser[];
 
   /** Creates a mock over its own cache with the given secrets and login users. */
   constructor(
-    references: ReferenceCache,
+    references: CachedReferences,
     secrets: Record<string, unknown>,
     loginUsers: readonly LoginUser[] = [],
   ) {
