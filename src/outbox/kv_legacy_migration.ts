@@ -21,10 +21,14 @@
 import { getManyChunked } from "../cache/kv_reads.ts";
 import { isDataType, isPlatform, streamName } from "../ingest/streams.ts";
 import { cvCopies } from "./cv_channel.ts";
-import { joinParts, type KvOutboxStore } from "./kv_outbox_store.ts";
+import { type Adoption, joinParts, type KvOutboxStore } from "./kv_outbox_store.ts";
 import type { NewOutboxEntry } from "./outbox_store.ts";
 
 const encoder = new TextEncoder();
+/** Old entries moved per atomic operation (two checks each; Deno.Kv takes 100). */
+const BATCH_ENTRIES = 40;
+/** Payload bytes moved per atomic operation (Deno.Kv takes about 800 KB). */
+const BATCH_BYTES = 300_000;
 const decoder = new TextDecoder();
 
 /** One old entry read back: its rows (to check and delete) and its payload. */
@@ -50,21 +54,45 @@ export async function migrateLegacyOutbox(
   now: number,
 ): Promise<MigrationCounts> {
   const counts = { moved: 0, dead: 0 };
+  const count = (item: Adoption) => item.dead ? counts.dead++ : counts.moved++;
+  // Entries move in batches (one atomic operation each); a batch that fails moves one by one.
+  let batch: Adoption[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    const items = batch;
+    batch = [];
+    bytes = 0;
+    if (items.length === 0) return;
+    if (items.length > 1 && await store.adopt(items, now).catch(() => false)) return items.forEach(count);
+    for (const item of items) {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        // One too big for an atomic operation (over ~800 KB) stays where it is: kept, not moved.
+        if (await store.adopt([item], now).catch(() => false)) {
+          count(item);
+          break;
+        }
+        // A check failed: the old row moved (another process took it), or the copy waiting under its key
+        // changed meanwhile (then try again).
+        const head = item.guard.checks[0];
+        if ((await kv.get(head.key)).versionstamp !== head.versionstamp) break;
+      }
+    }
+  };
   const move = async (entry: NewOutboxEntry, old: OldEntry, createdAt: number, dead: DeadInfo | null) => {
     const guard = {
       checks: [old.head],
       mutations: [old.head.key, ...old.partKeys].map((key): Deno.KvMutation => ({ type: "delete", key })),
     };
-    for (let attempt = 0; attempt < 5; attempt++) {
-      if (await store.adopt(entry, { createdAt, now, dead, guard })) {
-        if (dead) counts.dead++;
-        else counts.moved++;
-        return;
-      }
-      // A check failed: the old row moved (another process took it), or the entry waiting under its key
-      // changed meanwhile (then try again).
-      if ((await kv.get(old.head.key)).versionstamp !== old.head.versionstamp) return;
+    // A key twice in one batch would pass both checks: the batch ends before it.
+    const sameKey = entry.key !== null && dead === null &&
+      batch.some((item) =>
+        item.entry.key === entry.key && item.entry.channel === entry.channel && !item.dead
+      );
+    if (sameKey || batch.length >= BATCH_ENTRIES || bytes + entry.payload.byteLength > BATCH_BYTES) {
+      await flush();
     }
+    batch.push({ entry, createdAt, dead, guard });
+    bytes += entry.payload.byteLength;
   };
 
   for (const [prefix, isDead] of [["cv_outbox", false], ["cv_dead", true]] as const) {
@@ -116,6 +144,7 @@ export async function migrateLegacyOutbox(
       await move(entry, old, createdAt, dead);
     }
   }
+  await flush();
   await dropClaims(kv, liveRuns);
   return counts;
 }

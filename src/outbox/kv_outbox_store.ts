@@ -76,6 +76,14 @@ const partKey = (
 ): Deno.KvKey => [ROOT, "part", channel, id, index];
 const countKey = (channel: string, name: string): Deno.KvKey => [ROOT, "count", channel, name];
 const errorKey = (channel: string): Deno.KvKey => [ROOT, "error", channel];
+/** An entry an earlier version left, to move in with {@link KvOutboxStore.adopt}. */
+export interface Adoption {
+  readonly entry: NewOutboxEntry;
+  readonly createdAt: number;
+  readonly dead: { reason: string; at: number } | null;
+  readonly guard: { checks: Deno.AtomicCheck[]; mutations: Deno.KvMutation[] };
+}
+
 /** Dead letters list newest first: the time inverted, fixed width. */
 const deadKey = (at: number, channel: string, id: string): Deno.KvKey => [
   ROOT,
@@ -260,38 +268,38 @@ export class KvOutboxStore implements OutboxStore {
   }
 
   /**
-   * Moves one entry an earlier version left into the outbox, free for whoever serves its channel, in one
-   * checked atomic operation with `guard` (the checks and deletions of the old rows): it lands with their
-   * removal or not at all. `createdAt` keeps the entry's age; `now` decides whether a lease lapsed; `dead`
-   * makes it a dead letter. A keyed entry
-   * replaces a copy waiting under its key only when that copy is older and free; otherwise the old entry is
-   * just removed (a newer copy waits, or one is being sent). False when a check failed (moved meanwhile).
+   * Moves entries an earlier version left into the outbox, free for whoever serves their channels, in one
+   * checked atomic operation with each one's `guard` (the checks and deletions of its old rows): they land
+   * with their removal or not at all. `createdAt` keeps an entry's age; `now` decides whether a lease
+   * lapsed; `dead` makes it a dead letter. One keyed entry replaces a copy waiting under its key only when
+   * that copy is older and free, else the old entry is just removed (a newer copy waits, or one is being
+   * sent); several keyed entries at once need their keys free. False when a check failed (moved meanwhile,
+   * or a key taken: move them one by one).
    */
-  async adopt(
-    entry: NewOutboxEntry,
-    options: {
-      createdAt: number;
-      now: number;
-      dead: { reason: string; at: number } | null;
-      guard: { checks: Deno.AtomicCheck[]; mutations: Deno.KvMutation[] };
-    },
-  ): Promise<boolean> {
-    const { createdAt, now, dead, guard } = options;
-    const id = this.#newId();
-    const row = newRow(entry, "", 0, createdAt);
-    const atomic = this.#kv.atomic().check(...guard.checks).mutate(...guard.mutations);
-    if (dead !== null) {
-      const letter: DeadRow = { r: row.r, l: row.l, n: row.n, reason: dead.reason, at: dead.at };
-      atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, 0).slice(0, row.p));
-      atomic.set(deadKey(dead.at, entry.channel, id), letter).set(errorKey(entry.channel), dead.reason);
-      atomic.mutate(add(entry.channel, "dead", entry.count));
-    } else if (entry.key === null) {
-      atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, 0));
-      atomic.mutate(add(entry.channel, "pending", entry.count));
-    } else {
+  async adopt(items: readonly Adoption[], now: number): Promise<boolean> {
+    const atomic = this.#kv.atomic();
+    for (const { entry, createdAt, dead, guard } of items) {
+      const id = this.#newId();
+      const row = newRow(entry, "", 0, createdAt);
+      atomic.check(...guard.checks).mutate(...guard.mutations);
+      if (dead !== null) {
+        const letter: DeadRow = { r: row.r, l: row.l, n: row.n, reason: dead.reason, at: dead.at };
+        atomic.mutate(...partMutations(entry.channel, id, row, entry.payload));
+        atomic.set(deadKey(dead.at, entry.channel, id), letter).set(errorKey(entry.channel), dead.reason);
+        atomic.mutate(add(entry.channel, "dead", entry.count));
+        continue;
+      }
+      if (entry.key === null) {
+        atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, 0));
+        atomic.mutate(add(entry.channel, "pending", entry.count));
+        continue;
+      }
       const stored = await storedKey(entry.key);
       const indexKey: Deno.KvKey = [ROOT, "key", entry.channel, stored];
-      const index = await this.#kv.get<string>(indexKey);
+      // Several at once: as new keys, without reading (a key taken fails the whole operation).
+      const index: Deno.KvEntryMaybe<string> = items.length === 1
+        ? await this.#kv.get<string>(indexKey)
+        : { key: indexKey, value: null, versionstamp: null };
       const old = typeof index.value === "string"
         ? await this.#kv.get<Row>(entryKey(entry.channel, index.value))
         : null;
