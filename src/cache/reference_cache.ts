@@ -1,6 +1,6 @@
 import type { Clock } from "../clock.ts";
 import { CommitBatcher } from "./commit_batcher.ts";
-import { expiryOf, expiryValue, keyFor, rememberBounded } from "./expiry_keys.ts";
+import { expiryValue, keyFor, rememberBounded } from "./expiry_keys.ts";
 import { ExpiryReader } from "./expiry_reader.ts";
 
 /** How long a reference number is cached by `set_cached_reference` and after a matched CV: 72 hours. */
@@ -29,13 +29,13 @@ interface Remembered {
  * The cache of reference numbers already scraped or sent, on Deno.Kv.
  *
  * Each entry is `["ref", <reference number>] → Deno.KvU64(expiry time in ms)`, written with `expireIn` so the
- * store sweeps it later. Lifetimes are checked on read against the injected clock, because Deno.Kv keeps
+ * store sweeps it later; a 12-hour lifetime is kept in a row of its own, `["ref", <reference number>, "short"]`,
+ * and the later of the two rows counts. Lifetimes are checked on read against the injected clock, because Deno.Kv keeps
  * expired keys readable until a sweep. A set never shortens a lifetime. Writes are group-committed and
  * resolve only once durable. Entries this process wrote or read as cached are remembered, so asking again
  * costs no store read; "not cached" is never remembered, since other processes may share the store.
  */
 export class ReferenceCache {
-  readonly #kv: Deno.Kv;
   readonly #clock: Clock;
   readonly #batcher: CommitBatcher;
   readonly #remembered = new Map<string, Remembered>();
@@ -48,11 +48,10 @@ export class ReferenceCache {
    * writer (a new one by default); `onLookup` counts hits and misses.
    */
   constructor(kv: Deno.Kv, clock: Clock, options: ReferenceCacheOptions = {}) {
-    this.#kv = kv;
     this.#clock = clock;
     this.#batcher = options.batcher ?? new CommitBatcher(kv);
     this.#onLookup = options.onLookup ?? (() => {});
-    this.#reader = new ExpiryReader(kv, ["ref"]);
+    this.#reader = new ExpiryReader(kv, ["ref"], SHORT_ROW);
   }
 
   /** Caches `reference` for 72 hours; resolves once the entry is committed. */
@@ -74,44 +73,24 @@ export class ReferenceCache {
   }
 
   /**
-   * Caches `reference` for 12 hours, unless it is already cached for longer. An entry this process knows
-   * to last longer costs nothing; one it does not know is written through the group commit on the
-   * condition that the store has no entry for it (no read first), and only when the store has one is it
-   * read and extended atomically.
+   * Caches `reference` for 12 hours, unless it is already cached for longer. The 12-hour lifetime has a row
+   * of its own beside the entry's main row (the later of the two counts), so it is written blindly through
+   * the group commit: no read and no check, and it can never shorten a 72-hour lifetime. An entry this
+   * process knows to last longer costs nothing.
    */
   setShort(reference: string): Promise<void> {
     const expiresAt = this.#clock.now() + SHORT_LIFETIME_MS;
     const remembered = this.#remembered.get(reference);
     if (remembered && remembered.expiresAt >= expiresAt) return remembered.commit ?? Promise.resolve();
-    const write = remembered
-      ? this.#extendTo(reference, expiresAt) // stored with a shorter lifetime: read, compare, extend
-      : this.#setIfAbsent(reference, expiresAt);
-    return this.#track(reference, expiresAt, write);
-  }
-
-  /** Sets the entry through the group commit if the store has none; otherwise extends it if needed. */
-  #setIfAbsent(reference: string, expiresAt: number): Promise<void> {
     const write = (key: Deno.KvKey) =>
-      this.#batcher.writeChecked(
-        [{ key, versionstamp: null }],
-        [{ type: "set", key, value: expiryValue(expiresAt), expireIn: SHORT_LIFETIME_MS }],
-      ).then((committed) => committed ? undefined : this.#extendTo(reference, expiresAt));
+      this.#batcher.write([{
+        type: "set",
+        key: [...key, SHORT_ROW],
+        value: expiryValue(expiresAt),
+        expireIn: SHORT_LIFETIME_MS,
+      }]);
     const key = storeKey(reference);
-    return key instanceof Promise ? key.then(write) : write(key);
-  }
-
-  /** Writes `expiresAt` for a reference unless the store holds a later expiry (checked and set atomically). */
-  async #extendTo(reference: string, expiresAt: number): Promise<void> {
-    const key = await storeKey(reference);
-    for (;;) {
-      const current = await this.#kv.get<Deno.KvU64>(key);
-      if (expiryOf(current.value) >= expiresAt) return;
-      const result = await this.#kv.atomic()
-        .check(current)
-        .set(key, expiryValue(expiresAt), { expireIn: SHORT_LIFETIME_MS })
-        .commit();
-      if (result.ok) return;
-    }
+    return this.#track(reference, expiresAt, key instanceof Promise ? key.then(write) : write(key));
   }
 
   /**
@@ -192,6 +171,12 @@ export class ReferenceCache {
 }
 
 const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
+
+/**
+ * The last key part of the row that holds an entry's 12-hour lifetime (see {@link ReferenceCache}): since a
+ * short set never writes the main row, a blind write cannot shorten a 72-hour lifetime.
+ */
+const SHORT_ROW = "short";
 
 /** The store key of a reference; long ones are digested, which is asynchronous. */
 function storeKey(reference: string): Deno.KvKey | Promise<Deno.KvKey> {
