@@ -19,10 +19,16 @@ export interface ReferenceCacheOptions {
   readonly onLookup?: (hit: boolean) => void;
 }
 
+/** One commit that remembered entries wait for, shared by every entry it holds (one reaction, not one each). */
+interface Commit {
+  readonly promise: Promise<void>;
+  state: "pending" | "done" | "failed";
+}
+
 interface Remembered {
   expiresAt: number;
-  /** Settles when the write that set `expiresAt` is committed; null once it is. */
-  commit: Promise<void> | null;
+  /** The commit of the write that set `expiresAt`; null for an entry read from the store. */
+  commit: Commit | null;
 }
 
 /**
@@ -40,6 +46,8 @@ export class ReferenceCache {
   readonly #batcher: CommitBatcher;
   readonly #remembered = new Map<string, Remembered>();
   readonly #reader: ExpiryReader;
+  /** The commit the last write joined: pipelined writes mostly join the same one. */
+  #lastCommit: Commit | null = null;
 
   readonly #onLookup: (hit: boolean) => void;
 
@@ -80,12 +88,15 @@ export class ReferenceCache {
    */
   setShort(reference: string): Promise<void> {
     const expiresAt = this.#clock.now() + SHORT_LIFETIME_MS;
-    const remembered = this.#remembered.get(reference);
-    if (remembered && remembered.expiresAt >= expiresAt) return remembered.commit ?? Promise.resolve();
+    const remembered = this.#live(reference);
+    if (remembered && remembered.expiresAt >= expiresAt) {
+      const commit = remembered.commit;
+      return commit === null || commit.state === "done" ? RESOLVED : commit.promise;
+    }
     const write = (key: Deno.KvKey) =>
       this.#batcher.write([{
         type: "set",
-        key: [...key, SHORT_ROW],
+        key: key.length === 2 ? [key[0], key[1], SHORT_ROW] : [...key, SHORT_ROW],
         value: expiryValue(expiresAt),
         expireIn: SHORT_LIFETIME_MS,
       }]);
@@ -95,37 +106,48 @@ export class ReferenceCache {
 
   /**
    * Remembers a write in flight at once, so a lookup issued after it waits for its commit instead of
-   * reading the store before the write lands.
+   * reading the store before the write lands. Writes that share a commit share its state.
    */
-  #track(reference: string, expiresAt: number, commit: Promise<void>): Promise<void> {
-    const entry: Remembered = { expiresAt, commit };
-    this.#remember(reference, entry);
-    return commit.then(
-      () => {
-        if (entry.commit === commit) entry.commit = null;
-      },
-      (error: unknown) => {
-        if (this.#remembered.get(reference) === entry) this.#remembered.delete(reference);
-        throw error;
-      },
-    );
+  #track(reference: string, expiresAt: number, promise: Promise<void>): Promise<void> {
+    let commit = this.#lastCommit;
+    if (commit === null || commit.promise !== promise) {
+      const created: Commit = { promise, state: "pending" };
+      promise.then(() => {
+        created.state = "done";
+      }, () => {
+        created.state = "failed";
+      });
+      this.#lastCommit = commit = created;
+    }
+    this.#remember(reference, { expiresAt, commit });
+    return promise;
+  }
+
+  /** The remembered entry of `reference`, unless the write that made it failed (it is then forgotten). */
+  #live(reference: string): Remembered | undefined {
+    const remembered = this.#remembered.get(reference);
+    if (remembered !== undefined && remembered.commit !== null && remembered.commit.state === "failed") {
+      this.#remembered.delete(reference);
+      return undefined;
+    }
+    return remembered;
   }
 
   /**
-   * True when `reference` is cached and its lifetime has not run out by the clock. Not an async function:
-   * a remembered entry costs no promise of its own, and a store read is queued at once (before any later
-   * write).
+   * True when `reference` is cached and its lifetime has not run out by the clock. A remembered, committed
+   * entry is answered at once (no promise); a store read is queued at once (before any later write).
    */
-  has(reference: string): Promise<boolean> {
+  has(reference: string): boolean | Promise<boolean> {
     const now = this.#clock.now();
-    const remembered = this.#remembered.get(reference);
+    const remembered = this.#live(reference);
     if (remembered && remembered.expiresAt > now) {
-      if (remembered.commit === null) {
+      const commit = remembered.commit;
+      if (commit === null || commit.state === "done") {
         this.#onLookup(true);
-        return RESOLVED_TRUE;
+        return true;
       }
       // Its write is being committed: wait for it; if it fails, ask the store.
-      return remembered.commit.then(() => {
+      return commit.promise.then(() => {
         this.#onLookup(true);
         return true;
       }, () => this.#readStore(reference, now));
@@ -160,7 +182,10 @@ export class ReferenceCache {
       this.#remembered.set(reference, entry); // the common case: one map operation
       return;
     }
-    if (existing && existing.expiresAt > entry.expiresAt && existing.commit === null) return;
+    if (
+      existing && existing.expiresAt > entry.expiresAt &&
+      (existing.commit === null || existing.commit.state === "done")
+    ) return;
     rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
   }
 
@@ -170,7 +195,7 @@ export class ReferenceCache {
   }
 }
 
-const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
  * The last key part of the row that holds an entry's 12-hour lifetime (see {@link ReferenceCache}): since a

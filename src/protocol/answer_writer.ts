@@ -47,6 +47,9 @@ export class AnswerWriter {
   #roomWaiters: { answers: number; bytes: number; wake: () => void }[] = [];
   #failure: Error | null = null;
   #failureWaiters: (() => void)[] = [];
+  /** The last answer promise pushed without an id, while unsettled, and the slots waiting for it. */
+  #sharedPromise: Promise<Answer> | null = null;
+  #sharedSlots: Slot[] = [];
 
   /** Creates a writer over `sink`. */
   constructor(sink: ByteSink, options: AnswerWriterOptions = {}) {
@@ -100,8 +103,17 @@ export class AnswerWriter {
     }
     const slot: Slot = { line: null, bytes };
     this.#slots.push(slot);
+    if (answer === this.#sharedPromise) {
+      this.#sharedSlots.push(slot); // pipelined lines answered by one promise: one reaction for them all
+      return;
+    }
+    const slots = [slot];
+    this.#sharedPromise = answer;
+    this.#sharedSlots = slots;
     const settle = (settled: Answer) => {
-      slot.line = encodeAnswer(settled);
+      if (this.#sharedPromise === answer) this.#sharedPromise = null;
+      const line = encodeAnswer(settled);
+      for (const waiting of slots) waiting.line = line;
       if (this.#slots[this.#head] === slot) this.flush();
     };
     answer.then(settle, (error) => settle(this.#internalError(error)));

@@ -31,6 +31,8 @@ export function isBadLine(line: ParsedLine): line is BadLine {
 }
 
 const PING_LINE = '{"type":"ping"}';
+/** The type of the last line read by the fast path (see {@link parseCommandLine}). */
+let lastType = "";
 /**
  * The shape of most lines under load, `{"type":"<name>","content":"<plain string>"}` (cache commands): read
  * without JSON.parse. Only strings without escapes or quotes match, so the result is what JSON.parse gives.
@@ -85,7 +87,14 @@ export function readCommandLine(line: InputLine): ParsedLine {
 export function parseCommandLine(text: string): CommandLine | string {
   if (text === PING_LINE) return { type: "ping", content: undefined };
   const simple = STRING_COMMAND.exec(text);
-  if (simple !== null) return { type: simple[1], content: simple[2] };
+  if (simple !== null) {
+    // Pipelined lines mostly repeat the type before: the same string object, so the maps the type is
+    // looked up in hash it once instead of once a line.
+    let type = simple[1];
+    if (type === lastType) type = lastType;
+    else lastType = type;
+    return { type, content: simple[2] };
+  }
   if (text.trim() === "") {
     return 'input line is empty; expected a JSON object like {"type":"ping"}';
   }
