@@ -63,13 +63,21 @@ export class ExpiryReader {
 
   /** The stored expiry of `key` (ms since the epoch), or 0. */
   read(key: Deno.KvKey): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ key, resolve, reject });
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      queueMicrotask(() => this.#issue());
-    });
+    return new Promise((resolve, reject) => this.request(key, resolve, reject));
   }
+
+  /**
+   * Like {@link read}, with callbacks instead of a promise: `resolve` gets the stored expiry of `key` (ms
+   * since the epoch, or 0), `reject` the error of a failed read. For a caller that makes its own promise.
+   */
+  request(key: Deno.KvKey, resolve: (expiresAt: number) => void, reject: (error: unknown) => void): void {
+    this.#pending.push({ key, resolve, reject });
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#onScheduled);
+  }
+
+  readonly #onScheduled = () => this.#issue();
 
   #issue(): void {
     this.#scheduled = false;

@@ -67,9 +67,28 @@ export class ReferenceCache {
     // 72 h is the longest lifetime, so a blind write can never shorten an entry.
     const expiresAt = this.#clock.now() + LONG_LIFETIME_MS;
     const key = storeKey(reference);
-    const write = (key: Deno.KvKey) =>
-      this.#batcher.write([{ type: "set", key, value: expiryValue(expiresAt), expireIn: LONG_LIFETIME_MS }]);
-    return this.#track(reference, expiresAt, key instanceof Promise ? key.then(write) : write(key));
+    const commit = key instanceof Promise
+      ? key.then((digested) => this.#writeLong(digested, expiresAt))
+      : this.#writeLong(key, expiresAt);
+    return this.#track(reference, expiresAt, commit);
+  }
+
+  #writeLong(key: Deno.KvKey, expiresAt: number): Promise<void> {
+    return this.#batcher.write([{
+      type: "set",
+      key,
+      value: expiryValue(expiresAt),
+      expireIn: LONG_LIFETIME_MS,
+    }]);
+  }
+
+  #writeShort(key: Deno.KvKey, expiresAt: number): Promise<void> {
+    return this.#batcher.write([{
+      type: "set",
+      key: key.length === 2 ? [key[0], key[1], SHORT_ROW] : [...key, SHORT_ROW],
+      value: expiryValue(expiresAt),
+      expireIn: SHORT_LIFETIME_MS,
+    }]);
   }
 
   /** Caches many references for 72 hours in batched commits (the warm-up from RT-CV). */
@@ -93,15 +112,11 @@ export class ReferenceCache {
       const commit = remembered.commit;
       return commit === null || commit.state === "done" ? RESOLVED : commit.promise;
     }
-    const write = (key: Deno.KvKey) =>
-      this.#batcher.write([{
-        type: "set",
-        key: key.length === 2 ? [key[0], key[1], SHORT_ROW] : [...key, SHORT_ROW],
-        value: expiryValue(expiresAt),
-        expireIn: SHORT_LIFETIME_MS,
-      }]);
     const key = storeKey(reference);
-    return this.#track(reference, expiresAt, key instanceof Promise ? key.then(write) : write(key));
+    const commit = key instanceof Promise
+      ? key.then((digested) => this.#writeShort(digested, expiresAt))
+      : this.#writeShort(key, expiresAt);
+    return this.#track(reference, expiresAt, commit);
   }
 
   /**
@@ -138,31 +153,43 @@ export class ReferenceCache {
    * entry is answered at once (no promise); a store read is queued at once (before any later write).
    */
   has(reference: string): boolean | Promise<boolean> {
+    return this.lookUp(reference, true, false);
+  }
+
+  /**
+   * {@link has}, answering `ifCached` or `ifNot` (any two values, e.g. the answers of a command), so a
+   * lookup that reads the store costs one promise.
+   */
+  lookUp<T>(reference: string, ifCached: T, ifNot: T): T | Promise<T> {
     const now = this.#clock.now();
     const remembered = this.#live(reference);
     if (remembered && remembered.expiresAt > now) {
       const commit = remembered.commit;
       if (commit === null || commit.state === "done") {
         this.#onLookup(true);
-        return true;
+        return ifCached;
       }
       // Its write is being committed: wait for it; if it fails, ask the store.
       return commit.promise.then(() => {
         this.#onLookup(true);
-        return true;
-      }, () => this.#readStore(reference, now));
+        return ifCached;
+      }, () => this.#readStore(reference, now, ifCached, ifNot));
     }
-    return this.#readStore(reference, now);
+    return this.#readStore(reference, now, ifCached, ifNot);
   }
 
-  #readStore(reference: string, now: number): Promise<boolean> {
+  #readStore<T>(reference: string, now: number, ifCached: T, ifNot: T): Promise<T> {
     const key = storeKey(reference);
-    const read = key instanceof Promise ? key.then((digested) => this.#read(digested)) : this.#read(key);
-    return read.then((expiresAt) => {
-      const hit = expiresAt > now;
-      if (hit) this.#remember(reference, { expiresAt, commit: null });
-      this.#onLookup(hit);
-      return hit;
+    return new Promise((resolve, reject) => {
+      const found = (expiresAt: number) => {
+        const hit = expiresAt > now;
+        if (hit) this.#remember(reference, { expiresAt, commit: null });
+        this.#onLookup(hit);
+        resolve(hit ? ifCached : ifNot);
+      };
+      if (key instanceof Promise) {
+        key.then((digested) => this.#reader.request(digested, found, reject), reject);
+      } else this.#reader.request(key, found, reject);
     });
   }
 
@@ -187,11 +214,6 @@ export class ReferenceCache {
       (existing.commit === null || existing.commit.state === "done")
     ) return;
     rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
-  }
-
-  /** Reads one key's expiry; reads issued in the same turn are answered together. */
-  #read(key: Deno.KvKey): Promise<number> {
-    return this.#reader.read(key);
   }
 }
 

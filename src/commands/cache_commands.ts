@@ -26,13 +26,11 @@ export function cacheCommands(session: Session): Record<string, CommandDefinitio
   // No async functions: these run for every line of a pipelining scraper, and each async step costs a
   // promise and a turn. A lookup the cache answers at once is answered at once; pipelined sets that share
   // a commit share one answer promise.
-  const answerHas = (hit: boolean) => hit ? OK_TRUE : OK_FALSE;
   const answerOk = () => OK_ANSWER;
   const lookUp = (reference: string): Answer | Promise<Answer> => {
     const cache = session.cacheForCommands();
-    if (cache instanceof Promise) return cache.then((opened) => opened.has(reference)).then(answerHas);
-    const hit = cache.has(reference);
-    return typeof hit === "boolean" ? answerHas(hit) : hit.then(answerHas);
+    if (cache instanceof Promise) return cache.then((opened) => opened.lookUp(reference, OK_TRUE, OK_FALSE));
+    return cache.lookUp(reference, OK_TRUE, OK_FALSE);
   };
   const has = defineCommand(referenceNumberSchema, (reference) =>
     // A CV with this number still being sent decides the answer: wait for it.
