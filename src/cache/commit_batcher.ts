@@ -158,7 +158,7 @@ export class CommitBatcher {
 
   /**
    * Queues mutations; resolves when all of them are committed. Writes that join the same commit get the
-   * same promise.
+   * same promise. The array is read at once and not kept (the caller may reuse it).
    */
   write(mutations: Deno.KvMutation[]): Promise<void> {
     if (mutations.length === 0) return Promise.resolve();

@@ -26,6 +26,10 @@ interface Commit {
 }
 
 interface Remembered {
+  /**
+   * The expiry, in ms after the cache's epoch: a small integer (for about 12 days), which V8 keeps in the
+   * object instead of boxing a number per entry.
+   */
   expiresAt: number;
   /** The commit of the write that set `expiresAt`; null for an entry read from the store. */
   commit: Commit | null;
@@ -48,6 +52,10 @@ export class ReferenceCache {
   readonly #reader: ExpiryReader;
   /** The commit the last write joined: pipelined writes mostly join the same one. */
   #lastCommit: Commit | null = null;
+  /** Clock time when the cache was created: remembered expiries are counted from it. */
+  readonly #epoch: number;
+  /** Holds the one mutation of a cache write: the batcher does not keep the array it is given. */
+  readonly #oneMutation: Deno.KvMutation[] = [];
 
   readonly #onLookup: (hit: boolean) => void;
 
@@ -57,6 +65,7 @@ export class ReferenceCache {
    */
   constructor(kv: Deno.Kv, clock: Clock, options: ReferenceCacheOptions = {}) {
     this.#clock = clock;
+    this.#epoch = clock.now();
     this.#batcher = options.batcher ?? new CommitBatcher(kv);
     this.#onLookup = options.onLookup ?? (() => {});
     this.#reader = new ExpiryReader(kv, ["ref"], SHORT_ROW);
@@ -70,7 +79,7 @@ export class ReferenceCache {
     const commit = key instanceof Promise
       ? key.then((digested) => this.#writeLong(digested, expiresAt))
       : this.#writeLong(key, expiresAt);
-    return this.#track(reference, expiresAt, commit);
+    return this.#track(reference, expiresAt - this.#epoch, commit);
   }
 
   #writeLong(key: Deno.KvKey, expiresAt: number): Promise<void> {
@@ -83,12 +92,19 @@ export class ReferenceCache {
   }
 
   #writeShort(key: Deno.KvKey, expiresAt: number): Promise<void> {
-    return this.#batcher.write([{
+    return this.#writeOne({
       type: "set",
       key: key.length === 2 ? [key[0], key[1], SHORT_ROW] : [...key, SHORT_ROW],
       value: expiryValue(expiresAt),
       expireIn: SHORT_LIFETIME_MS,
-    }]);
+    });
+  }
+
+  #writeOne(mutation: Deno.KvMutation): Promise<void> {
+    this.#oneMutation[0] = mutation;
+    const commit = this.#batcher.write(this.#oneMutation);
+    this.#oneMutation.length = 0;
+    return commit;
   }
 
   /** Caches many references for 72 hours in batched commits (the warm-up from RT-CV). */
@@ -108,7 +124,7 @@ export class ReferenceCache {
   setShort(reference: string): Promise<void> {
     const expiresAt = this.#clock.now() + SHORT_LIFETIME_MS;
     const remembered = this.#live(reference);
-    if (remembered && remembered.expiresAt >= expiresAt) {
+    if (remembered && remembered.expiresAt >= expiresAt - this.#epoch) {
       const commit = remembered.commit;
       return commit === null || commit.state === "done" ? RESOLVED : commit.promise;
     }
@@ -116,7 +132,7 @@ export class ReferenceCache {
     const commit = key instanceof Promise
       ? key.then((digested) => this.#writeShort(digested, expiresAt))
       : this.#writeShort(key, expiresAt);
-    return this.#track(reference, expiresAt, commit);
+    return this.#track(reference, expiresAt - this.#epoch, commit);
   }
 
   /**
@@ -124,6 +140,7 @@ export class ReferenceCache {
    * reading the store before the write lands. Writes that share a commit share its state.
    */
   #track(reference: string, expiresAt: number, promise: Promise<void>): Promise<void> {
+    // `expiresAt` counts from the epoch (see Remembered).
     let commit = this.#lastCommit;
     if (commit === null || commit.promise !== promise) {
       const created: Commit = { promise, state: "pending" };
@@ -134,7 +151,10 @@ export class ReferenceCache {
       });
       this.#lastCommit = commit = created;
     }
-    this.#remember(reference, { expiresAt, commit });
+    // Nothing remembered lasts longer (a long set is the longest; setShort returned early), so it replaces any.
+    const entry: Remembered = { expiresAt, commit };
+    if (this.#remembered.size < MAX_REMEMBERED) this.#remembered.set(reference, entry); // one map operation
+    else rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
     return promise;
   }
 
@@ -163,7 +183,7 @@ export class ReferenceCache {
   lookUp<T>(reference: string, ifCached: T, ifNot: T): T | Promise<T> {
     const now = this.#clock.now();
     const remembered = this.#live(reference);
-    if (remembered && remembered.expiresAt > now) {
+    if (remembered && remembered.expiresAt > now - this.#epoch) {
       const commit = remembered.commit;
       if (commit === null || commit.state === "done") {
         this.#onLookup(true);
@@ -183,7 +203,7 @@ export class ReferenceCache {
     return new Promise((resolve, reject) => {
       const found = (expiresAt: number) => {
         const hit = expiresAt > now;
-        if (hit) this.#remember(reference, { expiresAt, commit: null });
+        if (hit) this.#remember(reference, { expiresAt: expiresAt - this.#epoch, commit: null });
         this.#onLookup(hit);
         resolve(hit ? ifCached : ifNot);
       };
@@ -203,10 +223,11 @@ export class ReferenceCache {
     return this.#remembered.size;
   }
 
+  /** Remembers an entry read from the store, unless a longer committed one is remembered. */
   #remember(reference: string, entry: Remembered): void {
     const existing = this.#remembered.get(reference);
     if (existing === undefined && this.#remembered.size < MAX_REMEMBERED) {
-      this.#remembered.set(reference, entry); // the common case: one map operation
+      this.#remembered.set(reference, entry);
       return;
     }
     if (
