@@ -50,15 +50,25 @@ export class ExpiryReader {
   #missesInARow = 0;
   #pausedGroups = 0;
 
+  readonly #now: () => number;
+
   /**
    * Reads from `kv`; range scans are used for keys `[...prefix, <ASCII string>]`. `companion`, when given,
-   * names the second row of each entry (see the module documentation).
+   * names the second row of each entry (see the module documentation). Where rows are read one by one
+   * (a dense store), the companion rows are read only for entries whose main row has run out by `now()`
+   * (for those that have not, the main row's expiry is the answer: later than now is all a caller asks).
    */
-  constructor(kv: Deno.Kv, prefix: Deno.KvKey, companion: Deno.KvKeyPart | null = null) {
+  constructor(
+    kv: Deno.Kv,
+    prefix: Deno.KvKey,
+    companion: Deno.KvKeyPart | null = null,
+    now: () => number = () => Infinity,
+  ) {
     this.#kv = kv;
     this.#prefix = prefix;
     this.#companion = companion;
     this.#rowsPerEntry = companion === null ? 1 : 2;
+    this.#now = now;
   }
 
   /** The stored expiry of `key` (ms since the epoch), or 0. */
@@ -164,24 +174,36 @@ export class ExpiryReader {
 
   #readPoints(reads: PendingRead[]): void {
     if (reads.length === 0) return;
+    const fail = (error: unknown) => {
+      for (const read of reads) read.reject(error);
+    };
     const companion = this.#companion;
-    if (companion === null) {
-      getManyChunked(this.#kv, reads.map((read) => read.key)).then(
-        (entries) => entries.forEach((entry, index) => reads[index].resolve(expiryOf(entry.value))),
+    getManyChunked(this.#kv, reads.map((read) => read.key)).then((entries) => {
+      if (companion === null) {
+        entries.forEach((entry, index) => reads[index].resolve(expiryOf(entry.value)));
+        return;
+      }
+      const now = this.#now();
+      const expired: PendingRead[] = [];
+      const mains: number[] = [];
+      entries.forEach((entry, index) => {
+        const expiry = expiryOf(entry.value);
+        if (expiry > now) reads[index].resolve(expiry);
+        else {
+          expired.push(reads[index]);
+          mains.push(expiry);
+        }
+      });
+      if (expired.length === 0) return;
+      getManyChunked(this.#kv, expired.map((read) => [...read.key, companion])).then(
+        (companions) =>
+          companions.forEach((entry, index) =>
+            expired[index].resolve(Math.max(mains[index], expiryOf(entry.value)))
+          ),
         (error) => {
-          for (const read of reads) read.reject(error);
+          for (const read of expired) read.reject(error);
         },
       );
-      return;
-    }
-    getManyChunked(this.#kv, reads.flatMap((read) => [read.key, [...read.key, companion]])).then(
-      (entries) =>
-        reads.forEach((read, index) =>
-          read.resolve(Math.max(expiryOf(entries[2 * index].value), expiryOf(entries[2 * index + 1].value)))
-        ),
-      (error) => {
-        for (const read of reads) read.reject(error);
-      },
-    );
+    }, fail);
   }
 }

@@ -68,7 +68,7 @@ export class ReferenceCache {
     this.#epoch = clock.now();
     this.#batcher = options.batcher ?? new CommitBatcher(kv);
     this.#onLookup = options.onLookup ?? (() => {});
-    this.#reader = new ExpiryReader(kv, ["ref"], SHORT_ROW);
+    this.#reader = new ExpiryReader(kv, ["ref"], SHORT_ROW, () => clock.now());
   }
 
   /** Caches `reference` for 72 hours; resolves once the entry is committed. */
