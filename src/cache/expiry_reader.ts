@@ -17,7 +17,7 @@
  * @module
  */
 import { expiryOf } from "./expiry_keys.ts";
-import { getManyChunked } from "./kv_reads.ts";
+import { getManyChunked, MAX_KEYS_PER_READ } from "./kv_reads.ts";
 
 /** Keys asked for by one range scan. */
 export const RANGE_GROUP = 10;
@@ -178,6 +178,17 @@ export class ExpiryReader {
       for (const read of reads) read.reject(error);
     };
     const companion = this.#companion;
+    if (companion !== null && reads.length * 2 <= MAX_KEYS_PER_READ) {
+      // A few lookups (a lone one, as before a send_cv): both rows in one read, one round trip.
+      this.#kv.getMany(reads.flatMap((read) => [read.key, [...read.key, companion]])).then(
+        (entries) =>
+          reads.forEach((read, index) =>
+            read.resolve(Math.max(expiryOf(entries[2 * index].value), expiryOf(entries[2 * index + 1].value)))
+          ),
+        fail,
+      );
+      return;
+    }
     getManyChunked(this.#kv, reads.map((read) => read.key)).then((entries) => {
       if (companion === null) {
         entries.forEach((entry, index) => reads[index].resolve(expiryOf(entry.value)));
