@@ -54,9 +54,10 @@ export class ExpiryReader {
 
   /**
    * Reads from `kv`; range scans are used for keys `[...prefix, <ASCII string>]`. `companion`, when given,
-   * names the second row of each entry (see the module documentation). Where rows are read one by one
-   * (a dense store), the companion rows are read only for entries whose main row has run out by `now()`
-   * (for those that have not, the main row's expiry is the answer: later than now is all a caller asks).
+   * names the second row of each entry (see the module documentation). Where many rows are read one by
+   * one (a dense store), the companion rows are read only for entries whose main row has run out by
+   * `now()` (for those that have not, the main row's expiry is the answer: later than now is all a caller
+   * asks); a few lookups read both rows in one round trip.
    */
   constructor(
     kv: Deno.Kv,
