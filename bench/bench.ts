@@ -23,7 +23,8 @@ import type { Scenario, ScenarioContext, SpawnSettings, Target } from "./scenari
 import { pipelinedCacheScenario, pipelinedShortCacheScenario, store1mScenario } from "./scenarios/cache.ts";
 import { exitNotes, reason } from "./scenarios/common.ts";
 import { floodScenario } from "./scenarios/flood.ts";
-import { ingestScenario } from "./scenarios/ingest.ts";
+import { ingestDedupeScenario, ingestScenario } from "./scenarios/ingest.ts";
+import { redisCacheScenario } from "./scenarios/redis_cache.ts";
 import { sendCvFanoutScenario, sendCvOverheadScenario } from "./scenarios/send_cv.ts";
 import { idleRssScenario, pingScenario, readyScenario } from "./scenarios/startup.ts";
 
@@ -34,10 +35,12 @@ export const SCENARIOS: readonly Scenario[] = [
   idleRssScenario,
   pipelinedCacheScenario,
   pipelinedShortCacheScenario,
+  redisCacheScenario,
   store1mScenario,
   sendCvFanoutScenario,
   sendCvOverheadScenario,
   ingestScenario,
+  ingestDedupeScenario,
   floodScenario,
 ];
 

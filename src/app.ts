@@ -2,6 +2,7 @@
 // health server) is imported when it is first used, after the ready line where the configuration allows:
 // see `runClient`. Only types are imported statically from there.
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
+import { classifyStoreLocation } from "./store/store_location.ts";
 import type { ClientCore as Core } from "./client_core.ts";
 import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
@@ -9,6 +10,7 @@ import { ClientMetrics } from "./health/client_metrics.ts";
 import type { HealthServer } from "./health/health_server.ts";
 import type { InstalledIngest } from "./ingest/install_ingest.ts";
 import type { LiveBackend } from "./rtcv/live_backend.ts";
+import type { OutboxCount } from "./outbox/outbox_status.ts";
 import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
 import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
 import type { Clock } from "./clock.ts";
@@ -76,7 +78,7 @@ export interface ClientRuntime {
   /** The job-data ingestion sink, once loaded (by the config, or by its first command); null before. */
   readonly ingest: InstalledIngest | null;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
-  close(): Promise<void>;
+  close(deadline?: number): Promise<void>;
 }
 
 /** How {@link createRuntime} reaches the process. */
@@ -87,6 +89,10 @@ export interface RuntimeOptions {
   readonly cwd: string;
   /** Prints a line for a person on stderr. */
   readonly stderr: (message: string) => void;
+  /** Aborted at SIGTERM / SIGINT: waits (`flush_data`) end at once. */
+  readonly stop?: AbortSignal;
+  /** Once input has ended: the drain deadline (clock time), which waits do not outlast; else null. */
+  readonly inputEndedAt?: () => number | null;
 }
 
 /**
@@ -121,17 +127,33 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     options.stderr(`rtcv_scraper_client: ${message}`);
     debugLog.log(`warning: ${message}`);
   };
+  // The config loader has checked the location: classifying it cannot fail here.
+  const location = classifyStoreLocation(resolveKvLocation(config, options.cwd));
   const core = new ClientCore({
-    kvLocation: resolveKvLocation(config, options.cwd),
+    // On Redis, nothing opens the Deno.Kv store; should anything, it is the default file, never a URL.
+    kvLocation: location.kind === "kv" ? location.location : join(options.cwd, DEFAULT_KV_FILE),
+    redis: location.kind === "redis" ? location.redis : undefined,
+    timeoutMs: config.timeoutMs,
     clock: options.clock,
     warn,
     onCacheLookup: (hit) => metrics.cacheLookup(hit),
+    outbox: {
+      leaseMs: config.outboxLeaseMs,
+      maxInFlight: config.maxInFlight,
+      retry: {
+        retryMs: config.outboxRetryMs,
+        maxAttempts: config.outboxMaxAttempts,
+        maxAgeMs: config.outboxMaxAgeMs,
+      },
+      log: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
+      onResult: (channel, ok) => {
+        if (!channel.startsWith("ingest/")) metrics.cvSent(originOf(channel), ok);
+      },
+    },
     connectLive: async (servers, core) =>
       (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
         policy,
         log: (message) => debugLog.log(message),
-        outboxRetryMs: config.outboxRetryMs,
-        drainBudgetMs: config.drainMs,
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
         warn,
         keyPair: config.keyPair,
@@ -148,7 +170,10 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       warn,
       debugLog: debugLog.enabled ? (message) => debugLog.log(message) : undefined,
       policy: { onRetry, onRequest, limiter },
-      tuning: { drainMs: config.drainMs },
+      // flush_data waits for one batch's retry schedule: a hung first attempt, the first wait, a retry.
+      tuning: { flushTimeoutMs: 2 * config.timeoutMs + 2 * config.outboxRetryMs + 1000 },
+      stop: options.stop,
+      inputEndedAt: options.inputEndedAt,
     });
   };
   if (config.ingest === null) {
@@ -165,10 +190,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       throw error;
     }
   }
-  metrics.setOutboxSize(async () => {
-    const backend = core.session.currentBackend;
-    return backend?.kind === "live" ? await (backend as LiveBackend).outboxSize() : 0;
-  });
+  metrics.setOutboxCounts(() => outboxCounts(core));
   metrics.setCacheEntries(async () => {
     const backend = core.session.currentBackend;
     if (backend?.kind === "mock") return backend.references.rememberedCount;
@@ -182,7 +204,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     get ingest() {
       return ingest;
     },
-    close: async () => {
+    close: async (deadline = options.clock.now() + config.drainMs) => {
+      // One shared deadline for every delivery (CV copies and job data, all servers at once).
+      await core.drainOutbox(deadline);
       await (ingest as InstalledIngest | null)?.close(); // needs the store open
       await core.close();
       await debugLog.close();
@@ -211,10 +235,26 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     writer.push(READY_ANSWER);
     writer.flush();
   }
-  const runtime = await createRuntime(config, options);
+  // Waits end at a signal, and do not outlast the drain once input has ended.
+  let endedAt: number | null = null;
+  const ended = () => endedAt ??= options.clock.now() + config.drainMs;
+  const stdin: ByteSource = {
+    read: async (buffer) => {
+      try {
+        const read = await options.stdin.read(buffer);
+        if (read === null) ended();
+        return read;
+      } catch (error) {
+        ended();
+        throw error;
+      }
+    },
+  };
+  const runtime = await createRuntime(config, { ...options, inputEndedAt: () => endedAt });
   const { core } = runtime;
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
+  let stopDeadline: number | undefined;
   try {
     if (config.logInput) {
       inputLog = await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
@@ -222,7 +262,8 @@ export async function runClient(options: RunClientOptions): Promise<number> {
         return null;
       });
     }
-    const startup = await applyStartupConfig(core, config);
+    const startup = await untilStopped(applyStartupConfig(core, config), options.stop);
+    if (startup === STOPPED) return 0; // a signal during the start-up checks
     if ("error" in startup) {
       options.stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
@@ -245,7 +286,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       writer.push(startup.ready);
       writer.flush();
     }
-    await serveLines(options.stdin, writer, {
+    const serving = serveLines(stdin, writer, {
       maxLineBytes: config.maxLineBytes,
       maxPendingBytes: config.maxPendingBytes,
       answer: runtime.dispatch,
@@ -254,6 +295,21 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       onInternalError: internalError,
       stop: options.stop,
     });
+    // After a signal, answers still in flight (e.g. a set_credentials whose server hangs) get the drain
+    // time, the same deadline as the deliveries: the exit is bounded in every state.
+    await untilStopped(serving, options.stop);
+    if (options.stop?.aborted) {
+      stopDeadline = options.clock.now() + config.drainMs;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const answered = await Promise.race([
+        serving.then(() => true),
+        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), config.drainMs)),
+      ]);
+      clearTimeout(timer);
+      if (!answered) {
+        options.stderr("rtcv_scraper_client: stopping with commands still unanswered (drain time over)");
+      }
+    }
     if (writer.failure !== null) {
       // The scraper closed our stdout: its answers cannot reach it. Reading stopped; what was in flight
       // has finished (as at SIGTERM); the store is closed below.
@@ -265,7 +321,7 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     }
   } finally {
     await health?.close();
-    await runtime.close();
+    await runtime.close(stopDeadline);
     await inputLog?.close();
   }
   return 0;
@@ -275,12 +331,42 @@ export async function runClient(options: RunClientOptions): Promise<number> {
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
   const live = backend?.kind === "live" ? backend as LiveBackend : null;
+  const counts = await outboxCounts(runtime.core).catch(() => []);
+  const section = (kind: OutboxCount["kind"]) =>
+    Object.fromEntries(
+      counts.filter((row) => row.kind === kind).map((
+        row,
+      ) => [row.target, { pending: row.pending, dead: row.dead }]),
+    );
   return {
     mode: backend?.kind ?? "none" as const,
     servers: live?.origins ?? [],
-    outbox: await runtime.metrics.outboxSize(),
+    outbox: counts.reduce((sum, row) => sum + row.pending, 0),
+    outbox_detail: { mirrors: section("cv"), ingest: section("ingest") },
     failing: live?.failing ?? null,
   };
+}
+
+/**
+ * Pending and dead outbox items per server and stream: every entry in the store, also before credentials
+ * are set (read by the health server and /metrics; opens the store on first use).
+ */
+async function outboxCounts(core: Core): Promise<OutboxCount[]> {
+  const { readOutboxCounts } = await import("./outbox/outbox_status.ts");
+  return readOutboxCounts((await core.outbox()).store);
+}
+
+const STOPPED: unique symbol = Symbol("stopped");
+
+/** `work`'s result, or {@link STOPPED} as soon as `signal` aborts. */
+function untilStopped<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof STOPPED> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.resolve(STOPPED);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(STOPPED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { CachedReferences } from "./cache/cached_references.ts";
 import { ReferenceCache } from "./cache/reference_cache.ts";
 import { LazyStore } from "./cache/lazy_store.ts";
 import { StoreError } from "./cache/kv_store.ts";
@@ -8,6 +9,25 @@ import type { ServerCredentials } from "./commands/session_commands.ts";
 import type { LoginUser, RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
+import type { RedisAddress } from "./store/redis/redis_url.ts";
+import type { RedisStore } from "./store/redis/redis_store.ts";
+import type { Outbox } from "./outbox/outbox.ts";
+import type { OutboxStore } from "./outbox/outbox_store.ts";
+import type { RetrySettings } from "./outbox/retry_rules.ts";
+
+/** The outbox's settings (from the config); every field has a default. */
+export interface OutboxSettings {
+  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`, default 30000. */
+  readonly leaseMs?: number;
+  /** Requests in flight per server or stream, default 8. */
+  readonly maxInFlight?: number;
+  /** Retry and dead-letter rules. */
+  readonly retry?: Partial<RetrySettings>;
+  /** Debug log lines of deliveries. */
+  readonly log?: (message: string) => void;
+  /** Told about every delivery attempt (metrics). */
+  readonly onResult?: (channel: string, ok: boolean, items: number) => void;
+}
 
 /**
  * The command types whose handlers (and their zod schemas) load with the first of them, so that the ready
@@ -28,6 +48,8 @@ export const LAZY_COMMAND_TYPES: readonly string[] = [
   "get_login_users",
   "get_users_secret",
   "get_user_secret",
+  "outbox_status",
+  "dead_letters",
 ];
 const EXCLUSIVE_TYPES = ["set_credentials", "set_multiple_credentials", "set_mock"];
 
@@ -36,8 +58,15 @@ export type LiveConnector = (servers: ServerCredentials[], core: ClientCore) => 
 
 /** What the core of the client is built from. */
 export interface ClientCoreOptions {
-  /** Where the persistent store lives: a path, `:memory:` or a KV Connect URL. */
+  /** Where the persistent Deno.Kv store lives: a path, `:memory:` or a KV Connect URL. */
   readonly kvLocation: string;
+  /**
+   * The fleet's Redis server (`RTCV_SCRAPER_CLIENT_KV=redis://...`): the reference cache, the job-data
+   * dedupe index and the outbox live there instead of in the Deno.Kv store.
+   */
+  readonly redis?: RedisAddress;
+  /** How long a Redis command may wait for its answer (`RTCV_SCRAPER_CLIENT_TIMEOUT_MS`); default 20 s. */
+  readonly timeoutMs?: number;
   /** Decides what has expired. */
   readonly clock: Clock;
   /** Prints a warning for a person (stderr in the program). */
@@ -46,6 +75,8 @@ export interface ClientCoreOptions {
   readonly connectLive?: LiveConnector;
   /** Told about every reference cache lookup (metrics). */
   readonly onCacheLookup?: (hit: boolean) => void;
+  /** How the outbox delivers. */
+  readonly outbox?: OutboxSettings;
 }
 
 /**
@@ -61,17 +92,32 @@ export class ClientCore {
   readonly store: LazyStore;
   /** The clock every lifetime is measured with. */
   readonly clock: Clock;
+  /** The fleet's Redis store when `RTCV_SCRAPER_CLIENT_KV` is a Redis URL, else null (opened on first use). */
+  readonly redis: Promise<RedisStore> | null;
   readonly #connectLive: LiveConnector | undefined;
   #mockCache: Promise<ReferenceCache> | null = null;
   #mockKv: Deno.Kv | null = null;
   #closing: Promise<void> | null = null;
   readonly #onCacheLookup: ((hit: boolean) => void) | undefined;
+  readonly #outboxSettings: OutboxSettings;
+  readonly #warn: (message: string) => void;
+  #outbox: Promise<Outbox> | null = null;
 
   /** Wires the registry, the session and the store. */
   constructor(options: ClientCoreOptions) {
     this.clock = options.clock;
     this.store = new LazyStore(options.kvLocation, { warn: options.warn });
+    const redis = options.redis;
+    // Loaded only for a Redis store, so the default start-up does not pay for the Redis client.
+    this.redis = redis === undefined
+      ? null
+      : import("./store/redis/redis_store.ts").then(({ RedisStore }) =>
+        new RedisStore(redis, { timeoutMs: options.timeoutMs ?? 20_000, warn: options.warn })
+      );
+    const openRedisCache = async (store: Promise<RedisStore>): Promise<CachedReferences> =>
+      await (await store).references(options.onCacheLookup);
     this.session = new Session(async () => {
+      if (this.redis !== null) return await openRedisCache(this.redis);
       try {
         const { kv, batcher } = await this.store.open();
         return new ReferenceCache(kv, options.clock, { batcher, onLookup: options.onCacheLookup });
@@ -86,17 +132,20 @@ export class ClientCore {
     });
     this.#connectLive = options.connectLive;
     this.#onCacheLookup = options.onCacheLookup;
+    this.#outboxSettings = options.outbox ?? {};
+    this.#warn = options.warn;
     this.registry
       .registerAll({ ping: defineBareCommand(() => ({ type: "pong" })) })
       .registerLazy(LAZY_COMMAND_TYPES, () => this.#registerCommands(), EXCLUSIVE_TYPES);
   }
 
   async #registerCommands(): Promise<void> {
-    const [session, cache, cv, secret] = await Promise.all([
+    const [session, cache, cv, secret, outbox] = await Promise.all([
       import("./commands/session_commands.ts"),
       import("./commands/cache_commands.ts"),
       import("./commands/cv_commands.ts"),
       import("./commands/secret_commands.ts"),
+      import("./commands/outbox_commands.ts"),
     ]);
     this.registry
       .registerAll(session.sessionCommands({
@@ -106,7 +155,8 @@ export class ClientCore {
       }))
       .registerAll(cache.cacheCommands(this.session))
       .registerAll(cv.cvCommands(this.session))
-      .registerAll(secret.secretCommands(this.session));
+      .registerAll(secret.secretCommands(this.session))
+      .registerAll(outbox.outboxCommands(() => this.outbox(), this.clock));
   }
 
   /** Checks servers and builds a live backend (does not install it). */
@@ -126,11 +176,52 @@ export class ClientCore {
     return new MockBackend(await this.#mockCache, secrets, loginUsers);
   }
 
+  /** The one outbox (CV copies and job data), over the store; opened (and loaded) on first use. */
+  outbox(): Promise<Outbox> {
+    if (this.#outbox === null) {
+      const settings = this.#outboxSettings;
+      // On a fleet's Redis the outbox is shared there; else it lives in the Deno.Kv store.
+      const store: Promise<OutboxStore> = this.redis !== null
+        ? this.redis.then((redis) => redis.outboxStore())
+        : Promise.all([this.store.open(), import("./outbox/kv_outbox_store.ts")])
+          .then(([{ kv, batcher }, { KvOutboxStore }]) => new KvOutboxStore(kv, batcher));
+      this.#outbox = Promise.all([
+        store,
+        import("./outbox/outbox.ts"),
+        import("./outbox/retry_rules.ts"),
+      ]).then(([store, { Outbox }, { DEFAULT_RETRY_SETTINGS }]) =>
+        new Outbox({
+          store,
+          clock: this.clock,
+          leaseMs: settings.leaseMs,
+          maxInFlight: settings.maxInFlight,
+          retry: { ...DEFAULT_RETRY_SETTINGS, ...settings.retry },
+          log: settings.log,
+          warn: this.#warn,
+          onResult: settings.onResult,
+        })
+      );
+      this.#outbox.catch(() => this.#outbox = null);
+    }
+    return this.#outbox;
+  }
+
+  /**
+   * Delivers what this process holds in the outbox, every server and stream at once, until `deadline`
+   * (clock time), then stops and frees its leases. Without an outbox opened, nothing to do.
+   */
+  async drainOutbox(deadline: number): Promise<void> {
+    const outbox = await this.#outbox?.catch(() => null);
+    await outbox?.close(deadline);
+  }
+
   /** Finishes background work, waits for every write, and closes the stores; later calls wait for the first. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.drainOutbox(0);
       await this.session.close();
       await this.store.close();
+      await (await this.redis)?.close();
       this.#mockKv?.close();
     })();
     return this.#closing;

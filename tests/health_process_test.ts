@@ -43,6 +43,7 @@ Deno.test("health check: GET / and GET /metrics report mode, commands and cache 
     mode: "none",
     servers: [],
     outbox: 0,
+    outbox_detail: { mirrors: {}, ingest: {} },
     uptime_seconds: 0,
   });
 

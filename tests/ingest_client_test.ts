@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { checkIngestServer, IngestApiError, IngestClient } from "../src/ingest/ingest_client.ts";
-import { batchBody, packRows, splitItems } from "../src/ingest/ingest_outbox.ts";
+import { batchBody, packRows, splitItems } from "../src/ingest/item_rows.ts";
 import { CommitBatcher } from "../src/cache/commit_batcher.ts";
 import type { RequestPolicy } from "../src/rtcv/request_policy.ts";
 import { FAKE_INGEST_TOKEN, startFakeIngest, unreachableIngestUrl } from "./fake_ingest.ts";

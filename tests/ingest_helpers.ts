@@ -7,22 +7,22 @@
  */
 
 import { join } from "node:path";
-import { ClientCore } from "../src/client_core.ts";
+import { ClientCore, type OutboxSettings } from "../src/client_core.ts";
 import { type Clock, systemClock } from "../src/clock.ts";
 import { type InstalledIngest, installIngest } from "../src/ingest/install_ingest.ts";
 import type { IngestTuning } from "../src/ingest/ingest_service.ts";
 import type { Answer } from "../src/protocol/answers.ts";
 import { readCommandLine } from "../src/protocol/command_line.ts";
 
-/** Waits that keep tests fast: 5 ms linger, backoff from 10 ms up to 100 ms. */
+/** Waits that keep tests fast: 5 ms linger. */
 export const FAST_TUNING: Partial<IngestTuning> = {
   lingerMs: 5,
-  backoffBaseMs: 10,
-  backoffMaxMs: 100,
   flushTimeoutMs: 5000,
-  drainMs: 0,
-  rescanMs: 60_000,
-  random: () => 0.5,
+};
+
+/** Outbox settings that keep tests fast: backoff from 10 ms up to 100 ms, no jitter. */
+export const FAST_OUTBOX: OutboxSettings = {
+  retry: { retryMs: 10, maxDelayMs: 100, random: () => 0.5 },
 };
 
 /** Options of {@linkcode IngestSession.open}. */
@@ -37,6 +37,8 @@ export interface IngestSessionOptions {
   readonly timeoutMs?: number;
   /** The clock of the core (dedupe lifetimes); default the system clock. */
   readonly clock?: Clock;
+  /** Outbox settings on top of {@linkcode FAST_OUTBOX}. */
+  readonly outbox?: OutboxSettings;
 }
 
 /** A client core with the sink, as a scraper session seen from the registry. */
@@ -57,7 +59,12 @@ export class IngestSession implements AsyncDisposable {
     this.kvPath = kvPath;
     this.#tempDir = tempDir;
     const warn = (message: string) => this.warnings.push(message);
-    this.core = new ClientCore({ kvLocation: kvPath, clock: options.clock ?? systemClock(), warn });
+    this.core = new ClientCore({
+      kvLocation: kvPath,
+      clock: options.clock ?? systemClock(),
+      warn,
+      outbox: { ...FAST_OUTBOX, log: (message) => this.debugLines.push(message), ...options.outbox },
+    });
     this.ingest = installIngest(this.core, {
       timeoutMs: options.timeoutMs ?? 2000,
       ingest: options.ingest ?? null,
@@ -102,7 +109,8 @@ export class IngestSession implements AsyncDisposable {
   async close(drainMs = 0): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.ingest.close(drainMs);
+    await this.core.drainOutbox(this.core.clock.now() + drainMs);
+    await this.ingest.close();
     await this.core.close();
     if (this.#tempDir !== null) await Deno.remove(this.#tempDir, { recursive: true }).catch(() => {});
   }

@@ -8,6 +8,8 @@ import { LAZY_COMMAND_TYPES } from "../src/client_core.ts";
 import { cacheCommands } from "../src/commands/cache_commands.ts";
 import { cvCommands } from "../src/commands/cv_commands.ts";
 import { secretCommands } from "../src/commands/secret_commands.ts";
+import { outboxCommands } from "../src/commands/outbox_commands.ts";
+import type { Outbox } from "../src/outbox/outbox.ts";
 import { sessionCommands } from "../src/commands/session_commands.ts";
 import type { Session } from "../src/session/session.ts";
 import { CommandRegistry, defineBareCommand, exclusive } from "../src/commands/registry.ts";
@@ -30,6 +32,7 @@ Deno.test("the core's lazily registered commands are exactly its command groups'
     ...cacheCommands(session),
     ...cvCommands(session),
     ...secretCommands(session),
+    ...outboxCommands(() => Promise.resolve({} as Outbox), { now: () => 0 }),
   };
   assert.deepEqual([...LAZY_COMMAND_TYPES].sort(), Object.keys(groups).sort());
 });

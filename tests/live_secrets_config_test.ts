@@ -228,7 +228,7 @@ Deno.test("secrets never leak: api keys and their hashes are in no output, log o
   assert.ok(inputLog.split("\n").length > lines.length, "the input log has every line");
   assert.match(inputLog, /<redacted>/);
   assert.ok(debugLog.length > 0, "the debug log was written");
-  assert.match(debugLog, /mirror delivery of .* failed/);
+  assert.match(debugLog, /outbox: delivery of .* failed/);
 
   let store = "";
   for (const name of await Array.fromAsync(Deno.readDir(dir.path))) {

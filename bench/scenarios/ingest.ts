@@ -69,89 +69,101 @@ function jobItem(run: string, index: number): Record<string, unknown> {
 }
 
 /** Scenario 6c: pipelined store_data of 100k items, then flush_data; all must reach the server. */
-export const ingestScenario: Scenario = {
-  id: "ingest",
-  alias: "6c",
-  title: "100k ingest items (store_data x100 items, pipelined) until flush_data says delivered",
-  peer: false,
-  timeoutMs: 120_000,
-  async run(context) {
-    const total = count(context, 100_000, 10_000);
-    const metric = `${total / 1000}k items: first byte to flush_data answer`;
-    const max = 2000 * total / 100_000;
-    const server = new FakeIngest();
-    const { client } = await spawnReady(context);
-    try {
-      const setAnswer = await client.request(
-        JSON.stringify({ type: "set_ingest", content: { base_url: server.url, token: TOKEN } }) + "\n",
-      );
-      if (setAnswer !== '{"type":"ok"}') {
-        return [skipped("ingest", metric, `set_ingest answered: ${answerMessage(setAnswer)}`, "ms", max)];
-      }
-      const run = `bench-${Date.now()}`;
-      const lines: string[] = [];
-      for (let start = 0; start < total; start += ITEMS_PER_LINE) {
-        const items = Array.from({ length: ITEMS_PER_LINE }, (_, i) => jobItem(run, start + i));
-        lines.push(
-          JSON.stringify({ type: "store_data", content: { data_type: "job", platform: "boss", items } }) +
-            "\n",
-        );
-      }
-      lines.push('{"type":"flush_data"}\n');
-      const input = encodeLines(lines);
-      const answers = new LineCollector(lines.length);
-      const timing = await client.pipeline(input, answers);
-      const wallMs = timing.finishedAt - timing.startedAt;
+export const ingestScenario: Scenario = ingestVariant("ingest", "6c", undefined);
 
-      let queued = 0;
-      let bad = "";
-      for (const line of answers.lines.slice(0, -1)) {
-        const answer = JSON.parse(line) as { type: string; content?: { queued?: number } };
-        if (answer.type !== "ok" || typeof answer.content?.queued !== "number") bad ||= line.slice(0, 160);
-        else queued += answer.content.queued;
+/** Scenario 6d: as 6c with `dedupe_key` on every line (every item is checked against the dedupe index). */
+export const ingestDedupeScenario: Scenario = ingestVariant("ingest_dedupe", "6d", "job_id");
+
+function ingestVariant(id: string, alias: string, dedupeKey: string | undefined): Scenario {
+  return {
+    id,
+    alias,
+    title: `100k ingest items (store_data x100 items, pipelined${
+      dedupeKey ? `, dedupe_key ${dedupeKey}` : ""
+    }) until flush_data says delivered`,
+    peer: false,
+    timeoutMs: 120_000,
+    async run(context) {
+      const total = count(context, 100_000, 10_000);
+      const metric = `${total / 1000}k items: first byte to flush_data answer`;
+      const max = 2000 * total / 100_000;
+      const server = new FakeIngest();
+      const { client } = await spawnReady(context);
+      try {
+        const setAnswer = await client.request(
+          JSON.stringify({ type: "set_ingest", content: { base_url: server.url, token: TOKEN } }) + "\n",
+        );
+        if (setAnswer !== '{"type":"ok"}') {
+          return [skipped("ingest", metric, `set_ingest answered: ${answerMessage(setAnswer)}`, "ms", max)];
+        }
+        const run = `bench-${Date.now()}`;
+        const lines: string[] = [];
+        for (let start = 0; start < total; start += ITEMS_PER_LINE) {
+          const items = Array.from({ length: ITEMS_PER_LINE }, (_, i) => jobItem(run, start + i));
+          lines.push(
+            JSON.stringify({
+              type: "store_data",
+              content: { data_type: "job", platform: "boss", items, dedupe_key: dedupeKey },
+            }) +
+              "\n",
+          );
+        }
+        lines.push('{"type":"flush_data"}\n');
+        const input = encodeLines(lines);
+        const answers = new LineCollector(lines.length);
+        const timing = await client.pipeline(input, answers);
+        const wallMs = timing.finishedAt - timing.startedAt;
+
+        let queued = 0;
+        let bad = "";
+        for (const line of answers.lines.slice(0, -1)) {
+          const answer = JSON.parse(line) as { type: string; content?: { queued?: number } };
+          if (answer.type !== "ok" || typeof answer.content?.queued !== "number") bad ||= line.slice(0, 160);
+          else queued += answer.content.queued;
+        }
+        const flush = answers.lines[answers.lines.length - 1];
+        const flushed = JSON.parse(flush) as {
+          type: string;
+          content?: { delivered?: number; pending?: number };
+        };
+        const rows: Row[] = [
+          measured(
+            id,
+            metric,
+            wallMs,
+            "ms",
+            max,
+            `${
+              (input.length / 1048576).toFixed(1)
+            } MiB in ${lines.length} lines; server got ${server.batches} batches`,
+          ),
+          check(
+            id,
+            "store_data answers",
+            bad === "" && queued === total,
+            bad || `queued ${queued} of ${total}`,
+          ),
+          check(
+            id,
+            "all delivered at flush_data",
+            flushed.type === "ok" && flushed.content?.pending === 0 && server.ids.size === total,
+            `flush_data: ${
+              flush.slice(0, 160)
+            }; server holds ${server.ids.size} distinct of ${server.items} items`,
+          ),
+          info(
+            id,
+            "RSS after",
+            client.memory().rssMiB,
+            "MiB",
+            `peak ${formatNumber(client.memory().peakMiB)} MiB`,
+          ),
+        ];
+        return rows;
+      } finally {
+        await timeExit(client).catch(() => {});
+        await server.close();
       }
-      const flush = answers.lines[answers.lines.length - 1];
-      const flushed = JSON.parse(flush) as {
-        type: string;
-        content?: { delivered?: number; pending?: number };
-      };
-      const rows: Row[] = [
-        measured(
-          "ingest",
-          metric,
-          wallMs,
-          "ms",
-          max,
-          `${
-            (input.length / 1048576).toFixed(1)
-          } MiB in ${lines.length} lines; server got ${server.batches} batches`,
-        ),
-        check(
-          "ingest",
-          "store_data answers",
-          bad === "" && queued === total,
-          bad || `queued ${queued} of ${total}`,
-        ),
-        check(
-          "ingest",
-          "all delivered at flush_data",
-          flushed.type === "ok" && flushed.content?.pending === 0 && server.ids.size === total,
-          `flush_data: ${
-            flush.slice(0, 160)
-          }; server holds ${server.ids.size} distinct of ${server.items} items`,
-        ),
-        info(
-          "ingest",
-          "RSS after",
-          client.memory().rssMiB,
-          "MiB",
-          `peak ${formatNumber(client.memory().peakMiB)} MiB`,
-        ),
-      ];
-      return rows;
-    } finally {
-      await timeExit(client).catch(() => {});
-      await server.close();
-    }
-  },
-};
+    },
+  };
+}

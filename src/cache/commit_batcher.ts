@@ -87,18 +87,23 @@ interface Group {
   readonly checked: CheckedWrite[] | null;
   /** A single write too big for one operation: committed in order, in several. */
   readonly oversized: boolean;
-  /** Plain groups: settles when every mutation is committed. */
-  readonly done: Promise<void> | null;
-  readonly resolve: () => void;
+  /** Plain groups: resolves with the versionstamp of the (last) commit once every mutation is committed. */
+  readonly done: Promise<string> | null;
+  /** `done` without the versionstamp, made once for all the plain writes of the group. */
+  written: Promise<void> | null;
+  readonly resolve: (versionstamp: string) => void;
   readonly reject: (error: Error) => void;
 }
 
 const NOTHING = () => {};
+const NOTHING_LEFT = (): void => {};
+const NO_COMMIT: Promise<string> = Promise.resolve("");
+const NO_WRITE: Promise<void> = Promise.resolve();
 
 function plainGroup(oversized: boolean): Group {
-  let resolve: () => void = NOTHING;
+  let resolve: (versionstamp: string) => void = NOTHING;
   let reject: (error: Error) => void = NOTHING;
-  const done = new Promise<void>((yes, no) => {
+  const done = new Promise<string>((yes, no) => {
     resolve = yes;
     reject = no;
   });
@@ -110,6 +115,7 @@ function plainGroup(oversized: boolean): Group {
     checked: null,
     oversized,
     done,
+    written: null,
     resolve,
     reject,
   };
@@ -124,6 +130,7 @@ function checkedGroup(): Group {
     checked: [],
     oversized: false,
     done: null,
+    written: null,
     resolve: NOTHING,
     reject: NOTHING,
   };
@@ -161,7 +168,22 @@ export class CommitBatcher {
    * same promise. The array is read at once and not kept (the caller may reuse it).
    */
   write(mutations: Deno.KvMutation[]): Promise<void> {
-    if (mutations.length === 0) return Promise.resolve();
+    const group = this.#plain(mutations);
+    if (group === null) return NO_WRITE;
+    return group.written ??= group.done!.then(NOTHING_LEFT);
+  }
+
+  /**
+   * Like {@link write}, resolving with the versionstamp of the (last) commit that held the mutations: every
+   * key one commit writes gets its versionstamp.
+   */
+  writeStamped(mutations: Deno.KvMutation[]): Promise<string> {
+    return this.#plain(mutations)?.done ?? NO_COMMIT;
+  }
+
+  /** Adds a plain write to the open group (or a new one); null for a write of nothing. */
+  #plain(mutations: Deno.KvMutation[]): Group | null {
+    if (mutations.length === 0) return null;
     let bytes = 0;
     for (const mutation of mutations) bytes += estimateMutationBytes(mutation);
     let group = this.#openPlain;
@@ -177,7 +199,7 @@ export class CommitBatcher {
     for (const mutation of mutations) group.mutations.push(mutation);
     group.count += mutations.length;
     group.bytes += bytes;
-    return group.done!;
+    return group;
   }
 
   /**
@@ -291,14 +313,16 @@ export class CommitBatcher {
     }
   }
 
-  async #commitOnce(mutations: Deno.KvMutation[]): Promise<void> {
+  async #commitOnce(mutations: Deno.KvMutation[]): Promise<string> {
     const result = await this.#kv.atomic().mutate(...mutations).commit();
     if (!result.ok) throw new Error("the store refused a commit");
+    return result.versionstamp;
   }
 
   /** Commits one oversized write in order, in chunks within the limits. */
-  async #commitInChunks(mutations: Deno.KvMutation[]): Promise<void> {
+  async #commitInChunks(mutations: Deno.KvMutation[]): Promise<string> {
     const sizes = mutations.map(estimateMutationBytes);
+    let versionstamp = "";
     let start = 0;
     while (start < mutations.length) {
       let end = start;
@@ -310,8 +334,9 @@ export class CommitBatcher {
         bytes += sizes[end];
         end++;
       }
-      await this.#commitOnce(mutations.slice(start, end));
+      versionstamp = await this.#commitOnce(mutations.slice(start, end));
       start = end;
     }
+    return versionstamp;
   }
 }

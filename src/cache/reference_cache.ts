@@ -1,3 +1,4 @@
+import type { CachedReferences } from "./cached_references.ts";
 import type { Clock } from "../clock.ts";
 import { CommitBatcher } from "./commit_batcher.ts";
 import { expiryValue, keyFor, rememberBounded } from "./expiry_keys.ts";
@@ -45,7 +46,7 @@ interface Remembered {
  * resolve only once durable. Entries this process wrote or read as cached are remembered, so asking again
  * costs no store read; "not cached" is never remembered, since other processes may share the store.
  */
-export class ReferenceCache {
+export class ReferenceCache implements CachedReferences {
   readonly #clock: Clock;
   readonly #batcher: CommitBatcher;
   readonly #remembered = new Map<string, Remembered>();

@@ -13,7 +13,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["ENABLE_SCRAPER_CLIENT_LOG", "true/1/t: write debug log lines to scraper_client.log"],
   [
     "RTCV_SCRAPER_CLIENT_KV",
-    "cache and outbox store: a file path, :memory: or a Deno KV Connect URL",
+    "cache and outbox store: a file path, :memory:, KV Connect or redis:// URL",
   ],
   ["DENO_KV_ACCESS_TOKEN", "access token for a Deno KV Connect URL in RTCV_SCRAPER_CLIENT_KV"],
   ["RTCV_SCRAPER_CLIENT_API_KEY", "api key that -replay puts back where the input log redacted it"],
@@ -28,9 +28,12 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["RTCV_SCRAPER_CLIENT_MAX_LINE_BYTES", "longest accepted input line in bytes (default 16777216 = 16 MiB)"],
   [
     "RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS",
-    "first wait before retrying a failed mirror delivery (default 1000, doubles)",
+    "first wait before an outbox retry (default 1000, doubles, jitter)",
   ],
-  ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "how long exit waits for mirror and ingest deliveries (default 5000)"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS", "same refusal this often: dead letter (default 5)"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS", "retry transient failures this long (default 72 h)"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS", "lease of an entry being sent (default 30000)"],
+  ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "one exit deadline for all deliveries (default 5000)"],
   ["RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS", "testing aid: shifts the client's clock by this many milliseconds"],
   ["RTCV_SCRAPER_CLIENT_MAX_IN_FLIGHT", "requests in flight to one server at most, more wait (default 8)"],
   [

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { type Answer, OK_ANSWER, okAnswer } from "../protocol/answers.ts";
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { Session } from "../session/session.ts";
 import { type CommandDefinition, defineCommand } from "./registry.ts";
 
@@ -46,7 +46,7 @@ export function cacheCommands(session: Session): Record<string, CommandDefinitio
     }
     return lastAnswer;
   };
-  const set = (write: (cache: ReferenceCache, reference: string) => Promise<void>) =>
+  const set = (write: (cache: CachedReferences, reference: string) => Promise<void>) =>
     defineCommand(referenceNumberSchema, (reference) => {
       const cache = session.cacheForCommands();
       return cache instanceof Promise

@@ -20,6 +20,7 @@
 import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
 import { closestName } from "./closest_name.ts";
+import { classifyStoreLocation } from "../store/store_location.ts";
 
 /** Name of the environment variable holding the configuration document as JSONC text. */
 export const CONFIG_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV";
@@ -34,6 +35,12 @@ export const DEFAULT_HEALTH_CHECK_HOST = "127.0.0.1";
 export const DEFAULT_OUTBOX_RETRY_MS = 1000;
 /** Default time exit waits for mirror and ingest deliveries. */
 export const DEFAULT_DRAIN_MS = 5000;
+/** The same refusal this many times makes an outbox entry a dead letter. */
+export const DEFAULT_OUTBOX_MAX_ATTEMPTS = 5;
+/** Transient failures are retried this long after an entry was stored: 72 hours. */
+export const DEFAULT_OUTBOX_MAX_AGE_MS = 72 * 3600_000;
+/** How long a process holds an outbox entry it sends without renewing. */
+export const DEFAULT_OUTBOX_LEASE_MS = 30_000;
 /** The login-users public key (base64 of 32 bytes). */
 export const PUBLIC_KEY_ENV_VAR = "RTCV_SCRAPER_CLIENT_PUBLIC_KEY";
 /** The login-users private key (base64 of 32 bytes; a secret). */
@@ -93,6 +100,12 @@ export interface ClientConfig {
   maxLineBytes: number;
   /** First wait before retrying a failed mirror delivery (`RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS`), default 1000. */
   outboxRetryMs: number;
+  /** The same refusal this many times makes a dead letter (`RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS`), default 5. */
+  outboxMaxAttempts: number;
+  /** How long transient failures are retried (`RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS`), default 72 h. */
+  outboxMaxAgeMs: number;
+  /** How long an entry is leased to the process sending it (`RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`), default 30000. */
+  outboxLeaseMs: number;
   /** How long exit waits for mirror and ingest deliveries (`RTCV_SCRAPER_CLIENT_DRAIN_MS`), default 5000. */
   drainMs: number;
   /** Testing aid: shifts the client's clock (`RTCV_SCRAPER_CLIENT_CLOCK_OFFSET_MS`, environment only), default 0. */
@@ -186,6 +199,9 @@ function buildSchemas(z: Zod) {
     health_check_host: nonEmptyString.nullish(),
     max_line_bytes: z.number().int().min(1).nullish(),
     outbox_retry_ms: z.number().int().min(1).nullish(),
+    outbox_max_attempts: z.number().int().min(1).max(1000).nullish(),
+    outbox_max_age_ms: z.number().int().min(1).nullish(),
+    outbox_lease_ms: z.number().int().min(100).nullish(),
     drain_ms: z.number().int().min(0).nullish(),
     log_input: z.boolean().nullish(),
     debug_log: z.boolean().nullish(),
@@ -460,6 +476,16 @@ function envFlag(env: EnvReader, name: string): boolean | undefined {
   return ["true", "1", "t"].includes(raw.trim().toLowerCase());
 }
 
+/** A store location that names no store (`ftp://...`) or a malformed Redis URL is a config error. */
+function checkStoreLocation(location: string, source: string): void {
+  try {
+    classifyStoreLocation(location);
+  } catch (error) {
+    // The message never holds the value: a Redis URL may carry a password.
+    throw new ConfigError(source, "kv", error instanceof Error ? error.message : String(error));
+  }
+}
+
 /** The key pair: both environment variables, else both document fields; one without the other is an error. */
 function readKeyPair(env: EnvReader, doc: ConfigDocument): ClientConfig["keyPair"] {
   const publicKey = nonEmpty(env.get(PUBLIC_KEY_ENV_VAR));
@@ -542,6 +568,30 @@ export async function loadConfig(
     Number.MAX_SAFE_INTEGER,
     "a positive integer number of milliseconds",
   );
+  const outboxMaxAttempts = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_ATTEMPTS",
+    "outbox_max_attempts",
+    1,
+    1000,
+    "a whole number from 1 to 1000",
+  );
+  const outboxMaxAgeMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS",
+    "outbox_max_age_ms",
+    1,
+    Number.MAX_SAFE_INTEGER,
+    "a positive integer number of milliseconds",
+  );
+  const outboxLeaseMs = envInteger(
+    env,
+    "RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS",
+    "outbox_lease_ms",
+    100,
+    Number.MAX_SAFE_INTEGER,
+    "a whole number of milliseconds, 100 or more",
+  );
   const drainMs = envInteger(
     env,
     "RTCV_SCRAPER_CLIENT_DRAIN_MS",
@@ -567,6 +617,11 @@ export async function loadConfig(
     "a positive integer number of bytes",
   );
 
+  const kvFromEnv = nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV"));
+  const kvPath = kvFromEnv ?? doc.kv ?? null;
+  if (kvPath !== null) {
+    checkStoreLocation(kvPath, kvFromEnv !== undefined ? "RTCV_SCRAPER_CLIENT_KV" : documentSource(env));
+  }
   const keyPair = readKeyPair(env, doc);
 
   return {
@@ -580,12 +635,15 @@ export async function loadConfig(
     mockSecrets: doc.mock_secrets ?? {},
     ingest: doc.ingest ? { baseUrl: doc.ingest.base_url, token: doc.ingest.token } : null,
     timeoutMs: timeoutMs ?? doc.timeout_ms ?? DEFAULT_TIMEOUT_MS,
-    kvPath: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_KV")) ?? doc.kv ?? null,
+    kvPath,
     healthCheckPort: healthCheckPort ?? doc.health_check_port ?? null,
     healthCheckHost: nonEmpty(env.get("RTCV_SCRAPER_CLIENT_HEALTH_CHECK_HOST")) ?? doc.health_check_host ??
       DEFAULT_HEALTH_CHECK_HOST,
     maxLineBytes: maxLineBytes ?? doc.max_line_bytes ?? DEFAULT_MAX_LINE_BYTES,
     outboxRetryMs: outboxRetryMs ?? doc.outbox_retry_ms ?? DEFAULT_OUTBOX_RETRY_MS,
+    outboxMaxAttempts: outboxMaxAttempts ?? doc.outbox_max_attempts ?? DEFAULT_OUTBOX_MAX_ATTEMPTS,
+    outboxMaxAgeMs: outboxMaxAgeMs ?? doc.outbox_max_age_ms ?? DEFAULT_OUTBOX_MAX_AGE_MS,
+    outboxLeaseMs: outboxLeaseMs ?? doc.outbox_lease_ms ?? DEFAULT_OUTBOX_LEASE_MS,
     drainMs: drainMs ?? doc.drain_ms ?? DEFAULT_DRAIN_MS,
     clockOffsetMs: clockOffsetMs ?? 0,
     logInput: envFlag(env, "LOG_SCRAPER_CLIENT_INPUT") ?? doc.log_input ?? false,
@@ -605,6 +663,8 @@ export async function loadConfig(
 const TIMER_SETTINGS = [
   ["RTCV_SCRAPER_CLIENT_TIMEOUT_MS", "timeout_ms"],
   ["RTCV_SCRAPER_CLIENT_OUTBOX_RETRY_MS", "outbox_retry_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_MAX_AGE_MS", "outbox_max_age_ms"],
+  ["RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS", "outbox_lease_ms"],
   ["RTCV_SCRAPER_CLIENT_DRAIN_MS", "drain_ms"],
 ] as const;
 

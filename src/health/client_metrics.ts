@@ -5,6 +5,7 @@ import {
   renderFamilies,
   type Sample,
 } from "./prometheus_text.ts";
+import type { OutboxCount } from "../outbox/outbox_status.ts";
 
 /** Reads a gauge at scrape time; `undefined` (or a throw) leaves the sample out of that scrape. */
 export type GaugeReader = () => number | undefined | Promise<number | undefined>;
@@ -110,6 +111,7 @@ export class ClientMetrics {
   #cacheHits = 0;
   #cacheMisses = 0;
   #outboxSize: GaugeReader = () => 0;
+  #readOutbox: (() => Promise<OutboxCount[]>) | null = null;
   #cacheEntries: GaugeReader = () => undefined;
   readonly #gauges: { name: string; help: string; read: GaugeReader }[] = [];
   readonly #now: () => number;
@@ -158,6 +160,15 @@ export class ClientMetrics {
   }
 
   /** Sets how the outbox size is read at scrape time (it reads 0 until this is called). */
+  /**
+   * Sets how the outbox counts are read at scrape time (every entry in the store): they feed
+   * `rtcv_scraper_client_outbox_items{kind,target,state}` and the total `rtcv_scraper_client_outbox_size`.
+   */
+  setOutboxCounts(read: () => Promise<OutboxCount[]>): void {
+    this.#readOutbox = read;
+    this.setOutboxSize(async () => (await read()).reduce((sum, row) => sum + row.pending, 0));
+  }
+
   setOutboxSize(read: () => number | Promise<number>): void {
     this.#outboxSize = read;
   }
@@ -236,7 +247,21 @@ export class ClientMetrics {
         type: "histogram",
         samples: this.#requestDuration.samples(),
       },
-      await gauge(name("outbox_size"), "CVs waiting in the durable outbox for a server.", this.#outboxSize),
+      await gauge(
+        name("outbox_size"),
+        "Items waiting in the durable outbox (CV copies and job data).",
+        this.#outboxSize,
+      ),
+      {
+        name: name("outbox_items"),
+        help:
+          "Outbox items by kind (cv, ingest), target (server origin or ingest stream), state (pending, dead).",
+        type: "gauge",
+        samples: (await (this.#readOutbox?.() ?? Promise.resolve([])).catch(() => [])).flatMap((row) => [
+          { labels: { kind: row.kind, target: row.target, state: "pending" }, value: row.pending },
+          { labels: { kind: row.kind, target: row.target, state: "dead" }, value: row.dead },
+        ]),
+      },
       {
         name: name("cache_lookups_total"),
         help: "Reference cache lookups, by result (hit or miss).",

@@ -1,5 +1,11 @@
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus_text.ts";
 
+/** Pending and dead outbox items by target, e.g. `{"mirrors": {"https://m.example": {pending: 1, dead: 0}}}`. */
+export interface OutboxDetail {
+  readonly mirrors: Record<string, { pending: number; dead: number }>;
+  readonly ingest: Record<string, { pending: number; dead: number }>;
+}
+
 /**
  * What the client is doing now, as the health check reports it.
  *
@@ -21,8 +27,10 @@ export interface HealthStatus {
   readonly mode: "none" | "mock" | "live";
   /** Origins of the servers in use (primary first); never keys. */
   readonly servers: readonly string[];
-  /** CVs waiting in the durable outbox. */
+  /** Items waiting in the durable outbox (CV copies and job data). */
   readonly outbox: number;
+  /** Pending and dead per server origin (`mirrors`) and ingest stream (`ingest`), when known. */
+  readonly outbox_detail?: OutboxDetail;
   /**
    * Set while the primary server has been failing: a short reason without secrets (e.g.
    * `primary https://rtcv.example.com: 3 sends failed in a row`). `GET /` answers 503 while it is set.
@@ -123,6 +131,8 @@ export interface HealthBody {
   servers: string[];
   /** See {@linkcode HealthStatus.outbox}. */
   outbox: number;
+  /** See {@linkcode HealthStatus.outbox_detail}. */
+  outbox_detail?: OutboxDetail;
   /** Seconds since the client started. */
   uptime_seconds: number;
 }
@@ -217,6 +227,7 @@ async function statusResponse(options: HealthServerOptions): Promise<Response> {
       mode: status.mode,
       servers: [...status.servers],
       outbox: status.outbox,
+      ...(status.outbox_detail ? { outbox_detail: status.outbox_detail } : {}),
       uptime_seconds: uptime,
     };
   } catch (error) {

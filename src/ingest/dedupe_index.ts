@@ -6,10 +6,12 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { expiryValue, keyFor, readExpiries, rememberBounded } from "../cache/expiry_keys.ts";
-import { INGEST_PREFIX } from "./ingest_outbox.ts";
+import { expiryValue, keyFor, rememberBounded } from "../cache/expiry_keys.ts";
+import { ExpiryReader } from "../cache/expiry_reader.ts";
 import type { StreamId } from "./streams.ts";
 
+/** The first part of the dedupe index's keys (the store is shared with the cache and the outbox). */
+const INGEST_PREFIX = "ingest";
 /** How long a stored item id keeps later items with the same id out: 72 hours. */
 export const DEDUPE_LIFETIME_MS = 72 * 60 * 60 * 1000;
 /** How many ids this process remembers, to answer without reading the store. */
@@ -70,6 +72,7 @@ export class DedupeIndex {
   readonly #kv: Deno.Kv;
   readonly #clock: Clock;
   readonly #remembered = new Map<string, Remembered>();
+  readonly #readers = new Map<string, ExpiryReader>();
 
   /** Creates the index over an open store; `clock` decides what has expired. */
   constructor(kv: Deno.Kv, clock: Clock) {
@@ -123,7 +126,9 @@ export class DedupeIndex {
       });
     try {
       const keys = await Promise.all(fresh.map((item) => this.#key(stream, field, item.id)));
-      const stored = await readExpiries(this.#kv, keys);
+      // Ids of one line are often sequential: the shared reader answers runs of them with range scans.
+      const reader = this.#reader(stream, field);
+      const stored = await Promise.all(keys.map((key) => reader.read(key)));
       fresh.forEach((item, i) => {
         if (stored[i] > now) {
           accepted[item.index] = false;
@@ -176,6 +181,16 @@ export class DedupeIndex {
 
   #remember(name: string, entry: Remembered): void {
     rememberBounded(this.#remembered, name, entry, MAX_REMEMBERED);
+  }
+
+  #reader(stream: StreamId, field: string): ExpiryReader {
+    const scope = `${stream.dataType}\u0000${stream.platform}\u0000${field}`;
+    let reader = this.#readers.get(scope);
+    if (!reader) {
+      reader = new ExpiryReader(this.#kv, [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field]);
+      this.#readers.set(scope, reader);
+    }
+    return reader;
   }
 
   #key(stream: StreamId, field: string, id: string): Deno.KvKey | Promise<Deno.KvKey> {

@@ -23,8 +23,12 @@ export interface InstallIngestOptions {
   readonly debugLog?: (message: string) => void;
   /** Changes to the request policy (e.g. `onRetry` for the debug log; `sleep`/`random` in tests). */
   readonly policy?: Partial<RequestPolicy>;
-  /** Changes to batching, linger, backoff and drain; see {@linkcode IngestTuning}. */
+  /** Changes to batching, linger and the flush wait; see {@linkcode IngestTuning}. */
   readonly tuning?: Partial<IngestTuning>;
+  /** Aborted at SIGTERM / SIGINT: `flush_data` stops waiting. */
+  readonly stop?: AbortSignal;
+  /** Once input has ended, the drain deadline `flush_data` does not outlast; else null. */
+  readonly inputEndedAt?: () => number | null;
 }
 
 /** What the program keeps from {@linkcode installIngest}. */
@@ -32,10 +36,10 @@ export interface InstalledIngest {
   /** The service behind the commands (for metrics, the health endpoint and tests). */
   readonly service: IngestService;
   /**
-   * At exit, before `core.close()`: delivers for at most `drainMs` (default 5 s, see
-   * {@linkcode IngestTuning.drainMs}), then stops; what is left is delivered after the next start.
+   * At exit, after `core.drainOutbox()` and before `core.close()`: stops delivering job data; what is left
+   * is delivered after the next start.
    */
-  close(drainMs?: number): Promise<void>;
+  close(): Promise<void>;
 }
 
 /**
@@ -69,11 +73,15 @@ export function installIngest(core: ClientCore, options: InstallIngestOptions): 
   const policy: RequestPolicy = { ...defaultRequestPolicy(options.timeoutMs), ...options.policy };
   const service = new IngestService({
     openStore: () => core.store.open(),
+    outbox: () => core.outbox(),
+    stop: options.stop,
+    inputEndedAt: options.inputEndedAt,
     clock: core.clock,
     policy,
     warn: options.warn,
     log: options.debugLog,
     tuning: options.tuning,
+    openDedupe: core.redis ? async () => await (await core.redis!).dedupeIndex() : undefined,
   });
   core.registry.registerAll(ingestCommands(service));
   if (options.ingest !== null) {
@@ -83,6 +91,6 @@ export function installIngest(core: ClientCore, options: InstallIngestOptions): 
   }
   return {
     service,
-    close: (drainMs?: number) => service.close(drainMs),
+    close: () => service.close(),
   };
 }

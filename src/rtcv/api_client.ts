@@ -42,6 +42,8 @@ export interface RtcvApiErrorDetails {
   retryable?: boolean;
   /** How many attempts were made (default 1). */
   attempts?: number;
+  /** The wait a failed answer asked for with `Retry-After`, in ms, or null. */
+  retryAfterMs?: number | null;
 }
 
 /**
@@ -71,6 +73,8 @@ export class RtcvApiError extends Error {
   readonly retryable: boolean;
   /** How many attempts were made before giving up. */
   readonly attempts: number;
+  /** The wait the server asked for with `Retry-After`, in ms, or null. */
+  readonly retryAfterMs: number | null;
 
   /**
    * True when the server does not have the route at all: the newest one answers 500
@@ -101,6 +105,7 @@ export class RtcvApiError extends Error {
     // A server without the route will not grow it on a retry (the newest RT-CV answers 500 for it).
     this.retryable = (details.retryable ?? false) && !this.missingRoute;
     this.attempts = details.attempts ?? 1;
+    this.retryAfterMs = details.retryAfterMs ?? null;
   }
 }
 

@@ -1,12 +1,10 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import type { ClientCore } from "../client_core.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
-import { DurableQueue } from "../outbox/durable_queue.ts";
 import { RtcvApiClient } from "./api_client.ts";
 import { LiveBackend } from "./live_backend.ts";
 import { checkKeyPair, type KeyPairText, LoginKeyPair, type LoginUsersRoute } from "./login_users.ts";
-import { MirrorDelivery } from "./mirror_delivery.ts";
 import type { RequestPolicy } from "./request_policy.ts";
 
 /** RT-CV's role number for scraper keys. */
@@ -19,10 +17,6 @@ export interface LiveOptions {
   readonly policy: RequestPolicy;
   /** Debug log lines. */
   readonly log: (message: string) => void;
-  /** First wait after a failed background delivery to a mirror (doubles up to a minute). */
-  readonly outboxRetryMs: number;
-  /** How long closing waits for mirrors before leaving CVs in the outbox. */
-  readonly drainBudgetMs: number;
   /** Told about each CV delivery per server (metrics). */
   readonly onCvResult?: (origin: string, ok: boolean) => void;
   /** Warnings for a person (stderr and the debug log). */
@@ -67,32 +61,23 @@ export async function connectLive(
   const references = await core.session.persistentCache();
   await warmUp(primary, references, options.log);
 
-  const { kv, batcher } = await core.store.open();
-  const outbox = new DurableQueue(kv, batcher, "cv_outbox");
-  const deadLetters = new DurableQueue(kv, batcher, "cv_dead");
-  const deliveryTo = (client: RtcvApiClient) =>
-    new MirrorDelivery(client, {
-      outbox,
-      deadLetters,
-      retryDelayMs: options.outboxRetryMs,
-      maxRetryDelayMs: 60_000,
-      log: options.log,
-      onResult: (ok) => options.onCvResult?.(client.origin, ok),
-    });
-  const mirrors = clients.filter((_, index) => index !== primaryIndex).map(deliveryTo);
-  // CVs left in the outbox by an earlier run go to every server named again, the primary included (it
-  // may have been a mirror then).
-  const primaryBacklog = deliveryTo(primary);
+  const outbox = await core.outbox();
+  // The outbox retries by itself: its clients make one request per attempt.
+  const deliveryClient = (index: number) =>
+    RtcvApiClient.create(servers[index], { ...options.policy, maxRetries: 0 });
+  const mirrorIndexes = clients.flatMap((_, index) => index === primaryIndex ? [] : [index]);
+  const deliveryClients = {
+    mirrors: await Promise.all(mirrorIndexes.map(deliveryClient)),
+    primary: await deliveryClient(primaryIndex),
+  };
   options.log(
-    `live: primary ${primary.origin}, mirrors [${mirrors.map((mirror) => mirror.origin).join(", ")}]`,
+    `live: primary ${primary.origin}, mirrors [${deliveryClients.mirrors.map((m) => m.origin).join(", ")}]`,
   );
   return new LiveBackend({
     primary,
-    mirrors,
-    backlogs: [primaryBacklog],
+    deliveryClients,
     references,
     outbox,
-    drainBudgetMs: options.drainBudgetMs,
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
     keyPair,
     loginUsersRoute,
@@ -118,7 +103,7 @@ async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Pr
  */
 async function warmUp(
   primary: RtcvApiClient,
-  references: ReferenceCache,
+  references: CachedReferences,
   log: (message: string) => void,
 ): Promise<void> {
   const route = `GET /api/v1/scraper/scannedReferenceNrs/since/days/${WARM_UP_DAYS}`;

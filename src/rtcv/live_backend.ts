@@ -1,6 +1,8 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
-import type { DurableQueue } from "../outbox/durable_queue.ts";
+import { cvChannel, cvCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
+import type { Outbox } from "../outbox/outbox.ts";
+import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
 import {
   type Cv,
   type LoginUser,
@@ -11,19 +13,18 @@ import {
 } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
 import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
-import type { MirrorDelivery } from "./mirror_delivery.ts";
-import { encodeOutboxPayload, type OutboxDelivery } from "./outbox_route.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
   readonly primary: RtcvApiClient;
-  readonly mirrors: readonly MirrorDelivery[];
-  /** Deliveries of outbox entries left by earlier runs for the other servers (the primary's backlog). */
-  readonly backlogs: readonly MirrorDelivery[];
-  readonly references: ReferenceCache;
-  readonly outbox: DurableQueue;
-  /** How long `close` waits for mirrors to catch up before leaving the rest in the outbox. */
-  readonly drainBudgetMs: number;
+  /**
+   * Clients for outbox deliveries (one request per attempt: the outbox retries): the mirrors, and the primary
+   * (it gets what earlier runs left for it while it was a mirror).
+   */
+  readonly deliveryClients: { readonly mirrors: readonly RtcvApiClient[]; readonly primary: RtcvApiClient };
+  readonly references: CachedReferences;
+  /** The one outbox of the client. */
+  readonly outbox: Outbox;
   /** Told about each primary scanCV outcome (metrics). */
   readonly onPrimaryResult?: (ok: boolean) => void;
   /** The login-users key pair, or null when none is set. */
@@ -46,8 +47,9 @@ export class LiveBackend implements RtcvBackend {
   /** Always `live`. */
   readonly kind = "live";
   /** The persistent reference cache. */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   readonly #parts: LiveBackendParts;
+  readonly #mirrorChannels: string[];
   #primaryFailuresInARow = 0;
   /** Why the primary has no secrets route, once it said so. */
   #noSecretsRoute: string | null = null;
@@ -56,6 +58,7 @@ export class LiveBackend implements RtcvBackend {
   constructor(parts: LiveBackendParts) {
     this.#parts = parts;
     this.references = parts.references;
+    this.#mirrorChannels = parts.deliveryClients.mirrors.map(cvChannel);
   }
 
   /** The primary server's origin. */
@@ -65,16 +68,15 @@ export class LiveBackend implements RtcvBackend {
 
   /** Every server's origin, the primary first. */
   get origins(): string[] {
-    return [this.#parts.primary.origin, ...this.#parts.mirrors.map((mirror) => mirror.origin)];
+    return [
+      this.#parts.primary.origin,
+      ...this.#parts.deliveryClients.mirrors.map((mirror) => mirror.origin),
+    ];
   }
 
   /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    const [matched] = await Promise.all([
-      this.#countPrimary(this.#parts.primary.scanCv(cv)),
-      this.#queueForMirrors({ route: "scanCV", cv }),
-    ]);
-    return matched;
+    return await this.#sendAll(this.#parts.primary.scanCv(cv), cvCopies(this.#mirrorChannels, cv));
   }
 
   /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
@@ -87,22 +89,21 @@ export class LiveBackend implements RtcvBackend {
           `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
       );
     });
-    await Promise.all([
-      this.#countPrimary(sent),
-      this.#queueForMirrors({ route: "allCVs", cvs }),
-    ]);
+    await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs));
   }
 
-  /** Puts a copy for every mirror in the outbox and starts sending it; settles once committed. */
-  #queueForMirrors(delivery: OutboxDelivery): Promise<void> {
-    const { mirrors, outbox } = this.#parts;
-    if (mirrors.length === 0) return Promise.resolve();
-    const payload = encodeOutboxPayload(delivery);
-    const { entries, committed } = outbox.put(
-      mirrors.map((mirror) => ({ channel: mirror.channel, payload })),
-    );
-    mirrors.forEach((mirror, index) => mirror.sendNow(entries[index], delivery, committed));
-    return committed;
+  /**
+   * Waits for the primary's answer and for the mirrors' copies to be committed to the outbox (before the
+   * command answers, whatever the primary answered); the copies are sent at once.
+   */
+  async #sendAll<T>(primary: Promise<T>, copies: NewOutboxEntry[]): Promise<T> {
+    const queued = this.#parts.outbox.enqueue(copies);
+    const [sent, stored] = await Promise.allSettled([this.#countPrimary(primary), queued]);
+    if (stored.status === "rejected") {
+      throw new CommandError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
+    }
+    if (sent.status === "rejected") throw sent.reason;
+    return sent.value;
   }
 
   /** Follows the primary's outcome (failing state, metrics) and words its failure as the command's error. */
@@ -143,11 +144,6 @@ export class LiveBackend implements RtcvBackend {
       : null;
   }
 
-  /** How many CVs wait in the outbox for mirrors (counted once, then followed). */
-  outboxSize(): Promise<number> {
-    return this.#parts.outbox.size();
-  }
-
   /** Reads a secret from the primary; {@link NoSecretsRouteError} when the primary has no secrets route. */
   async getSecret(key: string, encryptionKey: string): Promise<unknown> {
     // Once the primary said it has no secrets route, it is not asked again (each ask is a 500 in its log).
@@ -174,17 +170,24 @@ export class LiveBackend implements RtcvBackend {
     };
   }
 
-  /** Starts delivering what earlier runs left in the outbox, to every server named again. */
+  /** Delivers the outbox entries of every server named, also those earlier runs left. */
   start(): void {
-    for (const delivery of [...this.#parts.mirrors, ...this.#parts.backlogs]) delivery.resume();
+    const { mirrors, primary } = this.#parts.deliveryClients;
+    for (const client of [...mirrors, primary]) this.#parts.outbox.serve(cvChannel(client), cvSender(client));
   }
 
-  /** Gives mirrors a bounded time to catch up; the rest waits in the outbox for the next start. */
-  async close(options: { drainMs?: number } = {}): Promise<void> {
-    const budget = options.drainMs ?? this.#parts.drainBudgetMs;
-    const deliveries = [...this.#parts.mirrors, ...this.#parts.backlogs];
-    await Promise.all(deliveries.map((delivery) => delivery.close(budget)));
+  /**
+   * Stops delivering to these servers: requests in flight are aborted and their entries freed for the next
+   * process (the shared drain at exit happens in the outbox before this).
+   */
+  async close(_options: { drainMs?: number } = {}): Promise<void> {
+    const { mirrors, primary } = this.#parts.deliveryClients;
+    await Promise.all([...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))));
   }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Wraps a server failure as the command's error: `primary <origin> answered 400: ...`. */

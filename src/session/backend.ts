@@ -1,4 +1,4 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
 
 /** A CV as the scraper sent it, with its reference number under RT-CV's name `referenceNumber`. */
@@ -34,7 +34,7 @@ export interface RtcvBackend {
   /** `live` talks to servers; `mock` answers locally. */
   readonly kind: "mock" | "live";
   /** The reference cache this mode uses (mock mode has its own, in memory). */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
   /** Sends a validated CV; true when the primary server matched it. */
   sendCv(cv: Cv): Promise<boolean>;
   /**

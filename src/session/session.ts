@@ -1,9 +1,9 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
 import { CommandError } from "../commands/command_error.ts";
 import type { RtcvBackend } from "./backend.ts";
 
 /** Opens a reference cache on first use. */
-export type CacheOpener = () => Promise<ReferenceCache>;
+export type CacheOpener = () => Promise<CachedReferences>;
 
 /**
  * The state one scraper session builds up: which backend (live servers or mock) is active, and the
@@ -12,8 +12,8 @@ export type CacheOpener = () => Promise<ReferenceCache>;
 export class Session {
   #backend: RtcvBackend | null = null;
   readonly #openPersistent: CacheOpener;
-  #persistent: Promise<ReferenceCache> | null = null;
-  #persistentOpened: ReferenceCache | null = null;
+  #persistent: Promise<CachedReferences> | null = null;
+  #persistentOpened: CachedReferences | null = null;
   readonly #sending = new Map<string, Promise<unknown>>();
 
   /** `openPersistent` opens the store named by `RTCV_SCRAPER_CLIENT_KV` (or the default file). */
@@ -49,7 +49,7 @@ export class Session {
   }
 
   /** The persistent reference cache (opened on first call). */
-  persistentCache(): Promise<ReferenceCache> {
+  persistentCache(): Promise<CachedReferences> {
     if (this.#persistent === null) {
       this.#persistent = this.#openPersistent();
       this.#persistent.then((cache) => {
@@ -65,7 +65,7 @@ export class Session {
    * The cache that the cache commands use now: the mock's in mock mode, else the persistent one. It is
    * returned directly once open, so a pipelined write reaches the cache before the commands after it.
    */
-  cacheForCommands(): ReferenceCache | Promise<ReferenceCache> {
+  cacheForCommands(): CachedReferences | Promise<CachedReferences> {
     if (this.#backend?.kind === "mock") return this.#backend.references;
     return this.#persistentOpened ?? this.persistentCache();
   }

@@ -1,0 +1,136 @@
+/**
+ * The CV adapter of the outbox: copies of CVs (and CV lists, CV documents) for one RT-CV server, keyed once
+ * per server, and the sender that posts them with that server's client.
+ *
+ * @module
+ */
+
+import type { RtcvApiClient } from "../rtcv/api_client.ts";
+import { RtcvApiError } from "../rtcv/api_client.ts";
+import type { ChannelSender } from "./outbox.ts";
+import type { LeasedEntry, NewOutboxEntry, OutboxRoute } from "./outbox_store.ts";
+import type { DeliveryFailure } from "./retry_rules.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Posts one entry's payload on its route with a server's client. */
+export type RouteSend = (client: RtcvApiClient, payload: Uint8Array, signal: AbortSignal) => Promise<unknown>;
+
+/**
+ * How each CV route is posted: `scanCV` sends `{"cv": <payload JSON>}`, `allCVs` the payload `{"cvs": [...]}`.
+ * `scanCVDocument` (`send_cv_document`) adds its sender here.
+ */
+export const CV_ROUTES: Partial<Record<OutboxRoute, RouteSend>> = {
+  scanCV: (client, payload, signal) => client.scanCv(JSON.parse(decoder.decode(payload)), signal),
+  allCVs: (client, payload, signal) => client.scanCvList(JSON.parse(decoder.decode(payload)).cvs, signal),
+};
+
+/** The outbox channel of a server: its location (origin and path prefix), never its key. */
+export function cvChannel(client: RtcvApiClient): string {
+  return client.baseUrl;
+}
+
+/**
+ * The copies of one CV for `mirrors`, keyed by its reference number: a later copy of the same reference for
+ * a mirror still waiting replaces the waiting one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { cvCopies } from "./cv_channel.ts";
+ * const [copy] = cvCopies(["https://mirror.example"], { referenceNumber: "r1" });
+ * assert.strictEqual(copy.key, "scanCV:r1");
+ * ```
+ */
+export function cvCopies(mirrors: readonly string[], cv: Record<string, unknown>): NewOutboxEntry[] {
+  const reference = String(cv.referenceNumber);
+  const payload = encoder.encode(JSON.stringify(cv));
+  return mirrors.map((channel) => ({
+    channel,
+    key: `scanCV:${reference}`,
+    route: "scanCV",
+    label: reference,
+    count: 1,
+    payload,
+  }));
+}
+
+/**
+ * The copies of a CV list (`send_cvs_list`, route `allCVs`, body `{"cvs": [...]}`) for `mirrors`, keyed by
+ * the list's text (the store keeps a digest of a long key): the same list sent again while its copy waits
+ * replaces the waiting copy. The `allCVs` sender is added to {@link CV_ROUTES} with the API client's method.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { cvListCopies } from "./cv_channel.ts";
+ * const [copy] = cvListCopies(["https://mirror.example"], [{ referenceNumber: "a" }, { referenceNumber: "b" }]);
+ * assert.strictEqual(copy.route, "allCVs");
+ * assert.strictEqual(copy.label, "a list of 2 CVs");
+ * ```
+ */
+export function cvListCopies(
+  mirrors: readonly string[],
+  cvs: readonly Record<string, unknown>[],
+): NewOutboxEntry[] {
+  const text = JSON.stringify({ cvs });
+  const payload = encoder.encode(text);
+  return mirrors.map((channel) => ({
+    channel,
+    key: `allCVs:${text}`,
+    route: "allCVs",
+    label: `a list of ${cvs.length} CVs`,
+    count: 1,
+    payload,
+  }));
+}
+
+/** The sender of a server's channel: one entry per request, on the entry's route. */
+export function cvSender(client: RtcvApiClient): ChannelSender {
+  return {
+    async deliver(batch: readonly LeasedEntry[], signal: AbortSignal) {
+      for (const { entry, payload } of batch) {
+        const send = CV_ROUTES[entry.route];
+        if (!send) throw new TypeError(`this client cannot send outbox entries of route ${entry.route}`);
+        await send(client, payload, signal);
+      }
+    },
+    classify: classifyRtcvFailure,
+  };
+}
+
+/**
+ * RT-CV's answers as outbox failures: no answer, a timeout, 408, 429 and 502-504 are transient; another
+ * 4xx is a refusal (a dead letter at once); anything else (a 500 with a message, an unexpected answer)
+ * counts towards the same-refusal limit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { RtcvApiError } from "../rtcv/api_client.ts";
+ * import { classifyRtcvFailure } from "./cv_channel.ts";
+ * const failure = classifyRtcvFailure(new RtcvApiError("https://a.example", "answered 400: bad", { status: 400 }));
+ * assert.deepStrictEqual(failure, { kind: "refused", message: "answered 400: bad", retryAfterMs: null });
+ * ```
+ */
+export function classifyRtcvFailure(error: unknown): DeliveryFailure {
+  if (!(error instanceof RtcvApiError)) {
+    return {
+      kind: "repeated",
+      message: error instanceof Error ? error.message : String(error),
+      retryAfterMs: null,
+    };
+  }
+  const message = error.message.startsWith(error.origin + " ")
+    ? error.message.slice(error.origin.length + 1)
+    : error.message;
+  const status = error.status;
+  const retryAfterMs = error.retryAfterMs;
+  if (error.missingRoute) return { kind: "refused", message, retryAfterMs }; // an older server: never
+  if (status === null || status === 408 || status === 429 || (status >= 502 && status <= 504)) {
+    return { kind: "transient", message, retryAfterMs };
+  }
+  if (status >= 400 && status < 500) return { kind: "refused", message, retryAfterMs };
+  return { kind: "repeated", message, retryAfterMs };
+}

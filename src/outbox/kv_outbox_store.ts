@@ -1,0 +1,456 @@
+/**
+ * The {@link OutboxStore} on Deno.Kv. Layout (every key under `"outbox"`):
+ *
+ * | key | value |
+ * |---|---|
+ * | `["outbox","entry",channel,id]` | the entry's fields, its owner and lease end (no payload) |
+ * | `["outbox","part",channel,id,i]` | payload bytes, at most 60,000 a value (kept for dead letters) |
+ * | `["outbox","key",channel,key]` | the id of the entry waiting under a once-per-channel key |
+ * | `["outbox","dead",inverted time,channel,id]` | a dead letter (lists newest first) |
+ * | `["outbox","count",channel,"pending"\|"dead"\|"delivered"]` | `Deno.KvU64` item counters |
+ * | `["outbox","error",channel]` | the channel's last failure |
+ *
+ * A lease's token is the entry's versionstamp (with the row facts an ack needs: parts, items, index key), so
+ * an ack is one checked atomic operation without a read; other conditional calls read the row and check
+ * its versionstamp in the same atomic operation.
+ * New entries without a key go through the shared {@link CommitBatcher} (pipelined lines share commits);
+ * keyed puts, leases and acks are checked atomic operations of their own.
+ *
+ * @module
+ */
+
+import type { CommitBatcher } from "../cache/commit_batcher.ts";
+import { getManyChunked } from "../cache/kv_reads.ts";
+import type {
+  ChannelCounts,
+  DeadLetterRecord,
+  Lease,
+  LeasedEntry,
+  NewOutboxEntry,
+  OutboxEntry,
+  OutboxRoute,
+  OutboxStore,
+  Reschedule,
+} from "./outbox_store.ts";
+
+const ROOT = "outbox";
+const PART_BYTES = 60_000;
+/** Entries per checked atomic operation (Deno.Kv takes at most 100 checks in one). */
+const PER_ATOMIC = 40;
+const MAX_KEY_CHARS = 400;
+const U64 = 1n << 64n;
+
+interface Row {
+  k: string | null;
+  /** The key as stored in the index (a digest for a long one). */
+  x: string | null;
+  r: OutboxRoute;
+  l: string;
+  n: number;
+  c: number;
+  t: number;
+  a: number;
+  f: string | null;
+  fc: number;
+  e: string | null;
+  o: string;
+  u: number;
+  p: number;
+}
+
+interface DeadRow {
+  r: OutboxRoute;
+  l: string;
+  n: number;
+  reason: string;
+  at: number;
+}
+
+const entryKey = (channel: string, id: string): Deno.KvKey => [ROOT, "entry", channel, id];
+const partKey = (
+  channel: string,
+  id: string,
+  index: number,
+): Deno.KvKey => [ROOT, "part", channel, id, index];
+const countKey = (channel: string, name: string): Deno.KvKey => [ROOT, "count", channel, name];
+const errorKey = (channel: string): Deno.KvKey => [ROOT, "error", channel];
+
+function add(channel: string, name: string, items: number): Deno.KvMutation {
+  const value = BigInt(items) >= 0n ? BigInt(items) : U64 + BigInt(items); // sum wraps: adds a negative
+  return { type: "sum", key: countKey(channel, name), value: new Deno.KvU64(value) };
+}
+
+/** Sortable ids: time, a sequence within the millisecond, and a random part (unique across processes). */
+function idMaker(): () => string {
+  let last = 0;
+  let sequence = 0;
+  const random = crypto.getRandomValues(new Uint32Array(1))[0].toString(36).padStart(7, "0");
+  return () => {
+    const now = Date.now();
+    sequence = now === last ? sequence + 1 : 0;
+    last = now;
+    return `${now.toString(36).padStart(9, "0")}${sequence.toString(36).padStart(4, "0")}-${random}`;
+  };
+}
+
+/** The outbox's storage on a Deno.Kv store shared with the reference cache. */
+export class KvOutboxStore implements OutboxStore {
+  readonly #kv: Deno.Kv;
+  readonly #batcher: CommitBatcher;
+  readonly #newId = idMaker();
+
+  /** Works on `kv`; unkeyed puts are committed through `batcher`. */
+  constructor(kv: Deno.Kv, batcher: CommitBatcher) {
+    this.#kv = kv;
+    this.#batcher = batcher;
+  }
+
+  async put(
+    entries: readonly NewOutboxEntry[],
+    owner: string,
+    until: number,
+    now: number,
+    alsoCommit?: unknown,
+  ): Promise<LeasedEntry[]> {
+    const plain = entries.filter((entry) => entry.key === null);
+    const extra = Array.isArray(alsoCommit) ? alsoCommit as Deno.KvMutation[] : [];
+    const keyed = entries.filter((entry) => entry.key !== null);
+    const leased = new Map<NewOutboxEntry, LeasedEntry>();
+    if (plain.length > 0 || extra.length > 0) {
+      const mutations: Deno.KvMutation[] = [];
+      const made: [NewOutboxEntry, string, Row][] = [];
+      for (const entry of plain) {
+        const id = this.#newId();
+        const row = newRow(entry, owner, until, now);
+        mutations.push(...entryMutations(entry.channel, id, row, entry.payload, 0));
+        mutations.push(add(entry.channel, "pending", entry.count));
+        made.push([entry, id, row]);
+      }
+      mutations.push(...extra); // last: when a write is too big for one commit, these land after the entries
+      const token = await this.#batcher.writeStamped(mutations);
+      for (const [entry, id, row] of made) {
+        leased.set(entry, leasedOf(entry.channel, id, row, tokenOf(token, row), entry.payload));
+      }
+    }
+    await Promise.all(
+      keyed.map(async (entry) => leased.set(entry, await this.#putKeyed(entry, owner, until, now))),
+    );
+    return entries.map((entry) => leased.get(entry)!);
+  }
+
+  async #putKeyed(entry: NewOutboxEntry, owner: string, until: number, now: number): Promise<LeasedEntry> {
+    const stored = await storedKey(entry.key!);
+    const indexKey: Deno.KvKey = [ROOT, "key", entry.channel, stored];
+    // First as a new key without reading (the common case); when the key is taken, read and replace.
+    let index: Deno.KvEntryMaybe<string> = { key: indexKey, value: null, versionstamp: null };
+    for (;;) {
+      const id = typeof index.value === "string" ? index.value : this.#newId();
+      const old = index.value === null ? null : await this.#kv.get<Row>(entryKey(entry.channel, id));
+      const row = { ...newRow(entry, owner, until, now), x: stored };
+      const atomic = this.#kv.atomic().check(index);
+      if (old !== null) atomic.check(old);
+      const previous = old?.value ?? null;
+      atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
+      atomic.mutate(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
+      if (index.value === null) atomic.set(indexKey, id);
+      const result = await retryLocked(() => atomic.commit());
+      if (result.ok) {
+        return leasedOf(entry.channel, id, row, tokenOf(result.versionstamp, row), entry.payload);
+      }
+      index = await this.#kv.get<string>(indexKey);
+    }
+  }
+
+  async take(
+    channel: string,
+    options: { owner: string; now: number; until: number; limit: number; skip: ReadonlySet<string> },
+  ): Promise<{ taken: LeasedEntry[]; nextCheckAt: number | null }> {
+    const { owner, now, until, limit, skip } = options;
+    const chosen: Deno.KvEntry<Row>[] = [];
+    let nextCheckAt: number | null = null;
+    const later = (at: number) => nextCheckAt = nextCheckAt === null ? at : Math.min(nextCheckAt, at);
+    for await (const row of this.#kv.list<Row>({ prefix: [ROOT, "entry", channel] })) {
+      const id = String(row.key[3]);
+      if (skip.has(id)) continue;
+      const value = row.value;
+      const free = value.o === "" || value.u <= now;
+      if (!free) later(value.u);
+      else if (value.t > now) later(value.t);
+      else if (chosen.length < Math.min(limit, PER_ATOMIC)) chosen.push(row);
+      else later(now);
+    }
+    if (chosen.length === 0) return { taken: [], nextCheckAt };
+    const atomic = this.#kv.atomic();
+    for (const row of chosen) atomic.check(row).set(row.key, { ...row.value, o: owner, u: until });
+    const result = await retryLocked(() => atomic.commit());
+    if (!result.ok) return { taken: [], nextCheckAt: now }; // another process took some: look again
+    const taken = await Promise.all(chosen.map(async (row) => {
+      const id = String(row.key[3]);
+      const value = { ...row.value, o: owner, u: until };
+      const token = tokenOf(result.versionstamp, value);
+      return leasedOf(channel, id, value, token, await this.#payload(channel, id, value.p));
+    }));
+    return { taken, nextCheckAt };
+  }
+
+  async #payload(channel: string, id: string, parts: number): Promise<Uint8Array> {
+    const keys = Array.from({ length: parts }, (_, index) => partKey(channel, id, index));
+    const pieces = (await getManyChunked<Uint8Array>(this.#kv, keys)).map((row) =>
+      row.value ?? new Uint8Array()
+    );
+    if (pieces.length === 1) return pieces[0];
+    const joined = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
+    let at = 0;
+    for (const piece of pieces) {
+      joined.set(piece, at);
+      at += piece.byteLength;
+    }
+    return joined;
+  }
+
+  async renew(leases: readonly Lease[], owner: string, until: number): Promise<(Lease | null)[]> {
+    const renewed = new Map<Lease, Lease>();
+    await this.#conditional(leases, owner, (atomic, lease, row) => {
+      atomic.set(entryKey(lease.channel, lease.id), { ...row, u: until });
+      return (versionstamp) => renewed.set(lease, { ...lease, token: tokenOf(versionstamp, row) });
+    });
+    return leases.map((lease) => renewed.get(lease) ?? null);
+  }
+
+  async ack(leases: readonly Lease[], owner: string): Promise<void> {
+    // Without a read: the token carries what the removal needs, the check guards it.
+    for (let start = 0; start < leases.length; start += PER_ATOMIC) {
+      const group = leases.slice(start, start + PER_ATOMIC);
+      const atomic = this.#kv.atomic();
+      const items = new Map<string, number>();
+      for (const lease of group) {
+        const facts = factsOf(lease.token);
+        atomic.check({ key: entryKey(lease.channel, lease.id), versionstamp: facts.versionstamp });
+        atomic.mutate(...removeMutations(lease, facts));
+        items.set(lease.channel, (items.get(lease.channel) ?? 0) + facts.n);
+      }
+      for (const [channel, count] of items) {
+        atomic.mutate(add(channel, "pending", -count), add(channel, "delivered", count));
+      }
+      const result = await retryLocked(() => atomic.commit());
+      if (!result.ok) await this.#ackRead(group, owner); // some were replaced or taken over
+    }
+  }
+
+  async #ackRead(leases: readonly Lease[], owner: string): Promise<void> {
+    await this.#conditional(leases, owner, (atomic, lease, row) => {
+      atomic.mutate(...removeMutations(lease, row));
+      atomic.mutate(add(lease.channel, "pending", -row.n), add(lease.channel, "delivered", row.n));
+    });
+  }
+
+  async reschedule(lease: Lease, owner: string, change: Reschedule): Promise<void> {
+    await this.#conditional([lease], owner, (atomic, _, row) => {
+      const next: Row = {
+        ...row,
+        t: change.nextAt,
+        a: change.attempts,
+        f: change.refusal,
+        fc: change.refusals,
+        e: change.lastError,
+        o: "",
+        u: 0,
+      };
+      atomic.set(entryKey(lease.channel, lease.id), next).set(errorKey(lease.channel), change.lastError);
+    });
+  }
+
+  async bury(lease: Lease, owner: string, reason: string, at: number): Promise<void> {
+    await this.#conditional([lease], owner, (atomic, _, row) => {
+      const dead: DeadRow = { r: row.r, l: row.l, n: row.n, reason, at };
+      const inverted = (8_640_000_000_000_000 - at).toString().padStart(16, "0");
+      atomic.mutate(...removeMutations(lease, row, true));
+      atomic.set([ROOT, "dead", inverted, lease.channel, lease.id], dead).set(
+        errorKey(lease.channel),
+        reason,
+      );
+      atomic.mutate(add(lease.channel, "pending", -row.n), add(lease.channel, "dead", row.n));
+    });
+  }
+
+  async release(leases: readonly Lease[], owner: string): Promise<void> {
+    await this.#conditional(leases, owner, (atomic, lease, row) => {
+      atomic.set(entryKey(lease.channel, lease.id), { ...row, o: "", u: 0 });
+    });
+  }
+
+  /**
+   * Applies `change` to each entry whose token is still the lease's (and that `owner` still holds), in
+   * checked atomic operations; others were replaced by a newer copy or taken over and are left alone.
+   */
+  async #conditional(
+    leases: readonly Lease[],
+    owner: string,
+    change: (atomic: Deno.AtomicOperation, lease: Lease, row: Row) => ((versionstamp: string) => void) | void,
+  ): Promise<void> {
+    for (let start = 0; start < leases.length; start += PER_ATOMIC) {
+      const group = leases.slice(start, start + PER_ATOMIC);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const rows = await getManyChunked<Row>(
+          this.#kv,
+          group.map((lease) => entryKey(lease.channel, lease.id)),
+        );
+        const atomic = this.#kv.atomic();
+        const done: ((versionstamp: string) => void)[] = [];
+        let writes = 0;
+        group.forEach((lease, index) => {
+          const row = rows[index];
+          if (row.value === null) return; // gone: delivered or buried by whoever took it over
+          if (row.versionstamp !== stampOf(lease.token) || row.value.o !== owner) return; // replaced or taken over
+          atomic.check(row);
+          const after = change(atomic, lease, row.value);
+          if (after) done.push(after);
+          writes++;
+        });
+        if (writes === 0) break;
+        const result = await retryLocked(() => atomic.commit());
+        if (!result.ok) continue; // changed between the read and the commit: read again
+        for (const after of done) after(result.versionstamp);
+        break;
+      }
+    }
+  }
+
+  async status(): Promise<Map<string, ChannelCounts>> {
+    const counts = new Map<string, { pending: number; dead: number; delivered: number }>();
+    for await (const row of this.#kv.list<Deno.KvU64>({ prefix: [ROOT, "count"] })) {
+      const channel = String(row.key[2]);
+      const name = String(row.key[3]) as "pending" | "dead" | "delivered";
+      const entry = counts.get(channel) ?? { pending: 0, dead: 0, delivered: 0 };
+      entry[name] = row.value instanceof Deno.KvU64 ? Number(BigInt.asIntN(64, row.value.value)) : 0;
+      counts.set(channel, entry);
+    }
+    const status = new Map<string, ChannelCounts>();
+    await Promise.all([...counts].map(async ([channel, entry]) => {
+      let oldestAt: number | null = null;
+      let lastError: string | null = null;
+      if (entry.pending > 0) {
+        for await (const row of this.#kv.list<Row>({ prefix: [ROOT, "entry", channel] }, { limit: 1 })) {
+          oldestAt = row.value.c;
+        }
+      }
+      if (entry.pending > 0 || entry.dead > 0) {
+        const error = await this.#kv.get<string>(errorKey(channel));
+        lastError = typeof error.value === "string" ? error.value : null;
+      }
+      status.set(channel, { ...entry, oldestAt, lastError });
+    }));
+    return status;
+  }
+
+  async deadLetters(limit: number): Promise<DeadLetterRecord[]> {
+    const letters: DeadLetterRecord[] = [];
+    for await (const row of this.#kv.list<DeadRow>({ prefix: [ROOT, "dead"] }, { limit })) {
+      const { r, l, n, reason, at } = row.value;
+      letters.push({ channel: String(row.key[3]), route: r, label: l, count: n, reason, at });
+    }
+    return letters;
+  }
+}
+
+function newRow(entry: NewOutboxEntry, owner: string, until: number, now: number): Row {
+  return {
+    k: entry.key,
+    x: null,
+    r: entry.route,
+    l: entry.label,
+    n: entry.count,
+    c: now,
+    t: now,
+    a: 0,
+    f: null,
+    fc: 0,
+    e: null,
+    o: owner,
+    u: until,
+    p: Math.max(1, Math.ceil(entry.payload.byteLength / PART_BYTES)),
+  };
+}
+
+/** The payload parts, then the entry (so an entry never exists without its parts), less stale parts. */
+function entryMutations(channel: string, id: string, row: Row, payload: Uint8Array, oldParts: number) {
+  const mutations: Deno.KvMutation[] = [];
+  for (let index = 0; index < row.p; index++) {
+    const piece = row.p === 1 ? payload : payload.slice(index * PART_BYTES, (index + 1) * PART_BYTES);
+    mutations.push({ type: "set", key: partKey(channel, id, index), value: piece });
+  }
+  for (let index = row.p; index < oldParts; index++) {
+    mutations.push({ type: "delete", key: partKey(channel, id, index) });
+  }
+  mutations.push({ type: "set", key: entryKey(channel, id), value: row });
+  return mutations;
+}
+
+function removeMutations(lease: Lease, row: Pick<Row, "p" | "x">, keepParts = false): Deno.KvMutation[] {
+  const mutations: Deno.KvMutation[] = [{ type: "delete", key: entryKey(lease.channel, lease.id) }];
+  if (!keepParts) {
+    for (let index = 0; index < row.p; index++) {
+      mutations.push({ type: "delete", key: partKey(lease.channel, lease.id, index) });
+    }
+  }
+  if (row.x !== null) mutations.push({ type: "delete", key: [ROOT, "key", lease.channel, row.x] });
+  return mutations;
+}
+
+/** A lease token: the versionstamp, then the parts, items and index key of the row it was written with. */
+function tokenOf(versionstamp: string, row: Row): string {
+  return `${versionstamp}/${row.p}/${row.n}/${row.x ?? ""}`;
+}
+
+function stampOf(token: string): string {
+  return token.slice(0, token.indexOf("/"));
+}
+
+function factsOf(token: string): { versionstamp: string; p: number; n: number; x: string | null } {
+  const [versionstamp, p, n] = token.split("/", 3);
+  const x = token.slice(versionstamp.length + p.length + n.length + 3);
+  return { versionstamp, p: Number(p), n: Number(n), x: x === "" ? null : x };
+}
+
+function leasedOf(channel: string, id: string, row: Row, token: string, payload: Uint8Array): LeasedEntry {
+  const entry: OutboxEntry = {
+    id,
+    channel,
+    key: row.k,
+    route: row.r,
+    label: row.l,
+    count: row.n,
+    createdAt: row.c,
+    nextAt: row.t,
+    attempts: row.a,
+    refusal: row.f,
+    refusals: row.fc,
+    lastError: row.e,
+  };
+  return { entry, lease: { channel, id, token }, payload };
+}
+
+/**
+ * Runs a commit again while SQLite says the file is locked by another connection (processes sharing one
+ * store file), for up to about two seconds.
+ */
+async function retryLocked<T>(commit: () => Promise<T>): Promise<T> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await commit();
+    } catch (error) {
+      if (attempt >= 40 || !/locked|busy/i.test(error instanceof Error ? error.message : String(error))) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 45));
+    }
+  }
+}
+
+/** A key as stored: itself, or a digest when it is too long for a Deno.Kv key. */
+async function storedKey(key: string): Promise<string> {
+  if (key.length <= MAX_KEY_CHARS) return key;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  return "sha256:" +
+    Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
