@@ -29,6 +29,17 @@ export const cvSchema = z.record(z.string(), z.unknown(), { error: "must be an o
     return { ...rest, referenceNumber } as Cv;
   });
 
+/**
+ * True for a CV {@link cvSchema} passes with the same content, without running it (a JSON object whose
+ * `referenceNumber` is a non-empty string): the quick test of `send_cv` lines.
+ */
+export function isPlainCv(content: unknown): content is Cv {
+  if (typeof content !== "object" || content === null || Array.isArray(content)) return false;
+  const reference = (content as Record<string, unknown>).referenceNumber;
+  // An own `__proto__` key (JSON.parse makes one) is one the schema's copy drops: leave it to the schema.
+  return typeof reference === "string" && reference !== "" && !Object.hasOwn(content, "__proto__");
+}
+
 /** `send_cvs_list` content: an array of CVs or `{"cvs": [...]}`; each CV is checked on its own (see below). */
 const cvsListSchema = z.union([
   z.array(z.unknown()),
@@ -84,6 +95,7 @@ export function cvCommands(session: Session): Record<string, CommandDefinition> 
     send_cv: defineCommand(
       cvSchema,
       async (cv) => okAnswer(await session.sendOnce(cv.referenceNumber, () => send(cv))),
+      isPlainCv,
     ),
     // A list goes out as one allCVs request; it neither reads nor writes the reference cache (the server
     // matches lists against list profiles, not per CV).
