@@ -76,7 +76,11 @@ export class LiveBackend implements RtcvBackend {
 
   /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    return await this.#sendAll(this.#parts.primary.scanCv(cv), cvCopies(this.#mirrorChannels, cv));
+    const primary = this.#parts.primary.scanCv(cv);
+    // The primary's request goes out in the next microtask (after its in-flight slot): let it, and only
+    // then build and store the mirrors' copies, so their work is not on the answer's path.
+    if (this.#mirrorChannels.length > 0) await Promise.resolve();
+    return await this.#sendAll(primary, cvCopies(this.#mirrorChannels, cv));
   }
 
   /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
