@@ -31,6 +31,8 @@ interface PendingRead {
   readonly key: Deno.KvKey;
   readonly resolve: (expiresAt: number) => void;
   readonly reject: (error: unknown) => void;
+  /** A main row expiring later than this answers the read without its companion (see `request`). */
+  readonly enough: number;
 }
 
 /**
@@ -50,26 +52,15 @@ export class ExpiryReader {
   #missesInARow = 0;
   #pausedGroups = 0;
 
-  readonly #now: () => number;
-
   /**
    * Reads from `kv`; range scans are used for keys `[...prefix, <ASCII string>]`. `companion`, when given,
-   * names the second row of each entry (see the module documentation). Where many rows are read one by
-   * one (a dense store), the companion rows are read only for entries whose main row has run out by
-   * `now()` (for those that have not, the main row's expiry is the answer: later than now is all a caller
-   * asks); a few lookups read both rows in one round trip.
+   * names the second row of each entry (see the module documentation).
    */
-  constructor(
-    kv: Deno.Kv,
-    prefix: Deno.KvKey,
-    companion: Deno.KvKeyPart | null = null,
-    now: () => number = () => Infinity,
-  ) {
+  constructor(kv: Deno.Kv, prefix: Deno.KvKey, companion: Deno.KvKeyPart | null = null) {
     this.#kv = kv;
     this.#prefix = prefix;
     this.#companion = companion;
     this.#rowsPerEntry = companion === null ? 1 : 2;
-    this.#now = now;
   }
 
   /** The stored expiry of `key` (ms since the epoch), or 0. */
@@ -80,9 +71,18 @@ export class ExpiryReader {
   /**
    * Like {@link read}, with callbacks instead of a promise: `resolve` gets the stored expiry of `key` (ms
    * since the epoch, or 0), `reject` the error of a failed read. For a caller that makes its own promise.
+   * A caller that only asks whether the entry lasts beyond a time passes it as `enough`: where many rows
+   * are read one by one (a dense store), a companion row is then read only when the main row does not
+   * expire later than that, and the main row's expiry is the answer otherwise. A few reads get both rows
+   * in one round trip.
    */
-  request(key: Deno.KvKey, resolve: (expiresAt: number) => void, reject: (error: unknown) => void): void {
-    this.#pending.push({ key, resolve, reject });
+  request(
+    key: Deno.KvKey,
+    resolve: (expiresAt: number) => void,
+    reject: (error: unknown) => void,
+    enough = Infinity,
+  ): void {
+    this.#pending.push({ key, resolve, reject, enough });
     if (this.#scheduled) return;
     this.#scheduled = true;
     queueMicrotask(this.#onScheduled);
@@ -195,12 +195,11 @@ export class ExpiryReader {
         entries.forEach((entry, index) => reads[index].resolve(expiryOf(entry.value)));
         return;
       }
-      const now = this.#now();
       const expired: PendingRead[] = [];
       const mains: number[] = [];
       entries.forEach((entry, index) => {
         const expiry = expiryOf(entry.value);
-        if (expiry > now) reads[index].resolve(expiry);
+        if (expiry > reads[index].enough) reads[index].resolve(expiry);
         else {
           expired.push(reads[index]);
           mains.push(expiry);

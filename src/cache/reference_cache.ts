@@ -69,7 +69,7 @@ export class ReferenceCache implements CachedReferences {
     this.#epoch = clock.now();
     this.#batcher = options.batcher ?? new CommitBatcher(kv);
     this.#onLookup = options.onLookup ?? (() => {});
-    this.#reader = new ExpiryReader(kv, ["ref"], SHORT_ROW, () => clock.now());
+    this.#reader = new ExpiryReader(kv, ["ref"], SHORT_ROW);
   }
 
   /** Caches `reference` for 72 hours; resolves once the entry is committed. */
@@ -209,8 +209,8 @@ export class ReferenceCache implements CachedReferences {
         resolve(hit ? ifCached : ifNot);
       };
       if (key instanceof Promise) {
-        key.then((digested) => this.#reader.request(digested, found, reject), reject);
-      } else this.#reader.request(key, found, reject);
+        key.then((digested) => this.#reader.request(digested, found, reject, now), reject);
+      } else this.#reader.request(key, found, reject, now);
     });
   }
 
