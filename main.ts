@@ -1,6 +1,7 @@
 /**
  * rtcv_scraper_client: the program a scraper spawns. Reads flags and configuration, then either replays
- * an input log or serves the line protocol on stdin/stdout. Only this file calls `Deno.exit`.
+ * an input log, serves the line protocol on stdin/stdout, or (given a command) runs the scraper itself and
+ * serves it the Go client v2's HTTP routes (wrapper mode). Only this file calls `Deno.exit`.
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { createRuntime, runClient } from "./src/app.ts";
@@ -53,15 +54,6 @@ if (flags.version) {
   stdoutLine(`rtcv_scraper_client ${denoJson.version}`);
   Deno.exit(0);
 }
-if (flags.command.length > 0) {
-  // Wrapper mode (PROTOCOL.md section 10) takes these arguments; until it is there, say so.
-  stderr(
-    `rtcv_scraper_client: unexpected argument ${JSON.stringify(flags.command[0])}: ` +
-      "running a command (wrapper mode) is not available in this version\nrun rtcv_scraper_client --help for the flags",
-  );
-  Deno.exit(2);
-}
-
 /** An invalid configuration stops the program before the ready line with exit code 2. */
 function exitOnConfigError(error: unknown): never {
   if (!(error instanceof ConfigError)) throw error;
@@ -70,6 +62,26 @@ function exitOnConfigError(error: unknown): never {
 }
 
 const config = await loadConfig(Deno.env).catch(exitOnConfigError);
+if (config.configSource !== null) stderr(`rtcv_scraper_client: configuration from ${config.configSource}`);
+
+if (flags.command.length > 0) {
+  // Wrapper mode: SIGTERM and SIGINT go to the scraper; the client exits with its exit code.
+  // Loaded only here: the line protocol's start-up does not pay for it.
+  const { runWrapper } = await import("./src/wrapper/run_wrapper.ts");
+  const code = await runWrapper({
+    config,
+    command: flags.command,
+    clock: systemClock(config.clockOffsetMs),
+    cwd: Deno.cwd(),
+    stderr,
+    onSignal: (listener) => {
+      for (const signal of ["SIGTERM", "SIGINT"] as const) {
+        Deno.addSignalListener(signal, () => listener(signal));
+      }
+    },
+  }).catch(exitOnConfigError);
+  Deno.exit(code);
+}
 
 const stop = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -31,6 +31,8 @@ export type {
   MockOptions,
   SecretRequest,
   ServerCredentials,
+  ServerRequest,
+  ServerResponse,
   SpawnOptions,
   UserSecret,
   UserSecretRequest,

@@ -4,15 +4,15 @@
 import { DEFAULT_KV_FILE } from "./cache/kv_store.ts";
 import { classifyStoreLocation } from "./store/store_location.ts";
 import type { ClientCore as Core } from "./client_core.ts";
-import { CommandError } from "./commands/command_error.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import { ClientMetrics } from "./health/client_metrics.ts";
 import type { HealthServer } from "./health/health_server.ts";
 import type { InstalledIngest } from "./ingest/install_ingest.ts";
-import type { LiveBackend } from "./rtcv/live_backend.ts";
+import { ConnectError } from "./rtcv/connect_error.ts";
 import type { OutboxCount } from "./outbox/outbox_status.ts";
-import { InFlightLimiter } from "./rtcv/in_flight_limiter.ts";
-import { defaultRequestPolicy, type RequestPolicy } from "./rtcv/request_policy.ts";
+import { InFlightLimiter } from "./http/in_flight_limiter.ts";
+import { defaultRequestPolicy, type RequestPolicy } from "./http/request_policy.ts";
+import type { ServerRequests } from "./rtcv/server_requests.ts";
 import type { Clock } from "./clock.ts";
 import { type ClientConfig, ConfigError } from "./config/config.ts";
 import { type Dispatch, withCommandLog } from "./debug/command_log.ts";
@@ -50,6 +50,14 @@ export const INGEST_COMMAND_TYPES: readonly string[] = [
   "get_tokens",
 ];
 
+/**
+ * The commands of requests from RT-CV (`src/commands/server_request_commands.ts`) and of CV documents
+ * (`src/commands/document_commands.ts`), registered to load on first use (a test holds these lists to theirs).
+ */
+export const SERVER_REQUEST_COMMAND_TYPES: readonly string[] = ["next_server_request", "server_response"];
+/** See {@link SERVER_REQUEST_COMMAND_TYPES}. */
+export const DOCUMENT_COMMAND_TYPES: readonly string[] = ["send_cv_document", "send_cv_document_outcome"];
+
 /** Exit code when configured servers fail their start-up checks (containers restart the client). */
 export const EXIT_STARTUP_FAILED = 1;
 /** Exit code when the scraper closed the client's stdout while it was serving. */
@@ -77,6 +85,11 @@ export interface ClientRuntime {
   readonly metrics: ClientMetrics;
   /** The job-data ingestion sink, once loaded (by the config, or by its first command); null before. */
   readonly ingest: InstalledIngest | null;
+  /**
+   * Ends the waits for requests from RT-CV (`next_server_request`), now and from then on: at SIGTERM, end
+   * of input, or when the wrapped scraper exited.
+   */
+  stopWaitingForServerRequests(): void;
   /** Closes the core (drains mirrors, commits writes) and the logs. */
   close(deadline?: number): Promise<void>;
 }
@@ -127,6 +140,23 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     options.stderr(`rtcv_scraper_client: ${message}`);
     debugLog.log(`warning: ${message}`);
   };
+  // Requests from RT-CV's websockets: loaded with live mode or the first server-request command.
+  let serverRequests: Promise<ServerRequests> | null = null;
+  let stoppedWaiting = false;
+  const requestsHub = () =>
+    serverRequests ??= import("./rtcv/server_requests.ts").then(({ ServerRequests }) => {
+      const hub = new ServerRequests({
+        warn,
+        log: (message) => debugLog.log(message),
+        socket: { handshakeTimeoutMs: config.timeoutMs },
+      });
+      if (stoppedWaiting) hub.stopWaiting();
+      return hub;
+    });
+  const stopWaitingForServerRequests = () => {
+    stoppedWaiting = true;
+    serverRequests?.then((hub) => hub.stopWaiting());
+  };
   // The config loader has checked the location: classifying it cannot fail here.
   const location = classifyStoreLocation(resolveKvLocation(config, options.cwd));
   const core = new ClientCore({
@@ -150,8 +180,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
         if (!channel.startsWith("ingest/")) metrics.cvSent(originOf(channel), ok);
       },
     },
-    connectLive: async (servers, core) =>
-      (await import("./rtcv/connect_live.ts")).connectLive(servers, core, {
+    connectLive: async (servers, deps) =>
+      (await import("./rtcv/connect_live.ts")).connectLive(servers, deps, {
+        serverRequests: await requestsHub(),
         policy,
         log: (message) => debugLog.log(message),
         onCvResult: (origin, ok) => metrics.cvSent(origin, ok),
@@ -159,12 +190,27 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
         keyPair: config.keyPair,
       }),
   });
+  core.registry
+    .registerLazy(SERVER_REQUEST_COMMAND_TYPES, async () => {
+      const { serverRequestCommands } = await import("./commands/server_request_commands.ts");
+      core.registry.registerAll(serverRequestCommands(await requestsHub()));
+    })
+    .registerLazy(DOCUMENT_COMMAND_TYPES, async () => {
+      const { documentCommands } = await import("./commands/document_commands.ts");
+      core.registry.registerAll(documentCommands({ session: core.session, maxBytes: config.maxLineBytes }));
+    });
   core.registry.observe(metrics.commandObserver());
   const dispatch: Dispatch = (line) => core.registry.dispatch(line);
   let ingest: InstalledIngest | null = null;
   const install = async () => {
     const { installIngest } = await import("./ingest/install_ingest.ts");
-    ingest = installIngest(core, {
+    const installed = installIngest({
+      openStore: () => core.store.open(),
+      openOutbox: () => core.outbox(),
+      clock: core.clock,
+      // On a fleet's Redis the dedupe index lives there.
+      openDedupe: core.redis ? async () => await (await core.redis!).dedupeIndex() : undefined,
+    }, {
       timeoutMs: config.timeoutMs,
       ingest: config.ingest,
       warn,
@@ -175,6 +221,8 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       stop: options.stop,
       inputEndedAt: options.inputEndedAt,
     });
+    core.registry.registerAll(installed.commands);
+    ingest = installed;
   };
   if (config.ingest === null) {
     // Nothing to deliver until a scraper names a server: the sink loads with its first command.
@@ -204,7 +252,9 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
     get ingest() {
       return ingest;
     },
+    stopWaitingForServerRequests,
     close: async (deadline = options.clock.now() + config.drainMs) => {
+      stopWaitingForServerRequests();
       // One shared deadline for every delivery (CV copies and job data, all servers at once).
       await core.drainOutbox(deadline);
       await (ingest as InstalledIngest | null)?.close(); // needs the store open
@@ -237,7 +287,11 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   }
   // Waits end at a signal, and do not outlast the drain once input has ended.
   let endedAt: number | null = null;
-  const ended = () => endedAt ??= options.clock.now() + config.drainMs;
+  let onInputEnd = () => {};
+  const ended = () => {
+    endedAt ??= options.clock.now() + config.drainMs;
+    onInputEnd();
+  };
   const stdin: ByteSource = {
     read: async (buffer) => {
       try {
@@ -252,36 +306,23 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   };
   const runtime = await createRuntime(config, { ...options, inputEndedAt: () => endedAt });
   const { core } = runtime;
+  // At SIGTERM and at end of input, waits for server requests end (answered null).
+  onInputEnd = () => runtime.stopWaitingForServerRequests();
+  options.stop?.addEventListener("abort", () => runtime.stopWaitingForServerRequests(), { once: true });
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   let stopDeadline: number | undefined;
   try {
-    if (config.logInput) {
-      inputLog = await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
-        options.stderr(`rtcv_scraper_client: no input log: ${describeError(error)}`);
-        return null;
-      });
-    }
+    inputLog = await openInputLog(config, options);
     const startup = await untilStopped(applyStartupConfig(core, config), options.stop);
     if (startup === STOPPED) return 0; // a signal during the start-up checks
     if ("error" in startup) {
       options.stderr(`rtcv_scraper_client: ${startup.error}`);
       return EXIT_STARTUP_FAILED;
     }
-    if (config.healthCheckPort !== null) {
-      try {
-        const { startHealthServer } = await import("./health/health_server.ts");
-        health = await startHealthServer({
-          host: config.healthCheckHost,
-          port: config.healthCheckPort,
-          metrics: runtime.metrics,
-          status: () => healthStatus(runtime),
-        });
-      } catch (error) {
-        options.stderr(`rtcv_scraper_client: ${error instanceof Error ? error.message : String(error)}`);
-        return EXIT_STARTUP_FAILED;
-      }
-    }
+    const started = await startConfiguredHealth(runtime, config, options.stderr);
+    if (started === "failed") return EXIT_STARTUP_FAILED;
+    health = started;
     if (!readyFirst) {
       writer.push(startup.ready);
       writer.flush();
@@ -327,10 +368,42 @@ export async function runClient(options: RunClientOptions): Promise<number> {
   return 0;
 }
 
+/** Opens the input log when `LOG_SCRAPER_CLIENT_INPUT` asks for it; null when not (or when it cannot be). */
+export async function openInputLog(config: ClientConfig, options: RuntimeOptions): Promise<InputLog | null> {
+  if (!config.logInput) return null;
+  return await InputLog.open(join(options.cwd, INPUT_LOG_FILE)).catch((error) => {
+    options.stderr(`rtcv_scraper_client: no input log: ${describeError(error)}`);
+    return null;
+  });
+}
+
+/**
+ * Starts the health server when `RTCV_SCRAPER_CLIENT_HEALTH_CHECK_PORT` asks for one (null when not);
+ * `"failed"` (said on stderr) when it cannot listen.
+ */
+export async function startConfiguredHealth(
+  runtime: ClientRuntime,
+  config: ClientConfig,
+  stderr: (message: string) => void,
+): Promise<HealthServer | null | "failed"> {
+  if (config.healthCheckPort === null) return null;
+  try {
+    const { startHealthServer } = await import("./health/health_server.ts");
+    return await startHealthServer({
+      host: config.healthCheckHost,
+      port: config.healthCheckPort,
+      metrics: runtime.metrics,
+      status: () => healthStatus(runtime),
+    });
+  } catch (error) {
+    stderr(`rtcv_scraper_client: ${error instanceof Error ? error.message : String(error)}`);
+    return "failed";
+  }
+}
+
 /** What `GET /` of the health server reports. */
 async function healthStatus(runtime: ClientRuntime) {
   const backend = runtime.core.session.currentBackend;
-  const live = backend?.kind === "live" ? backend as LiveBackend : null;
   const counts = await outboxCounts(runtime.core).catch(() => []);
   const section = (kind: OutboxCount["kind"]) =>
     Object.fromEntries(
@@ -340,10 +413,10 @@ async function healthStatus(runtime: ClientRuntime) {
     );
   return {
     mode: backend?.kind ?? "none" as const,
-    servers: live?.origins ?? [],
+    servers: [...backend?.origins ?? []],
     outbox: counts.reduce((sum, row) => sum + row.pending, 0),
     outbox_detail: { mirrors: section("cv"), ingest: section("ingest") },
-    failing: live?.failing ?? null,
+    failing: backend?.failing ?? null,
   };
 }
 
@@ -356,10 +429,14 @@ async function outboxCounts(core: Core): Promise<OutboxCount[]> {
   return readOutboxCounts((await core.outbox()).store);
 }
 
-const STOPPED: unique symbol = Symbol("stopped");
+/** What {@link untilStopped} resolves with when the signal came first. */
+export const STOPPED: unique symbol = Symbol("stopped");
 
 /** `work`'s result, or {@link STOPPED} as soon as `signal` aborts. */
-function untilStopped<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof STOPPED> {
+export function untilStopped<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T | typeof STOPPED> {
   if (!signal) return work;
   if (signal.aborted) return Promise.resolve(STOPPED);
   return new Promise((resolve, reject) => {
@@ -393,7 +470,7 @@ function originOf(location: string): string {
  * Enters the mode the config names (live servers or mock) before the ready line; returns the ready
  * answer, or an error message when configured servers fail their checks.
  */
-async function applyStartupConfig(
+export async function applyStartupConfig(
   core: Core,
   config: ClientConfig,
 ): Promise<{ ready: Answer } | { error: string }> {
@@ -405,7 +482,7 @@ async function applyStartupConfig(
     try {
       await core.session.replaceBackend(await core.connectLive(servers));
     } catch (error) {
-      if (!(error instanceof CommandError)) throw error;
+      if (!(error instanceof ConnectError)) throw error;
       return { error: `the configured servers failed their start-up checks: ${error.message}` };
     }
   } else if (config.mockMode) {

@@ -1,14 +1,13 @@
 import type { CachedReferences } from "./cache/cached_references.ts";
 import { ReferenceCache } from "./cache/reference_cache.ts";
 import { LazyStore } from "./cache/lazy_store.ts";
-import { StoreError } from "./cache/kv_store.ts";
-import { CommandError } from "./commands/command_error.ts";
 import type { Clock } from "./clock.ts";
 import { CommandRegistry, defineBareCommand } from "./commands/registry.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import type { LoginUser, RtcvBackend } from "./session/backend.ts";
 import { MockBackend } from "./session/mock_backend.ts";
 import { Session } from "./session/session.ts";
+import type { LiveDeps } from "./rtcv/connect_live.ts";
 import type { RedisAddress } from "./store/redis/redis_url.ts";
 import type { RedisStore } from "./store/redis/redis_store.ts";
 import type { Outbox } from "./outbox/outbox.ts";
@@ -43,6 +42,7 @@ export const LAZY_COMMAND_TYPES: readonly string[] = [
   "has_cached_reference",
   "get_cached_reference",
   "send_cv",
+  "send_cv_outcome",
   "send_cvs_list",
   "get_secret",
   "get_login_users",
@@ -53,8 +53,11 @@ export const LAZY_COMMAND_TYPES: readonly string[] = [
 ];
 const EXCLUSIVE_TYPES = ["set_credentials", "set_multiple_credentials", "set_mock"];
 
-/** Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. */
-export type LiveConnector = (servers: ServerCredentials[], core: ClientCore) => Promise<RtcvBackend>;
+/**
+ * Builds a live backend for checked credentials (the RT-CV layer); injected so the core stays offline. The
+ * core hands it what live mode uses of the core (the persistent reference cache and the outbox), nothing else.
+ */
+export type LiveConnector = (servers: ServerCredentials[], deps: LiveDeps) => Promise<RtcvBackend>;
 
 /** What the core of the client is built from. */
 export interface ClientCoreOptions {
@@ -118,14 +121,9 @@ export class ClientCore {
       await (await store).references(options.onCacheLookup);
     this.session = new Session(async () => {
       if (this.redis !== null) return await openRedisCache(this.redis);
-      try {
-        const { kv, batcher } = await this.store.open();
-        return new ReferenceCache(kv, options.clock, { batcher, onLookup: options.onCacheLookup });
-      } catch (error) {
-        // A store that cannot be opened is a problem to report to the scraper, not a crash.
-        if (error instanceof StoreError) throw new CommandError(error.message);
-        throw error;
-      }
+      // A store that cannot be opened rejects with a StoreError: reported to the scraper, not a crash.
+      const { kv, batcher } = await this.store.open();
+      return new ReferenceCache(kv, options.clock, { batcher, onLookup: options.onCacheLookup });
     });
     this.registry = new CommandRegistry((type, error) => {
       options.warn(`unexpected error in ${type}: ${error instanceof Error ? error.stack : String(error)}`);
@@ -161,7 +159,12 @@ export class ClientCore {
 
   /** Checks servers and builds a live backend (does not install it). */
   connectLive(servers: ServerCredentials[]): Promise<RtcvBackend> {
-    if (this.#connectLive) return this.#connectLive(servers, this);
+    if (this.#connectLive) {
+      return this.#connectLive(servers, {
+        openReferenceCache: () => this.session.persistentCache(),
+        openOutbox: () => this.outbox(),
+      });
+    }
     return import("./commands/session_commands.ts").then((session) => session.liveModeUnavailable());
   }
 

@@ -74,10 +74,12 @@ Deno.test("the compile task grants only the permissions the client needs", () =>
   assert.equal(entry, "main.ts");
   assert.equal(output, "rtcv_scraper_client", "the name the Dockerfile copies and .gitignore ignores");
   assert.ok(flags.includes("--unstable-kv"));
-  for (const all of ["-A", "--allow-all", "--allow-run", "--allow-ffi", "--allow-sys", "--allow-env"]) {
+  for (const all of ["-A", "--allow-all", "--allow-ffi", "--allow-sys", "--allow-env"]) {
     assert.ok(!flags.includes(all), `${all} is not granted`);
   }
-  assert.ok(!flags.some((flag) => /^--allow-(run|ffi|sys|import)/.test(flag)));
+  assert.ok(!flags.some((flag) => /^--allow-(ffi|sys|import)/.test(flag)));
+  // Wrapper mode runs the scraper command the user names, so any program: --allow-run without a list.
+  assert.ok(flags.includes("--allow-run"));
   // Paths (config file, logs in the working directory, the store) and servers are only known at run time.
   for (const needed of ["--allow-read", "--allow-write", "--allow-net"]) assert.ok(flags.includes(needed));
   const env = flags.find((flag) => flag.startsWith("--allow-env="));
@@ -87,6 +89,9 @@ Deno.test("the compile task grants only the permissions the client needs", () =>
     "ENABLE_SCRAPER_CLIENT_LOG",
     "LOG_SCRAPER_CLIENT_INPUT",
     "RTCV_SCRAPER_CLIENT_*",
+    // The npm ws client (websockets to RT-CV) reads these two at load.
+    "WS_NO_BUFFER_UTIL",
+    "WS_NO_UTF_8_VALIDATE",
   ]);
 });
 
@@ -549,5 +554,67 @@ Deno.test("the Dockerfile builds with the compile task and runs the binary as a 
       copied.some((c) => path === c || path.startsWith(`${c}/`)),
       `${path} is not copied by the build`,
     );
+  }
+});
+
+Deno.test("wrapper mode and the websockets to RT-CV run with exactly the compile task's permissions", async () => {
+  const { acceptWebSockets } = await import("./fake_rtcv_socket.ts");
+  const dir = await Deno.makeTempDir({ prefix: "rtcv_compile_test_" });
+  const rtcv = await startFakeRtcv({ hasMatches: true });
+  const sockets = acceptWebSockets(rtcv);
+  try {
+    const plan = join(dir, "plan.json");
+    await Deno.writeTextFile(
+      plan,
+      JSON.stringify([
+        { request: { path: "/send_cv", body: '{"referenceNumber":"w-1"}' } },
+        { request: { path: "/server_request" } },
+        { exit: 5 },
+      ]),
+    );
+    const scraper = fileURLToPath(new URL("./fixtures/v2_scraper.ts", import.meta.url));
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        ...compileTask.flags,
+        join(root, "main.ts"),
+        Deno.execPath(),
+        "run",
+        "-A",
+        scraper,
+        plan,
+      ],
+      cwd: dir,
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "",
+        HOME: Deno.env.get("HOME") ?? "",
+        RTCV_SCRAPER_CLIENT_ENV: JSON.stringify({ primary_server: rtcv.wireCredentials() }),
+        RTCV_SCRAPER_CLIENT_KV: ":memory:",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const stdout = new LineReader(child.stdout);
+    assert.match((await stdout.next()) ?? "", /^\{"address":"http:\/\/127\.0\.0\.1:\d+"\}$/);
+    assert.equal(JSON.parse((await stdout.next()) ?? "null").body, "true");
+    await sockets.waitForOpen(1);
+    sockets.push({ type: "t", id: 1, data: null });
+    assert.deepEqual(JSON.parse(JSON.parse((await stdout.next()) ?? "null").body), {
+      type: "t",
+      id: "0-1",
+      data: null,
+    });
+    const status = await child.status;
+    const errors = await stderr;
+    assert.doesNotMatch(errors, PERMISSION_ERROR);
+    assert.equal(status.code, 5, errors);
+  } finally {
+    sockets.closeAll();
+    await rtcv.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -48,6 +48,8 @@ const server = (location: string, key = SECRET) => ({
 
 Deno.test("defaults with no configuration at all", async () => {
   assert.deepEqual(await load({}), {
+    configSource: null,
+    wrapperAddress: null,
     keyPair: null,
     primaryServer: null,
     alternativeServers: [],
@@ -115,6 +117,8 @@ Deno.test("full document from RTCV_SCRAPER_CLIENT_ENV with comments and trailing
   "debug_log": true, // unknown fields are errors: see config_strict_test.ts
 }`;
   assert.deepEqual(await load({ RTCV_SCRAPER_CLIENT_ENV: text }), {
+    configSource: "RTCV_SCRAPER_CLIENT_ENV",
+    wrapperAddress: null,
     keyPair: {
       publicKey: "the-public-key",
       privateKey: "the-private-key",
@@ -420,6 +424,43 @@ Deno.test("ConfigError is an Error with its name set", async () => {
   const err = await loadError({ RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "x" });
   assert.ok(err instanceof Error);
   assert.equal(err.name, "ConfigError");
+});
+
+Deno.test("one lookup order: RTCV_SCRAPER_CLIENT_ENV, else _ENV_FILE, else env.json, else env.jsonc; configSource names it", async () => {
+  const files = {
+    "env.json": '{"timeout_ms": 1}',
+    "env.jsonc": '{"timeout_ms": 2, // c\n}',
+    "/x.jsonc": '{"timeout_ms": 3}',
+  };
+  const fromText = await load({
+    RTCV_SCRAPER_CLIENT_ENV: '{"timeout_ms": 4}',
+    RTCV_SCRAPER_CLIENT_ENV_FILE: "/x.jsonc",
+  }, files);
+  assert.deepEqual([fromText.timeoutMs, fromText.configSource], [4, "RTCV_SCRAPER_CLIENT_ENV"]);
+  const fromFile = await load({ RTCV_SCRAPER_CLIENT_ENV_FILE: "/x.jsonc" }, files);
+  assert.deepEqual([fromFile.timeoutMs, fromFile.configSource], [3, "RTCV_SCRAPER_CLIENT_ENV_FILE /x.jsonc"]);
+  const fromJson = await load({}, files);
+  assert.deepEqual([fromJson.timeoutMs, fromJson.configSource], [1, "env.json"]);
+  const fromJsonc = await load({}, { "env.jsonc": files["env.jsonc"] });
+  assert.deepEqual([fromJsonc.timeoutMs, fromJsonc.configSource], [2, "env.jsonc"]);
+  const none = await load({});
+  assert.equal(none.configSource, null);
+  const bad = await loadError({}, { "env.json": '{"timeout_ms": "x"}' });
+  assert.match(bad.message, /^env\.json: timeout_ms must be/);
+});
+
+Deno.test("RTCV_SCRAPER_CLIENT_ADDRESS is host:port", async () => {
+  assert.deepEqual((await load({ RTCV_SCRAPER_CLIENT_ADDRESS: "127.0.0.1:4555" })).wrapperAddress, {
+    hostname: "127.0.0.1",
+    port: 4555,
+  });
+  assert.equal((await load({})).wrapperAddress, null);
+  for (const bad of ["4555", "localhost:", "host:99999"]) {
+    assert.match(
+      (await loadError({ RTCV_SCRAPER_CLIENT_ADDRESS: bad })).message,
+      /^RTCV_SCRAPER_CLIENT_ADDRESS: must be host:port/,
+    );
+  }
 });
 
 Deno.test("login-users key pair: the environment wins over the document; one key without the other is an error", async () => {

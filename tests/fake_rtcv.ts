@@ -251,6 +251,8 @@ export class FakeRtcv {
   retryAfter: string | null = null;
   /** Failures still queued, first match wins. */
   readonly failures: FakeRtcvFailure[] = [];
+  /** Answers `/api/v1/scraper/ws` when set (see `tests/fake_rtcv_socket.ts`); null: no such route. */
+  onWebSocket: ((request: Request) => Promise<Response>) | null = null;
   /** Secrets by owner key id, then by key (as sent in the path): `{encryptionKey, value}`. */
   readonly secrets = new Map<string, Map<string, { encryptionKey: string; value: unknown }>>();
   /** Login users by scraper key id (newest variant's scraperUsers routes). */
@@ -382,6 +384,7 @@ export class FakeRtcv {
   async #handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const path = url.pathname;
+    if (path === "/api/v1/scraper/ws" && this.onWebSocket !== null) return await this.onWebSocket(request);
     const bytes = new Uint8Array(await request.arrayBuffer());
     const text = new TextDecoder().decode(bytes);
     const body = text === "" ? undefined : parseJsonOr(text, text);

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
-import { checkIngestServer, IngestApiError, IngestClient } from "../src/ingest/ingest_client.ts";
+import {
+  checkIngestServer,
+  IngestApiError,
+  IngestClient,
+  IngestServerError,
+} from "../src/ingest/ingest_client.ts";
 import { batchBody, packRows, splitItems } from "../src/ingest/item_rows.ts";
 import { CommitBatcher } from "../src/cache/commit_batcher.ts";
-import type { RequestPolicy } from "../src/rtcv/request_policy.ts";
+import type { RequestPolicy } from "../src/http/request_policy.ts";
 import { FAKE_INGEST_TOKEN, startFakeIngest, unreachableIngestUrl } from "./fake_ingest.ts";
 
 const encoder = new TextEncoder();
@@ -161,7 +166,7 @@ Deno.test("bad addresses and tokens are refused with the field named, the token 
   ];
   for (const [baseUrl, token, expected] of cases) {
     assert.throws(() => checkIngestServer({ baseUrl, token }), (error: Error) => {
-      assert.ok(error instanceof TypeError);
+      assert.ok(error instanceof IngestServerError);
       assert.match(error.message, expected);
       assert.ok(token === "" || !error.message.includes(token.trim()));
       return true;

@@ -65,7 +65,14 @@ export class IngestSession implements AsyncDisposable {
       warn,
       outbox: { ...FAST_OUTBOX, log: (message) => this.debugLines.push(message), ...options.outbox },
     });
-    this.ingest = installIngest(this.core, {
+    const core = this.core;
+    this.ingest = installIngest({
+      openStore: () => core.store.open(),
+      openOutbox: () => core.outbox(),
+      clock: core.clock,
+      // On a fleet's Redis the dedupe index lives there.
+      openDedupe: core.redis ? async () => await (await core.redis!).dedupeIndex() : undefined,
+    }, {
       timeoutMs: options.timeoutMs ?? 2000,
       ingest: options.ingest ?? null,
       warn,
@@ -73,6 +80,7 @@ export class IngestSession implements AsyncDisposable {
       policy: { sleep: () => Promise.resolve(), random: () => 0.5 },
       tuning: { ...FAST_TUNING, ...options.tuning },
     });
+    core.registry.registerAll(this.ingest.commands);
   }
 
   /** Opens a session; without `kvPath`, on a fresh temp dir removed by {@linkcode close}. */

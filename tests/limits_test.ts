@@ -9,8 +9,8 @@ import { CommandRegistry, defineBareCommand } from "../src/commands/registry.ts"
 import { AnswerWriter, type ByteSink } from "../src/protocol/answer_writer.ts";
 import { errorAnswer, okAnswer } from "../src/protocol/answers.ts";
 import { serveLines } from "../src/protocol/serve_lines.ts";
-import { InFlightLimiter } from "../src/rtcv/in_flight_limiter.ts";
-import { defaultRequestPolicy, fetchWithRetries, MAX_BACKOFF_MS } from "../src/rtcv/request_policy.ts";
+import { InFlightLimiter } from "../src/http/in_flight_limiter.ts";
+import { defaultRequestPolicy, fetchWithRetries, MAX_BACKOFF_MS } from "../src/http/request_policy.ts";
 import { startFakeRtcv } from "./fake_rtcv.ts";
 import { MAIN_TS, OK, READY_LINE, spawnClient } from "./helpers/spawn_client.ts";
 import { liveDir, server, startLiveClient } from "./live_helpers.ts";

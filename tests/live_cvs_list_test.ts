@@ -123,6 +123,21 @@ Deno.test("send_cvs_list to a primary and two mirrors: each gets the list once; 
   }
 });
 
+Deno.test("send_cvs_list of about 1 MB with a mirror: its waiting copy is stored and delivered once", async () => {
+  await using primary = await startFakeRtcv({ variant: "newest" });
+  await using mirror = await startFakeRtcv({ variant: "newest" });
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir);
+  await ok(client, credentialsLine(primary, [mirror]));
+  const filler = "x".repeat(3_500);
+  const cvs = Array.from({ length: 300 }, (_, index) => ({ ...cv(`big-${index}`), presentation: filler }));
+  assert.deepEqual(await ok(client, { type: "send_cvs_list", content: cvs }), { sent: 300, duplicates: 0 });
+  await waitFor(() => mirror.receivedCvLists.length === 1, 10_000, "the mirror's copy");
+  assert.equal((await client.finish()).status.code, 0);
+  assert.equal(mirror.receivedCvLists.length, 1);
+  assert.equal(mirror.receivedCvLists[0].length, 300);
+});
+
 Deno.test("send_cvs_list: a list waiting for a mirror at exit goes to its allCVs route after a restart, once", async () => {
   await using primary = await startFakeRtcv({ variant: "newest" });
   await using mirror = await startFakeRtcv({ variant: "newest" });

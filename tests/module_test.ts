@@ -370,3 +370,21 @@ Deno.test("an answer with an id no call was sent with breaks the client", async 
   );
   await client.close();
 });
+
+Deno.test("with the real client, a slow sendCv does not hold up a hasCachedReference issued after it", async () => {
+  const { startFakeRtcv } = await import("./fake_rtcv.ts");
+  await using rtcv = await startFakeRtcv();
+  await withClient(async (client) => {
+    const { server_location, api_key_id, api_key } = rtcv.wireCredentials();
+    await client.setCredentials({ serverLocation: server_location, apiKeyId: api_key_id, apiKey: api_key });
+    rtcv.delayRoutes.set("/api/v1/scraper/scanCV", 1_500);
+    let sent = false;
+    const sending = client.sendCv({ referenceNumber: "module-slow" }).then((matched) => {
+      sent = true;
+      return matched;
+    });
+    assert.equal(await client.hasCachedReference("module-other"), false);
+    assert.equal(sent, false, "hasCachedReference was answered while sendCv still waited for RT-CV");
+    assert.equal(await sending, false);
+  });
+});

@@ -186,3 +186,36 @@ Deno.test("renew extends held leases; a lease another process took over is not r
     );
   });
 });
+
+Deno.test("a keyed put of a payload bigger than one atomic operation replaces the waiting copy, counted once", async () => {
+  await withStores(1, async ([store]) => {
+    const now = Date.now();
+    const big = (version: number) => `{"v":${version},"cvs":"${"x".repeat(1_200_000)}"}`; // over 800 KiB
+    const key = `allCVs:${"k".repeat(2_000)}`; // a long key too: the row keeps its digest
+    await store.put(
+      [{ ...entry("list", key), route: "allCVs", payload: encoder.encode(big(1)) }],
+      "",
+      0,
+      now,
+    );
+    await store.put(
+      [{ ...entry("list", key), route: "allCVs", payload: encoder.encode(big(2)) }],
+      "",
+      0,
+      now + 5,
+    );
+    assert.equal((await store.status()).get(CHANNEL)?.pending, 1);
+    const { taken } = await store.take(CHANNEL, {
+      owner: "A",
+      now: now + 10,
+      until: now + 1000,
+      limit: 10,
+      skip: new Set(),
+    });
+    assert.equal(taken.length, 1);
+    assert.equal(new TextDecoder().decode(taken[0].payload), big(2));
+    await store.ack([taken[0].lease], "A");
+    const counts = (await store.status()).get(CHANNEL)!;
+    assert.deepEqual([counts.pending, counts.delivered], [0, 1]);
+  });
+});

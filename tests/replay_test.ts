@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClientCore, type LiveConnector } from "../src/client_core.ts";
 import { systemClock } from "../src/clock.ts";
-import { CommandError } from "../src/commands/command_error.ts";
+import { ConnectError } from "../src/rtcv/connect_error.ts";
+import { MockBackend } from "../src/session/mock_backend.ts";
 import { parseCommandLine } from "../src/protocol/command_line.ts";
 import { REDACTED } from "../src/debug/redact.ts";
 import { formatReplayLine } from "../src/replay/format_replay_line.ts";
@@ -400,11 +401,11 @@ Deno.test("runReplay fills redacted keys (object and array forms) from RTCV_SCRA
     const seen: string[][] = [];
     const run = await replayInProcess(file, {
       env: { [API_KEY_ENV_VAR]: key },
-      connectLive: (servers, core) => {
+      connectLive: async (servers, deps) => {
         seen.push(servers.map((s) => s.apiKey));
         // A careless error message that quotes the key: replay must still not print it.
-        if (servers.length === 2) throw new CommandError(`server rejected key ${servers[1].apiKey}`);
-        return core.createMock({});
+        if (servers.length === 2) throw new ConnectError(`server rejected key ${servers[1].apiKey}`);
+        return new MockBackend(await deps.openReferenceCache(), {});
       },
     });
     assert.equal(run.code, 0);

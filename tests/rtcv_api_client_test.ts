@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RtcvApiClient, RtcvApiError } from "../src/rtcv/api_client.ts";
-import { defaultRequestPolicy, parseRetryAfter, type RequestPolicy } from "../src/rtcv/request_policy.ts";
+import { defaultRequestPolicy, parseRetryAfter, type RequestPolicy } from "../src/http/request_policy.ts";
 import {
   DEFAULT_FAKE_KEY,
   type FakeRtcv,

@@ -1,3 +1,5 @@
+import { ClientError } from "../errors.ts";
+
 /** Where the reference cache and the outboxes live when `RTCV_SCRAPER_CLIENT_KV` is not set. */
 export const DEFAULT_KV_FILE = "rtcv_scraper_client.kv";
 
@@ -5,7 +7,7 @@ export const DEFAULT_KV_FILE = "rtcv_scraper_client.kv";
 const LOCK_WAIT_MS = 2000;
 
 /** The store could not be opened; the message says which store and what to do. */
-export class StoreError extends Error {
+export class StoreError extends ClientError {
   override name = "StoreError";
 }
 

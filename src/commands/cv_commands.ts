@@ -40,6 +40,12 @@ export function isPlainCv(content: unknown): content is Cv {
   return typeof reference === "string" && reference !== "" && !Object.hasOwn(content, "__proto__");
 }
 
+/** What became of one CV: whether it was sent (false: its reference number was cached) and matched. */
+export interface SendOutcome {
+  readonly sent: boolean;
+  readonly matched: boolean;
+}
+
 /** `send_cvs_list` content: an array of CVs or `{"cvs": [...]}`; each CV is checked on its own (see below). */
 const cvsListSchema = z.union([
   z.array(z.unknown()),
@@ -81,22 +87,22 @@ export function checkCvsList(list: readonly unknown[]): { cvs: Cv[]; duplicates:
 
 /**
  * `send_cv`: a cached reference number answers `false` and sends nothing; otherwise the backend sends
- * the CV, and a match is cached for 72 hours. `send_cvs_list`: a checked list to `allCVs`.
+ * the CV, and a match is cached for 72 hours. `send_cv_outcome` does the same and answers
+ * `{sent, matched}` (the wrapper's `/send_cv` answers `sent`, as the Go client v2 did). `send_cvs_list`: a
+ * checked list to `allCVs`.
  */
 export function cvCommands(session: Session): Record<string, CommandDefinition> {
-  const send = async (cv: Cv): Promise<boolean> => {
+  const send = async (cv: Cv): Promise<SendOutcome> => {
     const backend = session.backend;
-    if (await backend.references.has(cv.referenceNumber)) return false;
+    if (await backend.references.has(cv.referenceNumber)) return { sent: false, matched: false };
     const matched = await backend.sendCv(cv);
     if (matched) await backend.references.setLong(cv.referenceNumber);
-    return matched;
+    return { sent: true, matched };
   };
+  const sendOnce = (cv: Cv) => session.sendOnce(cv.referenceNumber, () => send(cv));
   return {
-    send_cv: defineCommand(
-      cvSchema,
-      async (cv) => okAnswer(await session.sendOnce(cv.referenceNumber, () => send(cv))),
-      isPlainCv,
-    ),
+    send_cv: defineCommand(cvSchema, async (cv) => okAnswer((await sendOnce(cv)).matched), isPlainCv),
+    send_cv_outcome: defineCommand(cvSchema, async (cv) => okAnswer(await sendOnce(cv)), isPlainCv),
     // A list goes out as one allCVs request; it neither reads nor writes the reference cache (the server
     // matches lists against list profiles, not per CV).
     send_cvs_list: defineCommand(cvsListSchema, async (list) => {

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { type Answer, errorAnswer } from "../protocol/answers.ts";
 import { isBadLine, type ParsedLine } from "../protocol/command_line.ts";
-import { CommandError } from "./command_error.ts";
+import { ClientError } from "../errors.ts";
 import { describeIssues } from "./validation.ts";
 
 /**
@@ -16,7 +16,10 @@ export interface CommandDefinition {
    * non-empty string): content it accepts skips the schema. Anything else goes through the schema.
    */
   readonly accepts?: (content: unknown) => boolean;
-  /** Does the command; throws a {@link CommandError} (or any error) to answer an error line. */
+  /**
+   * Does the command. A {@link ClientError} it throws (a service's typed error, or a `CommandError`) is
+   * answered with its message; any other error is a bug, answered as "failed unexpectedly" and reported.
+   */
   readonly handle: (content: never) => Answer | Promise<Answer>;
   /**
    * True for commands that change the session (credentials, mock mode): commands after one wait until
@@ -213,9 +216,13 @@ export class CommandRegistry {
     }
   }
 
-  /** The error answer for a failed command (of `lines` lines sharing it); an unexpected error is reported. */
+  /**
+   * The one place that turns a thrown error into an answer: a {@link ClientError} (a reason the scraper
+   * author can act on) is answered with its message; anything else is a bug, reported to `onUnexpected`.
+   * `lines` lines share the answer.
+   */
   #fail(type: string, error: unknown, lines = 1): Answer {
-    if (error instanceof CommandError) {
+    if (error instanceof ClientError) {
       return this.#finish(type, errorAnswer(`${type}: ${error.message}`), error, lines);
     }
     this.#report(type, error);

@@ -10,9 +10,10 @@
  *    `max_line_bytes`, `log_input`, `debug_log`);
  * 3. the built-in default.
  *
- * When both `RTCV_SCRAPER_CLIENT_ENV` (JSONC text) and `RTCV_SCRAPER_CLIENT_ENV_FILE` (a path) are set, the
- * text in `RTCV_SCRAPER_CLIENT_ENV` wins and the file is not read. An environment variable set to the empty
- * string counts as not set.
+ * Where the document comes from, in both modes, one order (the Go client v2's): `RTCV_SCRAPER_CLIENT_ENV`
+ * (JSONC text), else the file `RTCV_SCRAPER_CLIENT_ENV_FILE` names, else `env.json`, else `env.jsonc` in the
+ * working directory; the first one present is used ({@linkcode ClientConfig.configSource} names it). An
+ * environment variable set to the empty string counts as not set.
  *
  * @module
  */
@@ -68,8 +69,15 @@ export interface ServerConfig {
   apiKey: string;
 }
 
+/** The files looked for in the working directory when no variable names the configuration, in order. */
+export const DEFAULT_CONFIG_FILES: readonly string[] = ["env.json", "env.jsonc"];
+
 /** Everything the client reads at start-up. */
 export interface ClientConfig {
+  /** Where the document came from (`RTCV_SCRAPER_CLIENT_ENV`, the file's path, `env.json`...), or null. */
+  configSource: string | null;
+  /** Wrapper mode's HTTP address `host:port` (`RTCV_SCRAPER_CLIENT_ADDRESS`); null: 127.0.0.1, 4001-6000. */
+  wrapperAddress: { hostname: string; port: number } | null;
   /** The server whose answers count; `null` when the config names no server. */
   primaryServer: ServerConfig | null;
   /** Further servers that receive every CV too. */
@@ -421,12 +429,27 @@ async function parseDocument(text: string, source: string): Promise<ConfigDocume
   return doc;
 }
 
-/** Reads the document named by the environment, or `{}` when none is configured. */
-function readDocument(env: EnvReader, readTextFile: (path: string) => string): Promise<ConfigDocument> {
+/** Reads the document named by the environment (or found in the working directory), or `{}` without one. */
+async function readDocument(
+  env: EnvReader,
+  readTextFile: (path: string) => string,
+): Promise<{ doc: ConfigDocument; source: string | null }> {
   const text = nonEmpty(env.get(CONFIG_ENV_VAR));
-  if (text !== undefined) return parseDocument(text, CONFIG_ENV_VAR);
+  if (text !== undefined) return { doc: await parseDocument(text, CONFIG_ENV_VAR), source: CONFIG_ENV_VAR };
   const path = nonEmpty(env.get(CONFIG_FILE_ENV_VAR));
-  if (path === undefined) return Promise.resolve({});
+  if (path === undefined) {
+    for (const name of DEFAULT_CONFIG_FILES) {
+      let content: string;
+      try {
+        content = readTextFile(name);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) continue;
+        throw new ConfigError(name, "", `cannot read the file: ${describeReadError(err)}`, { cause: err });
+      }
+      return { doc: await parseDocument(content, name), source: name };
+    }
+    return { doc: {}, source: null };
+  }
   const source = `${CONFIG_FILE_ENV_VAR} ${path}`;
   let content: string;
   try {
@@ -434,7 +457,23 @@ function readDocument(env: EnvReader, readTextFile: (path: string) => string): P
   } catch (err) {
     throw new ConfigError(source, "", `cannot read the file: ${describeReadError(err)}`, { cause: err });
   }
-  return parseDocument(content, source);
+  return { doc: await parseDocument(content, source), source };
+}
+
+/** `RTCV_SCRAPER_CLIENT_ADDRESS=host:port` (wrapper mode), or null when not set. */
+function envAddress(env: EnvReader): { hostname: string; port: number } | null {
+  const raw = nonEmpty(env.get("RTCV_SCRAPER_CLIENT_ADDRESS"));
+  if (raw === undefined) return null;
+  const match = /^(.+):([0-9]{1,5})$/.exec(raw.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new ConfigError(
+      "RTCV_SCRAPER_CLIENT_ADDRESS",
+      "",
+      "must be host:port, e.g. 127.0.0.1:4001 (a port from 0 to 65535)",
+    );
+  }
+  return { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port };
 }
 
 function describeReadError(err: unknown): string {
@@ -541,7 +580,7 @@ export async function loadConfig(
   env: EnvReader,
   readTextFile: (path: string) => string = defaultReadTextFile,
 ): Promise<ClientConfig> {
-  const doc = await readDocument(env, readTextFile);
+  const { doc, source: configSource } = await readDocument(env, readTextFile);
   const limits = readLimits(env, doc);
 
   const timeoutMs = envInteger(
@@ -625,6 +664,8 @@ export async function loadConfig(
   const keyPair = readKeyPair(env, doc);
 
   return {
+    configSource,
+    wrapperAddress: envAddress(env),
     keyPair,
     primaryServer: doc.primary_server ? toServer(doc.primary_server) : null,
     alternativeServers: (doc.alternative_servers ?? []).map(toServer),

@@ -9,7 +9,7 @@
 import type { ChannelSender } from "../outbox/outbox.ts";
 import type { LeasedEntry } from "../outbox/outbox_store.ts";
 import type { DeliveryFailure } from "../outbox/retry_rules.ts";
-import type { RequestPolicy } from "../rtcv/request_policy.ts";
+import type { RequestPolicy } from "../http/request_policy.ts";
 import { IngestApiError, type IngestClient } from "./ingest_client.ts";
 import { batchBody, splitItems } from "./item_rows.ts";
 import { isDataType, isPlatform, type StreamId, streamName } from "./streams.ts";

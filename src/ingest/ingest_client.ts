@@ -5,8 +5,9 @@
  * @module
  */
 
-import { parseBaseUrl, readAnswer, Redactor } from "../rtcv/http_answers.ts";
-import { fetchWithRetries, isTransientStatus, type RequestPolicy } from "../rtcv/request_policy.ts";
+import { ClientError } from "../errors.ts";
+import { parseBaseUrl, readAnswer, Redactor } from "../http/http_answers.ts";
+import { fetchWithRetries, isTransientStatus, type RequestPolicy } from "../http/request_policy.ts";
 
 /** Where the ingest server is and the token it wants. */
 export interface IngestServer {
@@ -56,7 +57,7 @@ export interface IngestApiErrorDetails {
  * assert.ok(error.failure === "transient");
  * ```
  */
-export class IngestApiError extends Error {
+export class IngestApiError extends ClientError {
   /** Always `"IngestApiError"`. */
   override readonly name = "IngestApiError";
   /** The server's URL origin. */
@@ -94,8 +95,17 @@ export function classifyStatus(status: number | null): IngestFailure {
 }
 
 /**
+ * An ingest server's address or token is malformed (`set_ingest`, the config's `ingest`); the message names
+ * the field (`base_url ...`, `token ...`) and never quotes the token.
+ */
+export class IngestServerError extends ClientError {
+  override name = "IngestServerError";
+}
+
+/**
  * Checks an ingest server's address and token and returns the normalized base URL (origin plus path
- * prefix, no trailing slash). Throws a `TypeError` naming the field (never quoting the token).
+ * prefix, no trailing slash). Throws an {@linkcode IngestServerError} naming the field (never quoting the
+ * token).
  *
  * @example
  * ```ts
@@ -105,20 +115,26 @@ export function classifyStatus(status: number | null): IngestFailure {
  * ```
  */
 export function checkIngestServer(server: IngestServer): string {
-  const { url, baseUrl } = parseBaseUrl(
-    "base_url",
-    server.baseUrl,
-    "base_url is not a URL; expected http(s)://host[:port][/prefix]",
-  );
+  let parsed: { url: URL; baseUrl: string };
+  try {
+    parsed = parseBaseUrl(
+      "base_url",
+      server.baseUrl,
+      "base_url is not a URL; expected http(s)://host[:port][/prefix]",
+    );
+  } catch (error) {
+    throw new IngestServerError(error instanceof Error ? error.message : String(error));
+  }
+  const { url, baseUrl } = parsed;
   if (url.search !== "" || url.hash !== "") {
-    throw new TypeError(`base_url of ${url.origin} must not have a query or a fragment`);
+    throw new IngestServerError(`base_url of ${url.origin} must not have a query or a fragment`);
   }
   if (typeof server.token !== "string" || server.token === "") {
-    throw new TypeError("token must be a non-empty string");
+    throw new IngestServerError("token must be a non-empty string");
   }
   // fetch accepts header values of visible ASCII, spaces and tabs only; say so before it fails.
   if (!/^[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?$/.test(server.token)) {
-    throw new TypeError(
+    throw new IngestServerError(
       "token must be printable ASCII without line breaks or leading or trailing spaces",
     );
   }
@@ -134,7 +150,7 @@ export function checkIngestServer(server: IngestServer): string {
  * @example
  * ```ts ignore
  * import { IngestClient } from "./ingest_client.ts";
- * import { defaultRequestPolicy } from "../rtcv/request_policy.ts";
+ * import { defaultRequestPolicy } from "../http/request_policy.ts";
  * const client = IngestClient.create({ baseUrl: "http://127.0.0.1:9999", token: "dev" }, defaultRequestPolicy());
  * const keyword = await client.nextKeyword("boss");
  * ```

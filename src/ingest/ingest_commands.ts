@@ -6,7 +6,6 @@
  */
 
 import { z } from "zod";
-import { CommandError } from "../commands/command_error.ts";
 import { type CommandDefinition, defineBareCommand, defineCommand, exclusive } from "../commands/registry.ts";
 import { okAnswer } from "../protocol/answers.ts";
 import type { IngestService } from "./ingest_service.ts";
@@ -77,13 +76,9 @@ export const nextKeywordSchema = z.object({ platform: platformSchema.optional() 
  */
 export function ingestCommands(service: IngestService): Record<string, CommandDefinition> {
   return {
+    // A malformed address or token rejects with an IngestServerError, answered with its message.
     set_ingest: exclusive(defineCommand(setIngestSchema, async ({ base_url, token }) => {
-      try {
-        await service.configure({ baseUrl: base_url, token });
-      } catch (error) {
-        if (error instanceof TypeError) throw new CommandError(error.message);
-        throw error;
-      }
+      await service.configure({ baseUrl: base_url, token });
       return okAnswer();
     })),
     // Not async: the parsed items must not stay referenced by this frame while the line commits.

@@ -6,14 +6,14 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { CommandError } from "../commands/command_error.ts";
 import type { OpenedStore } from "../cache/lazy_store.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
-import type { RequestPolicy } from "../rtcv/request_policy.ts";
+import type { RequestPolicy } from "../http/request_policy.ts";
 import { DedupeIndex, itemId } from "./dedupe_index.ts";
 import { ingestChannel, IngestSender, streamOfChannel } from "./ingest_channel.ts";
-import { IngestApiError, IngestClient, type IngestServer } from "./ingest_client.ts";
+import { IngestClient, type IngestServer } from "./ingest_client.ts";
+import { IngestClosedError, IngestNotConfiguredError, IngestStoreError } from "./ingest_errors.ts";
 import { packRows } from "./item_rows.ts";
 import { DATA_TYPES, type DataType, type Platform, PLATFORMS } from "./streams.ts";
 
@@ -96,8 +96,6 @@ interface Started {
   readonly dedupe: Pick<DedupeIndex, "decide">;
 }
 
-const NOT_CONFIGURED = 'no ingest server is set: call set_ingest first (or configure "ingest" in the config)';
-
 /**
  * The ingestion sink. Items are committed to the outbox before `store_data` answers and delivered in the
  * background to the server configured at the time of delivery; what is left at exit is delivered after
@@ -128,12 +126,13 @@ export class IngestService {
   }
 
   /**
-   * Sets the ingest server (replacing an earlier one) at once, and starts delivering to it. Rejects with a
-   * `TypeError` naming the field when the address or token is malformed (nothing changes then), with a
-   * {@link CommandError} when the store cannot be opened.
+   * Sets the ingest server (replacing an earlier one) at once, and starts delivering to it. Rejects with an
+   * `IngestServerError` naming the field when the address or token is malformed (nothing changes then),
+   * with an {@link IngestStoreError} when the store cannot be opened, an {@link IngestClosedError} after
+   * {@link close}.
    */
   async configure(server: IngestServer): Promise<void> {
-    if (this.#closed) throw new CommandError("the ingest sink is closed");
+    if (this.#closed) throw new IngestClosedError();
     this.#client = IngestClient.create(server, this.#options.policy);
     this.#log(`ingest: delivering to ${this.#client.origin}`);
     const { outbox } = await this.#start();
@@ -165,7 +164,7 @@ export class IngestService {
           const [dedupe, outbox] = await Promise.all([openDedupe(), this.#options.outbox()]);
           return { outbox, dedupe };
         } catch (error) {
-          throw new CommandError(`cannot open the store for the ingest outbox: ${describe(error)}`);
+          throw new IngestStoreError(`cannot open the store for the ingest outbox: ${describe(error)}`);
         }
       })();
       this.#started.catch(() => this.#started = null);
@@ -173,10 +172,14 @@ export class IngestService {
     return this.#started;
   }
 
-  /** Queues a line's items in the outbox; resolves once they are committed. */
+  /**
+   * Queues a line's items in the outbox; resolves once they are committed. Rejects with an
+   * {@link IngestNotConfiguredError} before a server is set, an {@link IngestStoreError} when the items
+   * cannot be written.
+   */
   store(request: StoreRequest): Promise<StoreResult> {
-    if (this.#closed) return Promise.reject(new CommandError("the ingest sink is closed"));
-    if (this.#client === null) return Promise.reject(new CommandError(NOT_CONFIGURED));
+    if (this.#closed) return Promise.reject(new IngestClosedError());
+    if (this.#client === null) return Promise.reject(new IngestNotConfiguredError());
     const { items, dedupeKey } = request;
     const texts = items.map((item) => JSON.stringify(item));
     const ids = dedupeKey === undefined ? null : items.map((item) => itemId(item, dedupeKey));
@@ -204,7 +207,7 @@ export class IngestService {
       return { queued: accepted.length, skipped: texts.length - accepted.length };
     } catch (error) {
       decision?.settle(false);
-      throw new CommandError(`could not write the items to the store: ${describe(error)}`);
+      throw new IngestStoreError(`could not write the items to the store: ${describe(error)}`);
     }
   }
 
@@ -213,7 +216,7 @@ export class IngestService {
    * {@link IngestTuning.flushTimeoutMs}) or until the client stops, and answers the counts.
    */
   flush(timeoutMs: number = this.#tuning.flushTimeoutMs): Promise<IngestStatus> {
-    if (this.#client === null) return Promise.reject(new CommandError(NOT_CONFIGURED));
+    if (this.#client === null) return Promise.reject(new IngestNotConfiguredError());
     return track(this.#flushing, this.#flush(timeoutMs));
   }
 
@@ -262,15 +265,11 @@ export class IngestService {
     return this.#call((client) => client.getTokens());
   }
 
+  /** A request to the configured server; its failure is the client's `IngestApiError`, as it is. */
   async #call(request: (client: IngestClient) => Promise<unknown>): Promise<unknown> {
     const client = this.#client;
-    if (client === null) throw new CommandError(NOT_CONFIGURED);
-    try {
-      return await request(client);
-    } catch (error) {
-      if (error instanceof IngestApiError) throw new CommandError(error.message);
-      throw error;
-    }
+    if (client === null) throw new IngestNotConfiguredError();
+    return await request(client);
   }
 
   /** Stops delivering job data (the outbox's shared drain happens before); the store stays open. */

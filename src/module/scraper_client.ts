@@ -8,6 +8,8 @@ import type {
   MockOptions,
   SecretRequest,
   ServerCredentials,
+  ServerRequest,
+  ServerResponse,
   SpawnOptions,
   UserSecret,
   UserSecretRequest,
@@ -228,8 +230,14 @@ export class ScraperClient {
    * primary server matched it; false when it did not or its reference number was already cached.
    *
    * @example
-   * ```ts ignore
-   * const matched = await client.sendCvDocument({ cv: { referenceNumber: "a" }, file: "/tmp/cv.pdf" });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setMock();
+   * const document = { cv: { referenceNumber: "doc-1" }, fileBase64: btoa("%PDF-1.4") };
+   * assert.equal(await client.sendCvDocument(document), true);
+   * assert.equal(await client.sendCvDocument(document), false); // cached
    * ```
    */
   async sendCvDocument(document: CvDocument): Promise<boolean> {
@@ -382,6 +390,29 @@ export class ScraperClient {
    */
   command(type: string, content?: unknown): Promise<unknown> {
     return this.#call(type, content);
+  }
+
+  /**
+   * Waits for the next request an RT-CV server sends over its websocket (`next_server_request`); null after
+   * `timeoutMs` (default: no limit) or when the client stops.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ScraperClient } from "./scraper_client.ts";
+   * await using client = await ScraperClient.spawn({ env: { RTCV_SCRAPER_CLIENT_KV: ":memory:" } });
+   * await client.setMock();
+   * assert.equal(await client.nextServerRequest({ timeoutMs: 10 }), null); // no server in mock mode
+   * ```
+   */
+  async nextServerRequest(options: { timeoutMs?: number } = {}): Promise<ServerRequest | null> {
+    const content = options.timeoutMs === undefined ? undefined : { timeout_ms: options.timeoutMs };
+    return await this.#call("next_server_request", content) as ServerRequest | null;
+  }
+
+  /** Answers a {@link ServerRequest} to the server that sent it (`server_response`). */
+  async serverResponse(response: ServerResponse): Promise<void> {
+    await this.#call("server_response", response);
   }
 
   /**

@@ -168,6 +168,26 @@ export interface SpawnOptions {
   readonly stderr?: "inherit" | "null";
 }
 
+/** A request an RT-CV server sent the scraper over its websocket (`next_server_request`). */
+export interface ServerRequest {
+  /** The request's type, as the server named it. */
+  readonly type: unknown;
+  /** `"<server index>-<the server's id>"`: pass it back to `serverResponse`. */
+  readonly id: string;
+  /** The request's data. */
+  readonly data: unknown;
+}
+
+/** The scraper's answer to a {@link ServerRequest} (`server_response`). */
+export interface ServerResponse {
+  /** The id of the request answered. */
+  readonly id: string;
+  /** The answer's type; default the request's. */
+  readonly type?: unknown;
+  /** The answer's data. */
+  readonly data?: unknown;
+}
+
 /**
  * What `sendCvsList` resolves with (the `send_cvs_list` answer).
  *

@@ -18,13 +18,86 @@ const decoder = new TextDecoder();
 export type RouteSend = (client: RtcvApiClient, payload: Uint8Array, signal: AbortSignal) => Promise<unknown>;
 
 /**
- * How each CV route is posted: `scanCV` sends `{"cv": <payload JSON>}`, `allCVs` the payload `{"cvs": [...]}`.
- * `scanCVDocument` (`send_cv_document`) adds its sender here.
+ * How each CV route is posted: `scanCV` sends `{"cv": <payload JSON>}`, `allCVs` the payload `{"cvs": [...]}`,
+ * `scanCVDocument` the document's payload (see {@link cvDocumentCopies}) as multipart.
  */
 export const CV_ROUTES: Partial<Record<OutboxRoute, RouteSend>> = {
   scanCV: (client, payload, signal) => client.scanCv(JSON.parse(decoder.decode(payload)), signal),
   allCVs: (client, payload, signal) => client.scanCvList(JSON.parse(decoder.decode(payload)).cvs, signal),
+  scanCVDocument: (client, payload, signal) => {
+    const { cv, contentType, file } = decodeDocumentPayload(payload);
+    return client.scanCvDocument(cv, file, contentType, signal);
+  },
 };
+
+const NEWLINE = 0x0a;
+
+/**
+ * A document's payload: one line of JSON `{"cv":{...},"contentType":"..."}`, a newline, then the file's
+ * bytes as they are (JSON text never holds a raw newline, so the first one ends the header).
+ */
+function encodeDocumentPayload(
+  document: { cv: Record<string, unknown>; contentType: string; file: Uint8Array },
+): Uint8Array {
+  const header = encoder.encode(
+    JSON.stringify({ cv: document.cv, contentType: document.contentType }) + "\n",
+  );
+  const payload = new Uint8Array(header.length + document.file.length);
+  payload.set(header);
+  payload.set(document.file, header.length);
+  return payload;
+}
+
+function decodeDocumentPayload(
+  payload: Uint8Array,
+): { cv: Record<string, unknown>; contentType: string; file: Uint8Array<ArrayBuffer> } {
+  const end = payload.indexOf(NEWLINE);
+  const { cv, contentType } = JSON.parse(decoder.decode(payload.subarray(0, end)));
+  return { cv, contentType, file: payload.slice(end + 1) };
+}
+
+/**
+ * Payloads up to this size are keyed; a keyed put is one atomic commit of the store, which Deno.Kv limits to
+ * 800 KiB, while an unkeyed put goes through the group commit, which splits a large write (parts first).
+ */
+const KEYED_DOCUMENT_BYTES = 512 * 1024;
+
+/**
+ * The copies of a CV document (`send_cv_document`, route `scanCVDocument`) for `mirrors`, keyed by its
+ * reference number: a later document of the same reference for a mirror still waiting replaces the waiting
+ * copy. A document over 512 KiB is not keyed (see {@link KEYED_DOCUMENT_BYTES}): it only reaches the mirrors
+ * after the primary accepted it, and an accepted reference is cached or was not matched, so a second copy
+ * needs a second accepted send.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { cvDocumentCopies } from "./cv_channel.ts";
+ * const file = new TextEncoder().encode("%PDF-1.4");
+ * const [copy] = cvDocumentCopies(["https://mirror.example"], {
+ *   cv: { referenceNumber: "r1" },
+ *   file,
+ *   contentType: "application/pdf",
+ * });
+ * assert.strictEqual(copy.key, "scanCVDocument:r1");
+ * assert.strictEqual(copy.route, "scanCVDocument");
+ * ```
+ */
+export function cvDocumentCopies(
+  mirrors: readonly string[],
+  document: { cv: Record<string, unknown>; contentType: string; file: Uint8Array },
+): NewOutboxEntry[] {
+  const reference = String(document.cv.referenceNumber);
+  const payload = encodeDocumentPayload(document);
+  return mirrors.map((channel) => ({
+    channel,
+    key: payload.byteLength <= KEYED_DOCUMENT_BYTES ? `scanCVDocument:${reference}` : null,
+    route: "scanCVDocument",
+    label: `the document of ${reference}`,
+    count: 1,
+    payload,
+  }));
+}
 
 /** The outbox channel of a server: its location (origin and path prefix), never its key. */
 export function cvChannel(client: RtcvApiClient): string {

@@ -38,6 +38,8 @@ const PART_BYTES = 60_000;
 /** Entries per checked atomic operation (Deno.Kv takes at most 100 checks in one). */
 const PER_ATOMIC = 40;
 const MAX_KEY_CHARS = 400;
+/** Payloads above this are committed in parts before their entry (one atomic operation takes 800 KiB). */
+const LARGE_PAYLOAD_BYTES = 400_000;
 const U64 = 1n << 64n;
 
 interface Row {
@@ -143,16 +145,37 @@ export class KvOutboxStore implements OutboxStore {
     const indexKey: Deno.KvKey = [ROOT, "key", entry.channel, stored];
     // First as a new key without reading (the common case); when the key is taken, read and replace.
     let index: Deno.KvEntryMaybe<string> = { key: indexKey, value: null, versionstamp: null };
+    // The row keeps the key as stored: a long one (a CV list's text) would not fit in a 64 KiB value.
+    const row = { ...newRow(entry, owner, until, now), k: stored, x: stored };
+    // A payload too big for one atomic operation (a large CV list or document): its parts are committed
+    // first under a new id, then one checked operation switches the key to it and removes the old entry.
+    // A crash in between leaves unreferenced parts, never a half-written entry.
+    const largeId = entry.payload.byteLength > LARGE_PAYLOAD_BYTES ? this.#newId() : null;
+    if (largeId !== null) {
+      await this.#batcher.write(partMutations(entry.channel, largeId, row, entry.payload));
+    }
     for (;;) {
-      const id = typeof index.value === "string" ? index.value : this.#newId();
-      const old = index.value === null ? null : await this.#kv.get<Row>(entryKey(entry.channel, id));
-      const row = { ...newRow(entry, owner, until, now), x: stored };
+      const waitingId = typeof index.value === "string" ? index.value : null;
+      const id = largeId ?? waitingId ?? this.#newId();
+      const old = waitingId === null ? null : await this.#kv.get<Row>(entryKey(entry.channel, waitingId));
       const atomic = this.#kv.atomic().check(index);
       if (old !== null) atomic.check(old);
       const previous = old?.value ?? null;
-      atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
+      if (largeId === null) {
+        atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
+      } else {
+        if (waitingId !== null && previous !== null) {
+          atomic.mutate(
+            ...removeMutations({ channel: entry.channel, id: waitingId, token: "" }, {
+              ...previous,
+              x: null,
+            }),
+          );
+        }
+        atomic.set(entryKey(entry.channel, id), row);
+      }
       atomic.mutate(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
-      if (index.value === null) atomic.set(indexKey, id);
+      if (index.value === null || id !== waitingId) atomic.set(indexKey, id);
       const result = await retryLocked(() => atomic.commit());
       if (result.ok) {
         return leasedOf(entry.channel, id, row, tokenOf(result.versionstamp, row), entry.payload);
@@ -372,13 +395,19 @@ function newRow(entry: NewOutboxEntry, owner: string, until: number, now: number
   };
 }
 
-/** The payload parts, then the entry (so an entry never exists without its parts), less stale parts. */
-function entryMutations(channel: string, id: string, row: Row, payload: Uint8Array, oldParts: number) {
+/** The writes of a payload's parts. */
+function partMutations(channel: string, id: string, row: Row, payload: Uint8Array): Deno.KvMutation[] {
   const mutations: Deno.KvMutation[] = [];
   for (let index = 0; index < row.p; index++) {
     const piece = row.p === 1 ? payload : payload.slice(index * PART_BYTES, (index + 1) * PART_BYTES);
     mutations.push({ type: "set", key: partKey(channel, id, index), value: piece });
   }
+  return mutations;
+}
+
+/** The payload parts, then the entry (so an entry never exists without its parts), less stale parts. */
+function entryMutations(channel: string, id: string, row: Row, payload: Uint8Array, oldParts: number) {
+  const mutations = partMutations(channel, id, row, payload);
   for (let index = row.p; index < oldParts; index++) {
     mutations.push({ type: "delete", key: partKey(channel, id, index) });
   }

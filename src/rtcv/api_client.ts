@@ -5,8 +5,10 @@
  * @module
  */
 
-import { parseBaseUrl, readAnswer, Redactor } from "./http_answers.ts";
-import { fetchWithRetries, type RequestPolicy } from "./request_policy.ts";
+import { ClientError } from "../errors.ts";
+import { parseBaseUrl, readAnswer, Redactor } from "../http/http_answers.ts";
+import { fetchWithRetries, type RequestPolicy } from "../http/request_policy.ts";
+import type { SocketTarget } from "./server_socket.ts";
 
 /** Where an RT-CV server is and the api key to use with it. */
 export interface RtcvCredentials {
@@ -44,12 +46,15 @@ export interface RtcvApiErrorDetails {
   attempts?: number;
   /** The wait a failed answer asked for with `Retry-After`, in ms, or null. */
   retryAfterMs?: number | null;
+  /** The server's role in this client (`primary`, `mirror`), put in front of the message; none by default. */
+  role?: string | null;
 }
 
 /**
  * A request to an RT-CV server failed. The message is `<origin> <what happened>`, for example
  * `https://rtcv.example.com answered 400: invalid referenceNumber` or
- * `http://127.0.0.1:1234 did not answer within 20000 ms (4 attempts)`.
+ * `http://127.0.0.1:1234 did not answer within 20000 ms (4 attempts)`; with a role (see
+ * {@linkcode RtcvApiError.withRole}) it comes first: `primary https://rtcv.example.com answered 400: ...`.
  * It never contains the api key, its hash or the Authorization header.
  *
  * @example
@@ -58,9 +63,10 @@ export interface RtcvApiErrorDetails {
  * import { RtcvApiError } from "./api_client.ts";
  * const error = new RtcvApiError("https://rtcv.example.com", "answered 400: bad", { status: 400, serverMessage: "bad" });
  * assert.equal(error.message, "https://rtcv.example.com answered 400: bad");
+ * assert.equal(error.withRole("primary").message, "primary https://rtcv.example.com answered 400: bad");
  * ```
  */
-export class RtcvApiError extends Error {
+export class RtcvApiError extends ClientError {
   /** Always `"RtcvApiError"`. */
   override readonly name = "RtcvApiError";
   /** The server's URL origin, e.g. `https://rtcv.example.com`. */
@@ -75,6 +81,10 @@ export class RtcvApiError extends Error {
   readonly attempts: number;
   /** The wait the server asked for with `Retry-After`, in ms, or null. */
   readonly retryAfterMs: number | null;
+  /** What happened, as it follows the origin in the message (`answered 400: bad`). */
+  readonly detail: string;
+  /** The server's role in front of the message (`primary`), or null. */
+  readonly role: string | null;
 
   /**
    * True when the server does not have the route at all: the newest one answers 500
@@ -98,14 +108,29 @@ export class RtcvApiError extends Error {
 
   /** Builds the error; `detail` follows the origin in the message. */
   constructor(origin: string, detail: string, details: RtcvApiErrorDetails = {}) {
-    super(`${origin} ${detail}`);
+    const role = details.role ?? null;
+    super(`${role === null ? "" : `${role} `}${origin} ${detail}`);
     this.origin = origin;
+    this.detail = detail;
+    this.role = role;
     this.status = details.status ?? null;
     this.serverMessage = details.serverMessage ?? null;
     // A server without the route will not grow it on a retry (the newest RT-CV answers 500 for it).
     this.retryable = (details.retryable ?? false) && !this.missingRoute;
     this.attempts = details.attempts ?? 1;
     this.retryAfterMs = details.retryAfterMs ?? null;
+  }
+
+  /** The same failure, its message led by the server's role: `primary <origin> answered 400: ...`. */
+  withRole(role: string): RtcvApiError {
+    return new RtcvApiError(this.origin, this.detail, {
+      status: this.status,
+      serverMessage: this.serverMessage,
+      retryable: this.retryable,
+      attempts: this.attempts,
+      retryAfterMs: this.retryAfterMs,
+      role,
+    });
   }
 }
 
@@ -121,7 +146,7 @@ export class RtcvApiError extends Error {
  * @example
  * ```ts ignore
  * import { RtcvApiClient } from "./api_client.ts";
- * import { defaultRequestPolicy } from "./request_policy.ts";
+ * import { defaultRequestPolicy } from "../http/request_policy.ts";
  * const client = await RtcvApiClient.create(
  *   { serverLocation: "http://localhost:4000", apiKeyId: "111111111111111111111111", apiKey: "ddd" },
  *   defaultRequestPolicy(),
@@ -193,6 +218,18 @@ export class RtcvApiClient {
     return this.#apiKeyId;
   }
 
+  /**
+   * The server's scraper websocket, `ws(s)://<server location>/api/v1/scraper/ws`, with the Authorization
+   * header to open it (for the socket module only: the header is a secret).
+   */
+  socketTarget(): SocketTarget {
+    return {
+      url: this.#baseUrl.replace(/^http/i, "ws") + "/api/v1/scraper/ws",
+      headers: { Authorization: this.#headers.Authorization },
+      origin: this.#origin,
+    };
+  }
+
   /** `GET /api/v1/health`; resolves when the server answers `{"status": true}`. */
   async health(signal?: AbortSignal): Promise<void> {
     const body = await this.#request("GET", "/api/v1/health", { signal });
@@ -248,6 +285,28 @@ export class RtcvApiClient {
     if (!isRecord(cv)) throw new TypeError("cv must be a JSON object");
     const path = "/api/v1/scraper/scanCV";
     const body = await this.#request("POST", path, { signal, body: { cv } });
+    const hasMatches = isRecord(body) ? body.hasMatches : undefined;
+    if (hasMatches === undefined && isRecord(body)) return false;
+    if (typeof hasMatches !== "boolean") throw this.#unexpected(path, `{"hasMatches": <boolean>}`, body);
+    return hasMatches;
+  }
+
+  /**
+   * `POST /api/v1/scraper/scanCVDocument` as multipart: a part `metadata` (the CV as JSON) and a part `cv`
+   * (the file, named `cv.pdf`, with `contentType`); resolves the server's `hasMatches`. Every attempt sends
+   * the whole body again.
+   */
+  async scanCvDocument(
+    cv: Record<string, unknown>,
+    file: Uint8Array<ArrayBuffer>,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const path = "/api/v1/scraper/scanCVDocument";
+    const form = new FormData();
+    form.append("metadata", JSON.stringify(cv));
+    form.append("cv", new Blob([file], { type: contentType }), "cv.pdf");
+    const body = await this.#request("POST", path, { signal, form });
     const hasMatches = isRecord(body) ? body.hasMatches : undefined;
     if (hasMatches === undefined && isRecord(body)) return false;
     if (typeof hasMatches !== "boolean") throw this.#unexpected(path, `{"hasMatches": <boolean>}`, body);
@@ -338,6 +397,8 @@ export class RtcvApiClient {
     options: {
       signal?: AbortSignal;
       body?: unknown;
+      /** A multipart body (then fetch sets the Content-Type with its boundary). */
+      form?: FormData;
       label?: string;
       anyBody?: boolean;
       extraSecrets?: string[];
@@ -346,12 +407,18 @@ export class RtcvApiClient {
     },
   ): Promise<unknown> {
     const url = this.#baseUrl + path;
-    const requestBody = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const requestBody = options.form ??
+      (options.body === undefined ? undefined : JSON.stringify(options.body));
+    let headers = this.#headers;
+    if (options.form !== undefined) {
+      const { "Content-Type": _json, ...rest } = this.#headers;
+      headers = rest;
+    }
     const outcome = await fetchWithRetries(
       {
         origin: this.#origin,
         path: options.label ?? path,
-        send: (signal) => fetch(url, { method, headers: this.#headers, body: requestBody, signal }),
+        send: (signal) => fetch(url, { method, headers, body: requestBody, signal }),
       },
       options.retries === undefined ? this.#policy : { ...this.#policy, maxRetries: options.retries },
       options.signal,

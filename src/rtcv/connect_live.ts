@@ -1,16 +1,32 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
-import type { ClientCore } from "../client_core.ts";
-import { CommandError } from "../commands/command_error.ts";
 import type { ServerCredentials } from "../commands/session_commands.ts";
+import { ClientError } from "../errors.ts";
+import type { RequestPolicy } from "../http/request_policy.ts";
+import type { Outbox } from "../outbox/outbox.ts";
 import { RtcvApiClient } from "./api_client.ts";
+import { ConnectError } from "./connect_error.ts";
 import { LiveBackend } from "./live_backend.ts";
-import { checkKeyPair, type KeyPairText, LoginKeyPair, type LoginUsersRoute } from "./login_users.ts";
-import type { RequestPolicy } from "./request_policy.ts";
+import {
+  checkKeyPair,
+  KeyPairError,
+  type KeyPairText,
+  LoginKeyPair,
+  type LoginUsersRoute,
+} from "./login_users.ts";
+import type { ServerRequests } from "./server_requests.ts";
 
 /** RT-CV's role number for scraper keys. */
 export const SCRAPER_ROLE = 1;
 /** How many days of scanned reference numbers warm the cache. */
 export const WARM_UP_DAYS = 30;
+
+/** What live mode uses of the rest of the client: the persistent reference cache and the one outbox. */
+export interface LiveDeps {
+  /** Opens (once) the persistent reference cache that live mode answers from and warms up. */
+  readonly openReferenceCache: () => Promise<CachedReferences>;
+  /** Opens (once) the outbox that carries the mirrors' copies. */
+  readonly openOutbox: () => Promise<Outbox>;
+}
 
 /** What live mode needs besides the credentials. */
 export interface LiveOptions {
@@ -26,23 +42,44 @@ export interface LiveOptions {
    * names where it came from, for messages (never the keys).
    */
   readonly keyPair?: (KeyPairText & { readonly source: string }) | null;
+  /** Where requests from the servers' websockets go; without it no websocket is opened. */
+  readonly serverRequests?: ServerRequests;
 }
 
 /**
  * Checks every server in parallel (health, then a key with the scraper role), warms the cache from the
- * primary, and builds the live backend (its `start` resumes outbox delivery to servers named again). Any failure is a
- * {@link CommandError} naming the server's origin and the step; nothing about the session changes then.
+ * primary, and builds the live backend (its `start` resumes outbox delivery to servers named again). Any
+ * failure the scraper can act on is a {@link ConnectError} naming the server's origin and the step; nothing
+ * about the session changes then.
  */
 export async function connectLive(
   servers: ServerCredentials[],
-  core: ClientCore,
+  deps: LiveDeps,
+  options: LiveOptions,
+): Promise<LiveBackend> {
+  try {
+    return await connect(servers, deps, options);
+  } catch (error) {
+    // A broken key pair, a login-users check or the store failed under connecting: the same words, as
+    // this step's error.
+    if (error instanceof ClientError && !(error instanceof ConnectError)) {
+      throw new ConnectError(error.message, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function connect(
+  servers: ServerCredentials[],
+  deps: LiveDeps,
   options: LiveOptions,
 ): Promise<LiveBackend> {
   const clients = await Promise.all(servers.map(async (server) => {
     try {
       return await RtcvApiClient.create(server, options.policy);
     } catch (error) {
-      throw new CommandError(error instanceof Error ? error.message : String(error));
+      // The credentials' form (`server_location`, an empty key): a TypeError naming the field.
+      throw new ConnectError(error instanceof Error ? error.message : String(error), { cause: error });
     }
   }));
   const primaryIndex = servers.findIndex((server) => server.primary);
@@ -53,15 +90,15 @@ export async function connectLive(
   const failures = checks.flatMap((check, index) =>
     check.status === "rejected" ? [`${roleOf(index)} ${describe(check.reason)}`] : []
   );
-  if (failures.length > 0) throw new CommandError(failures.join("; "));
+  if (failures.length > 0) throw new ConnectError(failures.join("; "));
 
   const primary = clients[primaryIndex];
   let loginUsersRoute: LoginUsersRoute = "not_checked";
   if (keyPair !== null) loginUsersRoute = await checkKeyPair(primary, keyPair, options.log);
-  const references = await core.session.persistentCache();
+  const references = await deps.openReferenceCache();
   await warmUp(primary, references, options.log);
 
-  const outbox = await core.outbox();
+  const outbox = await deps.openOutbox();
   // The outbox retries by itself: its clients make one request per attempt.
   const deliveryClient = (index: number) =>
     RtcvApiClient.create(servers[index], { ...options.policy, maxRetries: 0 });
@@ -78,6 +115,8 @@ export async function connectLive(
     deliveryClients,
     references,
     outbox,
+    // One websocket to every server (in the order the credentials name them: that is the id's index).
+    sockets: options.serverRequests?.connect(clients.map((client) => client.socketTarget())),
     onPrimaryResult: (ok) => options.onCvResult?.(primary.origin, ok),
     keyPair,
     loginUsersRoute,
@@ -85,12 +124,12 @@ export async function connectLive(
   });
 }
 
-/** The key pair of the primary's credentials, else the configured one; checked (a CommandError if broken). */
+/** The key pair of the primary's credentials, else the configured one; checked (a KeyPairError if broken). */
 async function pickKeyPair(primary: ServerCredentials, options: LiveOptions): Promise<LoginKeyPair | null> {
   const { publicKey, privateKey } = primary;
   if (publicKey !== undefined || privateKey !== undefined) {
     if (publicKey === undefined || privateKey === undefined) {
-      throw new CommandError("public_key and private_key must be given together (the login-users key pair)");
+      throw new KeyPairError("public_key and private_key must be given together (the login-users key pair)");
     }
     return await LoginKeyPair.from({ publicKey, privateKey }, "set_credentials");
   }

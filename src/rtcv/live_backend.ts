@@ -1,18 +1,27 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
-import { CommandError } from "../commands/command_error.ts";
-import { cvChannel, cvCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
+import { cvChannel, cvCopies, cvDocumentCopies, cvListCopies, cvSender } from "../outbox/cv_channel.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
 import {
   type Cv,
+  type CvDocument,
   type LoginUser,
+  MirrorCopiesError,
   NoKeyPairError,
+  NoListRouteError,
   NoSecretsRouteError,
   type RtcvBackend,
   type SecretSource,
 } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
-import { KEY_PAIR_HINT, type LoginKeyPair, type LoginUsersRoute, readLoginUsers } from "./login_users.ts";
+import {
+  KEY_PAIR_HINT,
+  type LoginKeyPair,
+  LoginUsersError,
+  type LoginUsersRoute,
+  readLoginUsers,
+} from "./login_users.ts";
+import type { SocketGroup } from "./server_requests.ts";
 
 /** What a {@link LiveBackend} is built from (see `connectLive`). */
 export interface LiveBackendParts {
@@ -33,6 +42,8 @@ export interface LiveBackendParts {
   readonly loginUsersRoute?: LoginUsersRoute;
   /** Warnings for a person (a login user left out). */
   readonly warn?: (message: string) => void;
+  /** The websockets to the servers (requests from RT-CV), opened at start and closed at close. */
+  readonly sockets?: SocketGroup;
 }
 
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
@@ -88,12 +99,33 @@ export class LiveBackend implements RtcvBackend {
     const { primary } = this.#parts;
     const sent = primary.scanCvList(cvs).catch((error) => {
       if (!(error instanceof RtcvApiError && error.missingRoute)) throw error;
-      throw new CommandError(
+      throw new NoListRouteError(
         `primary ${primary.origin} has no allCVs route (an older RT-CV server; it ` +
-          `${error.message.slice(error.origin.length + 1)}); send the CVs one by one with send_cv there`,
+          `${error.detail}); send the CVs one by one with send_cv there`,
       );
     });
     await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs));
+  }
+
+  /**
+   * Sends a CV document to the primary (`scanCVDocument`); only once it accepted it (documents are expensive
+   * for a server to read) do the mirrors' copies go into the outbox. Resolves with the primary's
+   * `hasMatches` once they are committed.
+   */
+  async sendCvDocument(document: CvDocument): Promise<boolean> {
+    const matched = await this.#countPrimary(
+      this.#parts.primary.scanCvDocument(document.cv, document.file, document.contentType),
+    );
+    try {
+      await this.#parts.outbox.enqueue(cvDocumentCopies(this.#mirrorChannels, document));
+    } catch (error) {
+      throw new MirrorCopiesError(
+        `the primary accepted the document, but the copies for the mirrors could not be stored: ${
+          describe(error)
+        }`,
+      );
+    }
+    return matched;
   }
 
   /**
@@ -104,13 +136,13 @@ export class LiveBackend implements RtcvBackend {
     const queued = this.#parts.outbox.enqueue(copies);
     const [sent, stored] = await Promise.allSettled([this.#countPrimary(primary), queued]);
     if (stored.status === "rejected") {
-      throw new CommandError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
+      throw new MirrorCopiesError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
     }
     if (sent.status === "rejected") throw sent.reason;
     return sent.value;
   }
 
-  /** Follows the primary's outcome (failing state, metrics) and words its failure as the command's error. */
+  /** Follows the primary's outcome (failing state, metrics); its failure names the primary's role. */
   #countPrimary<T>(request: Promise<T>): Promise<T> {
     return request.then(
       (value) => {
@@ -121,7 +153,7 @@ export class LiveBackend implements RtcvBackend {
       (error) => {
         this.#primaryFailuresInARow++;
         this.#parts.onPrimaryResult?.(false);
-        throw asCommandError("primary", error);
+        throw primaryFailure(error);
       },
     );
   }
@@ -130,7 +162,7 @@ export class LiveBackend implements RtcvBackend {
   async getLoginUsers(): Promise<LoginUser[]> {
     const { primary, keyPair } = this.#parts;
     if (this.#parts.loginUsersRoute === "missing") {
-      throw new CommandError(
+      throw new LoginUsersError(
         `primary ${primary.origin} has no login-users route (scraperUsers): it is an older RT-CV server; ` +
           "use get_users_secret / get_user_secret there",
       );
@@ -162,7 +194,7 @@ export class LiveBackend implements RtcvBackend {
           "users secrets (get_login_users)";
         throw new NoSecretsRouteError(this.#noSecretsRoute);
       }
-      throw asCommandError("primary", error);
+      throw primaryFailure(error);
     }
   }
 
@@ -178,6 +210,7 @@ export class LiveBackend implements RtcvBackend {
   start(): void {
     const { mirrors, primary } = this.#parts.deliveryClients;
     for (const client of [...mirrors, primary]) this.#parts.outbox.serve(cvChannel(client), cvSender(client));
+    this.#parts.sockets?.start();
   }
 
   /**
@@ -186,7 +219,10 @@ export class LiveBackend implements RtcvBackend {
    */
   async close(_options: { drainMs?: number } = {}): Promise<void> {
     const { mirrors, primary } = this.#parts.deliveryClients;
-    await Promise.all([...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))));
+    await Promise.all([
+      ...[...mirrors, primary].map((client) => this.#parts.outbox.unserve(cvChannel(client))),
+      this.#parts.sockets?.close(),
+    ]);
   }
 }
 
@@ -194,8 +230,8 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Wraps a server failure as the command's error: `primary <origin> answered 400: ...`. */
-export function asCommandError(role: string, error: unknown): Error {
-  if (error instanceof RtcvApiError) return new CommandError(`${role} ${error.message}`);
+/** A failure of the primary, as it is answered: an RT-CV error gets its role (`primary <origin> answered ...`). */
+function primaryFailure(error: unknown): Error {
+  if (error instanceof RtcvApiError) return error.withRole("primary");
   return error instanceof Error ? error : new Error(String(error));
 }

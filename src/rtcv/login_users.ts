@@ -5,9 +5,9 @@
  * @module
  */
 
-import { CommandError } from "../commands/command_error.ts";
 import { PRIVATE_KEY_ENV_VAR, PUBLIC_KEY_ENV_VAR } from "../config/config.ts";
 import type { BoxKeyPair } from "../crypto/sealed_box.ts";
+import { ClientError } from "../errors.ts";
 import type { LoginUser } from "../session/backend.ts";
 import { type RtcvApiClient, RtcvApiError } from "./api_client.ts";
 
@@ -17,6 +17,19 @@ export const PASSWORD_PADDING_BYTES = 32;
 export const KEY_PAIR_HINT =
   `set a key pair with ${PUBLIC_KEY_ENV_VAR} / ${PRIVATE_KEY_ENV_VAR}, the config's ` +
   "public_key / private_key, or public_key / private_key in set_credentials";
+
+/** A login-users key pair is malformed or does not work; the message names where it came from, never the keys. */
+export class KeyPairError extends ClientError {
+  override name = "KeyPairError";
+}
+
+/**
+ * The primary's login users could not be checked or read (the route is missing, the server failed, or it
+ * holds another public key); the message names the primary and what happened.
+ */
+export class LoginUsersError extends ClientError {
+  override name = "LoginUsersError";
+}
 
 type SealedBoxModule = typeof import("../crypto/sealed_box.ts");
 let sealedBoxModule: Promise<SealedBoxModule> | null = null;
@@ -51,7 +64,7 @@ export class LoginKeyPair {
 
   /**
    * Decodes and checks a pair: both keys base64 of 32 bytes, the public key belonging to the private key, and
-   * a test message sealed to the public key opens with the pair. Throws a {@link CommandError} that names
+   * a test message sealed to the public key opens with the pair. Throws a {@link KeyPairError} that names
    * `source` and never the keys.
    */
   static async from(text: KeyPairText, source: string): Promise<LoginKeyPair> {
@@ -60,10 +73,10 @@ export class LoginKeyPair {
     const publicKey = fromBase64(text.publicKey);
     const secretKey = fromBase64(text.privateKey);
     if (publicKey === null || publicKey.length !== KEY_BYTES) {
-      throw new CommandError(`the public key (${source}) must be base64 of ${KEY_BYTES} bytes`);
+      throw new KeyPairError(`the public key (${source}) must be base64 of ${KEY_BYTES} bytes`);
     }
     if (secretKey === null || secretKey.length !== KEY_BYTES) {
-      throw new CommandError(`the private key (${source}) must be base64 of ${KEY_BYTES} bytes`);
+      throw new KeyPairError(`the private key (${source}) must be base64 of ${KEY_BYTES} bytes`);
     }
     const pair = { publicKey, secretKey };
     const test = crypto.getRandomValues(new Uint8Array(16));
@@ -71,7 +84,7 @@ export class LoginKeyPair {
     if (
       toBase64(publicKeyOf(secretKey)) !== toBase64(publicKey) || opened === null || !sameBytes(opened, test)
     ) {
-      throw new CommandError(
+      throw new KeyPairError(
         `the key pair (${source}) does not work: the public key does not belong to the private key`,
       );
     }
@@ -112,7 +125,8 @@ export type LoginUsersRoute = "available" | "missing" | "not_checked";
 
 /**
  * Checks the pair against the primary: registers the public key when the server has none, fails when it has
- * another one (never replacing it: that deletes the stored users). Resolves whether the route exists.
+ * another one (never replacing it: that deletes the stored users). Resolves whether the route exists;
+ * throws {@link LoginUsersError} otherwise.
  */
 export async function checkKeyPair(
   primary: RtcvApiClient,
@@ -129,19 +143,19 @@ export async function checkKeyPair(
       );
       return "missing";
     }
-    throw new CommandError(`login users check failed: primary ${describe(error)}`);
+    throw new LoginUsersError(`login users check failed: primary ${describe(error)}`);
   }
   if (registered === "") {
     try {
       await primary.setPublicKey(pair.publicKey);
     } catch (error) {
-      throw new CommandError(`registering the public key failed: primary ${describe(error)}`);
+      throw new LoginUsersError(`registering the public key failed: primary ${describe(error)}`);
     }
     log(`login users: registered public key ${pair.publicKey} with primary ${primary.origin}`);
     return "available";
   }
   if (registered !== pair.publicKey) {
-    throw new CommandError(
+    throw new LoginUsersError(
       `the public key of this key pair (${pair.publicKey}) differs from the one registered with primary ` +
         `${primary.origin} (${registered}); use the key pair that belongs to the registered public key. ` +
         "The client does not replace it: replacing the public key on the server deletes the stored users",
@@ -152,7 +166,7 @@ export async function checkKeyPair(
 
 /**
  * Reads the login users from the primary and opens their passwords. A user whose password cannot be opened
- * is left out, with a warning naming the user.
+ * is left out, with a warning naming the user. Throws {@link LoginUsersError} when they cannot be read.
  */
 export async function readLoginUsers(
   primary: RtcvApiClient,
@@ -164,11 +178,11 @@ export async function readLoginUsers(
     answer = await primary.scraperUsers();
   } catch (error) {
     if (error instanceof RtcvApiError && error.missingRoute) {
-      throw new CommandError(
+      throw new LoginUsersError(
         `primary ${primary.origin} has no login-users route (scraperUsers); ${error.message}`,
       );
     }
-    throw new CommandError(`primary ${describe(error)}`);
+    throw new LoginUsersError(`primary ${describe(error)}`);
   }
   const users: LoginUser[] = [];
   for (const user of answer.users) {

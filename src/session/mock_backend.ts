@@ -1,5 +1,5 @@
-import type { ReferenceCache } from "../cache/reference_cache.ts";
-import type { Cv, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
+import type { CachedReferences } from "../cache/cached_references.ts";
+import type { Cv, CvDocument, LoginUser, RtcvBackend, SecretSource } from "./backend.ts";
 
 /**
  * Mock mode: no server is contacted. Every new CV "matches" (so it is cached like a matched CV in live
@@ -9,13 +9,17 @@ export class MockBackend implements RtcvBackend {
   /** Always `mock`. */
   readonly kind = "mock";
   /** The in-memory cache of mock mode (never the persistent store). */
-  readonly references: ReferenceCache;
+  readonly references: CachedReferences;
+  /** No servers in mock mode. */
+  readonly origins: readonly string[] = [];
+  /** Mock mode never fails. */
+  readonly failing = null;
   readonly #secrets: ReadonlyMap<string, unknown>;
   readonly #loginUsers: readonly LoginUser[];
 
   /** Creates a mock over its own cache with the given secrets and login users. */
   constructor(
-    references: ReferenceCache,
+    references: CachedReferences,
     secrets: Record<string, unknown>,
     loginUsers: readonly LoginUser[] = [],
   ) {
@@ -36,6 +40,11 @@ export class MockBackend implements RtcvBackend {
 
   /** Answers true: in mock mode every CV not yet cached counts as matched. */
   sendCv(_cv: Cv): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** Answers true, like {@link sendCv}. */
+  sendCvDocument(_document: CvDocument): Promise<boolean> {
     return Promise.resolve(true);
   }
 

@@ -1,6 +1,17 @@
 import type { CachedReferences } from "../cache/cached_references.ts";
-import { CommandError } from "../commands/command_error.ts";
+import { ClientError } from "../errors.ts";
 import type { RtcvBackend } from "./backend.ts";
+
+/** A command needs a backend before `set_credentials` or `set_mock` installed one; the message says so. */
+export class NoSessionError extends ClientError {
+  override name = "NoSessionError";
+  /** The message every such command answers. */
+  constructor() {
+    super(
+      "no RT-CV server is set: call set_credentials first (or set_mock to try things out without a server)",
+    );
+  }
+}
 
 /** Opens a reference cache on first use. */
 export type CacheOpener = () => Promise<CachedReferences>;
@@ -21,13 +32,9 @@ export class Session {
     this.#openPersistent = openPersistent;
   }
 
-  /** The active backend, or a {@link CommandError} telling the scraper to set credentials first. */
+  /** The active backend; throws {@link NoSessionError} before credentials or mock mode are set. */
   get backend(): RtcvBackend {
-    if (this.#backend === null) {
-      throw new CommandError(
-        "no RT-CV server is set: call set_credentials first (or set_mock to try things out without a server)",
-      );
-    }
+    if (this.#backend === null) throw new NoSessionError();
     return this.#backend;
   }
 

@@ -11,7 +11,7 @@
  */
 
 import type { ChainableCommander, Redis, RedisOptions } from "ioredis";
-import { CommandError } from "../../commands/command_error.ts";
+import { ClientError } from "../../errors.ts";
 import type { RedisAddress } from "./redis_url.ts";
 
 /** The longest wait between two reconnection attempts. */
@@ -21,7 +21,7 @@ export const MAX_RECONNECT_DELAY_MS = 5000;
  * The Redis server could not be reached or did not answer in time. It is an error the scraper can act on
  * (the command may be sent again once Redis is back), so it answers the command as an error line.
  */
-export class RedisUnavailableError extends CommandError {
+export class RedisUnavailableError extends ClientError {
   override name = "RedisUnavailableError";
 }
 
