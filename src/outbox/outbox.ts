@@ -351,7 +351,10 @@ export class Outbox {
         return;
       }
       this.#options.onResult?.(state.name, true, items);
-      await this.#persist(state, () => this.#ack(batch.map((holding) => holding.lease)));
+      await this.#persist(
+        state,
+        () => this.#options.store.ack(batch.map((holding) => holding.lease), this.owner),
+      );
       for (const holding of batch) this.#settle(holding);
       this.#log(`outbox: delivered ${items} item(s) of ${batch.length} entries to ${state.name}`);
     })();
