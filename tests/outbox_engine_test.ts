@@ -329,3 +329,37 @@ Deno.test("metrics show pending and dead per server and stream", async () => {
   );
   assert.match(text, /rtcv_scraper_client_outbox_size 203/);
 });
+
+Deno.test("a delivery that ends while a lease renewal is under way is acked once, never sent again", async () => {
+  await withStore(async (_, open) => {
+    const inner = await open();
+    // A busy store: the renewal is committed at once, but its answer comes back 150 ms later, so the
+    // delivery below ends while the engine still holds the lease of before the renewal.
+    let renewals = 0;
+    const store: OutboxStore = Object.create(inner, {
+      renew: {
+        value: async (...args: Parameters<OutboxStore["renew"]>) => {
+          const renewed = await inner.renew(...args);
+          renewals++;
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          return renewed;
+        },
+      },
+    });
+    for (const name of ["put", "take", "ack", "reschedule", "bury", "release", "status", "deadLetters"]) {
+      const method = (inner as unknown as Record<string, (...args: unknown[]) => unknown>)[name];
+      Object.defineProperty(store, name, { value: method.bind(inner) });
+    }
+    const box = outbox(store, { leaseMs: 300 }); // renewed every 100 ms
+    const sender = new FakeSender();
+    sender.latencyMs = 180;
+    box.serve(CHANNEL, sender);
+    await box.enqueue([copy("once")]);
+    await drained(box);
+    assert.ok(renewals > 0, "a renewal ran while the copy was in flight");
+    const counts = (await inner.status()).get(CHANNEL)!;
+    assert.deepEqual([counts.pending, counts.delivered], [0, 1], "the ack found the renewed lease");
+    assert.deepEqual(sender.delivered, ["once"]);
+    await box.close(Date.now());
+  });
+});

@@ -142,7 +142,7 @@ Deno.test("the socket sends the Authorization header and a ping frame (opcode 9)
   const messages: string[] = [];
   const socket = new ServerSocket(
     { url: server.url, headers: { Authorization: "Basic 111:abc" }, origin: "http://x" },
-    { onMessage: (text) => messages.push(text), log: () => {}, pingIntervalMs: 40, startDelayMs: 0 },
+    { onMessage: (text) => messages.push(text), log: () => {}, pingIntervalMs: 150, startDelayMs: 0 },
   );
   try {
     socket.start();

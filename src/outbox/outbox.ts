@@ -54,6 +54,8 @@ interface Holding {
   lease: Lease;
   /** When it was queued (clock time; -Infinity: taken from the store, no lingering). */
   readonly at: number;
+  /** The store writes under way on this copy: the next one waits for them (see `#serialized`). */
+  writes: Promise<void>;
 }
 
 interface Channel {
@@ -236,15 +238,18 @@ export class Outbox {
     await Promise.allSettled([...state.inFlight.keys()]);
     const holdings = [...this.#holdings].filter((holding) => holding.item.entry.channel === state.name);
     for (const holding of holdings) this.#drop(holding);
-    const leases = holdings.map((holding) => holding.lease);
     state.queue = [];
-    await this.#options.store.release(leases, this.owner).catch((error) =>
-      this.#log(`outbox: could not release ${leases.length} leases of ${state.name}: ${describe(error)}`)
-    );
+    await this.#serialized(
+      holdings,
+      () => this.#options.store.release(holdings.map((h) => h.lease), this.owner),
+    )
+      .catch((error) =>
+        this.#log(`outbox: could not release ${holdings.length} leases of ${state.name}: ${describe(error)}`)
+      );
   }
 
   #hold(item: LeasedEntry, at: number): Holding {
-    const holding: Holding = { item, lease: item.lease, at };
+    const holding: Holding = { item, lease: item.lease, at, writes: Promise.resolve() };
     this.#holdings.add(holding);
     this.#heldBytes += item.payload.byteLength;
     return holding;
@@ -353,7 +358,7 @@ export class Outbox {
       this.#options.onResult?.(state.name, true, items);
       await this.#persist(
         state,
-        () => this.#options.store.ack(batch.map((holding) => holding.lease), this.owner),
+        () => this.#serialized(batch, () => this.#options.store.ack(batch.map((h) => h.lease), this.owner)),
       );
       for (const holding of batch) this.#settle(holding);
       this.#log(`outbox: delivered ${items} item(s) of ${batch.length} entries to ${state.name}`);
@@ -373,14 +378,28 @@ export class Outbox {
       const decision = decideRetry(item.entry, failure, now, this.#options.retry);
       const lease = () => holding.lease;
       if ("dead" in decision) {
-        await this.#persist(state, () => this.#options.store.bury(lease(), this.owner, decision.dead, now));
+        await this.#persist(
+          state,
+          () =>
+            this.#serialized(
+              [holding],
+              () => this.#options.store.bury(lease(), this.owner, decision.dead, now),
+            ),
+        );
         this.#options.warn?.(
           `outbox: ${state.name} refused ${item.entry.count} item(s) (${item.entry.label}); ` +
             `kept as a dead letter (see dead_letters): ${decision.dead}`,
         );
         this.#settle(holding);
       } else {
-        await this.#persist(state, () => this.#options.store.reschedule(lease(), this.owner, decision.retry));
+        await this.#persist(
+          state,
+          () =>
+            this.#serialized(
+              [holding],
+              () => this.#options.store.reschedule(lease(), this.owner, decision.retry),
+            ),
+        );
         this.#log(
           `outbox: delivery of ${item.entry.label} to ${state.name} failed (${failure.message}); ` +
             `again in ${decision.retry.nextAt - now} ms`,
@@ -427,13 +446,31 @@ export class Outbox {
     }
   }
 
+  /**
+   * Runs a store write on `holdings` after the writes already under way on them, and reads their leases only
+   * then. Every write changes a lease's token: an ack sent with the token of before a renewal that was still
+   * being committed would do nothing, and the copy would be sent again once its lease lapsed.
+   */
+  #serialized<T>(holdings: readonly Holding[], write: () => Promise<T>): Promise<T> {
+    const run = Promise.all(holdings.map((holding) => holding.writes)).then(write);
+    const settled = run.then(() => {}, () => {});
+    for (const holding of holdings) holding.writes = settled;
+    return run;
+  }
+
   /** Extends every lease held; a copy whose lease was lost (taken over) is dropped from the queue. */
   #renew(): void {
     const holdings = [...this.#holdings];
     if (holdings.length === 0) return;
     const until = this.#options.clock.now() + this.#leaseMs;
-    this.#options.store.renew(holdings.map((holding) => holding.lease), this.owner, until).then((renewed) => {
-      holdings.forEach((holding, index) => {
+    this.#serialized(holdings, async () => {
+      const current = holdings.filter((holding) => this.#holdings.has(holding)); // not done meanwhile
+      const renewed = await this.#options.store.renew(
+        current.map((holding) => holding.lease),
+        this.owner,
+        until,
+      );
+      current.forEach((holding, index) => {
         const next = renewed[index];
         if (next) {
           holding.lease = next;
@@ -446,7 +483,7 @@ export class Outbox {
           this.#settle(holding);
         }
       });
-    }, (error) => this.#log(`outbox: could not renew leases: ${describe(error)}`));
+    }).catch((error) => this.#log(`outbox: could not renew leases: ${describe(error)}`));
   }
 
   #log(message: string): void {
