@@ -225,6 +225,55 @@ Deno.test("an observer that throws: that line answers an error, the others keep 
   assert.deepEqual(reported, ["later: Error: observer bug"]);
 });
 
+Deno.test("pipelined lines answered by one shared promise: each is answered in its place and counted once", async () => {
+  let release = () => {};
+  const shared = new Promise<void>((resolve) => release = resolve).then(() => okAnswer("shared"));
+  const registry = new CommandRegistry();
+  registry.registerAll({
+    ping: defineBareCommand(() => ({ type: "pong" })),
+    shared: defineBareCommand(() => shared),
+    own: defineBareCommand(() => Promise.resolve(okAnswer("own"))),
+    failing: defineBareCommand(() => shared.then(() => Promise.reject(new Error("late failure")))),
+  });
+  const counted: string[] = [];
+  registry.observe((type, answer) => counted.push(`${type}:${answer.type}`));
+  const { source, sink, out } = memoryStdio(
+    ["shared", "shared", "own", "shared", "ping", "failing", "shared", "shared"].map((type) =>
+      `{"type":"${type}"}\n`
+    ).join(""),
+  );
+  // Every line is dispatched while the shared promise is still pending; it settles at end of input.
+  const stdin = {
+    read: async (buffer: Uint8Array) => {
+      const count = await source.read(buffer);
+      if (count === null) release();
+      return count;
+    },
+  };
+  await serveLines(stdin, new AnswerWriter(sink), {
+    maxLineBytes: 1024,
+    maxPendingBytes: 1 << 20,
+    answer: (line) => registry.dispatch(line),
+  });
+  const sharedLine = '{"type":"ok","content":"shared"}';
+  assert.deepEqual(out, [
+    sharedLine,
+    sharedLine,
+    '{"type":"ok","content":"own"}',
+    sharedLine,
+    '{"type":"pong"}',
+    '{"type":"error","content":"failing: failed unexpectedly: late failure"}',
+    sharedLine,
+    sharedLine,
+  ]);
+  assert.deepEqual(counted.sort(), [
+    "failing:error",
+    "own:ok",
+    "ping:pong",
+    ...Array(5).fill("shared:ok"),
+  ]);
+});
+
 Deno.test("an answer promise that rejects or a dispatcher that throws: an error answer and a report, the rest flows", async () => {
   const reported: unknown[] = [];
   const { source, sink, out } = memoryStdio("a\nb\nc\nd\n");

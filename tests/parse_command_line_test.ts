@@ -34,3 +34,35 @@ Deno.test("a line that is not JSON but looks like the fast shape is still refuse
   assert.throws(() => JSON.parse(broken));
   assert.equal(typeof parseCommandLine(broken), "string", "an error message, not a command");
 });
+
+Deno.test("lines after one of the same type (the prefix path) parse to what JSON.parse gives, or are refused", () => {
+  const type = "has_cached_reference";
+  const start = `{"type":"${type}","content":"`;
+  const after = [
+    `${start}plain-1"}`,
+    `${start}"}`,
+    `${start}a\\"b"}`,
+    `${start}a\\\\b"}`,
+    `${start}a"}"}`,
+    `${start}a"} `,
+    `${start}a","extra":"b"}`,
+    `${start}with space and ü and 😀"}`,
+    `${start}a\\u0041b"}`,
+    `{"type":"${type}","content":"x"}`,
+    `{"type":"${type}_more","content":"x"}`,
+    `{"type":"${type}","content":"x"}`,
+  ];
+  const refused = [`${start}}`, `${start}"`, `${start}a\tb"}`, `${start}"}"}`];
+  for (const line of [...after, ...refused]) {
+    assert.deepEqual(parseCommandLine(`${start}warm-up"}`), { type, content: "warm-up" }); // the same type before
+    let value: { type: unknown; content: unknown } | undefined;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      value = undefined;
+    }
+    const parsed = parseCommandLine(line);
+    if (value === undefined) assert.equal(typeof parsed, "string", `refused: ${line}`);
+    else assert.deepEqual(parsed, { type: value.type, content: value.content }, line);
+  }
+});

@@ -12,8 +12,13 @@ export interface CachedReferences {
   setLong(reference: string): Promise<void>;
   /** Caches `reference` for 12 hours, unless it is already cached for longer; resolves once stored. */
   setShort(reference: string): Promise<void>;
-  /** True when `reference` is cached and its lifetime has not run out. */
-  has(reference: string): Promise<boolean>;
+  /** True when `reference` is cached and its lifetime has not run out (at once when known in the process). */
+  has(reference: string): boolean | Promise<boolean>;
+  /**
+   * {@link has}, answering `ifCached` or `ifNot` (e.g. a command's two answers), so that a lookup costs
+   * no promise of the caller's own.
+   */
+  lookUp<T>(reference: string, ifCached: T, ifNot: T): T | Promise<T>;
   /** Caches many references for 72 hours (the warm-up from RT-CV); resolves with how many, once stored. */
   setManyLong(references: Iterable<string>): Promise<number>;
   /** Resolves once every write issued so far is in the store. */

@@ -63,31 +63,96 @@ function valueBytes(value: unknown, depth: number): number {
   return bytes;
 }
 
-interface PendingWrite {
-  readonly mutations: Deno.KvMutation[];
-  /** Checks that must hold for the mutations to land (a checked write); empty for a plain one. */
+/** A write with checks: it gets a result of its own (a failed check fails only this write). */
+interface CheckedWrite {
   readonly checks: Deno.AtomicCheck[];
-  readonly bytes: number[];
-  readonly total: number;
-  /** Resolves with the commit's versionstamp, or null when a check failed (the mutations did not land). */
-  readonly resolve: (versionstamp: string | null) => void;
+  readonly mutations: Deno.KvMutation[];
+  readonly resolve: (committed: boolean) => void;
   readonly reject: (error: Error) => void;
-  /** Set after a shared commit failed on a check: commit this checked write in its own operation. */
-  alone: boolean;
+}
+
+/**
+ * The writes one atomic operation will commit. Plain writes share the group's one promise (a pipelined
+ * line costs no promise of its own); checked writes keep their own results.
+ */
+interface Group {
+  readonly mutations: Deno.KvMutation[];
+  /** Mutations and checks, against {@link MAX_MUTATIONS_PER_ATOMIC}. */
+  count: number;
+  /** Estimated bytes, against the byte budget. */
+  bytes: number;
+  /** Checks, against {@link MAX_CHECKS_PER_ATOMIC}. */
+  checkCount: number;
+  /** The checked writes of a checked group (a group is plain or checked, never both); null for a plain one. */
+  readonly checked: CheckedWrite[] | null;
+  /** A single write too big for one operation: committed in order, in several. */
+  readonly oversized: boolean;
+  /** Plain groups: resolves with the versionstamp of the (last) commit once every mutation is committed. */
+  readonly done: Promise<string> | null;
+  /** `done` without the versionstamp, made once for all the plain writes of the group. */
+  written: Promise<void> | null;
+  readonly resolve: (versionstamp: string) => void;
+  readonly reject: (error: Error) => void;
+}
+
+const NOTHING = () => {};
+const NOTHING_LEFT = (): void => {};
+const NO_COMMIT: Promise<string> = Promise.resolve("");
+const NO_WRITE: Promise<void> = Promise.resolve();
+
+function plainGroup(oversized: boolean): Group {
+  let resolve: (versionstamp: string) => void = NOTHING;
+  let reject: (error: Error) => void = NOTHING;
+  const done = new Promise<string>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return {
+    mutations: [],
+    count: 0,
+    bytes: 0,
+    checkCount: 0,
+    checked: null,
+    oversized,
+    done,
+    written: null,
+    resolve,
+    reject,
+  };
+}
+
+function checkedGroup(): Group {
+  return {
+    mutations: [],
+    count: 0,
+    bytes: 0,
+    checkCount: 0,
+    checked: [],
+    oversized: false,
+    done: null,
+    written: null,
+    resolve: NOTHING,
+    reject: NOTHING,
+  };
 }
 
 /**
  * Commits writes queued in the same turn of the event loop together, in atomic operations within both
  * Deno.Kv limits, with a few operations in flight. A write's promise resolves once all its mutations are
- * committed. A write too big for one atomic operation is committed in order, in several (it is then not
- * atomic: put the mutations that must not land alone last). Writes in flight at the same time may land in
- * any order: do not queue two writes to the same key without awaiting the first.
+ * committed; writes committed together share one promise. A write too big for one atomic operation is
+ * committed in order, in several (it is then not atomic: put the mutations that must not land alone
+ * last). Writes in flight at the same time may land in any order: do not queue two writes to the same key
+ * without awaiting the first.
  */
 export class CommitBatcher {
   readonly #kv: Deno.Kv;
   readonly #maxInFlight: number;
-  #queue: PendingWrite[] = [];
+  #queue: Group[] = [];
   #head = 0;
+  /** The last queued plain group, while more writes may join it (until it starts committing). */
+  #openPlain: Group | null = null;
+  /** The same for checked writes. */
+  #openChecked: Group | null = null;
   #inFlight = 0;
   #scheduled = false;
   #drainWaiters: (() => void)[] = [];
@@ -98,10 +163,14 @@ export class CommitBatcher {
     this.#maxInFlight = Math.max(1, maxInFlight);
   }
 
-  /** Queues mutations; resolves when all of them are committed. */
+  /**
+   * Queues mutations; resolves when all of them are committed. Writes that join the same commit get the
+   * same promise. The array is read at once and not kept (the caller may reuse it).
+   */
   write(mutations: Deno.KvMutation[]): Promise<void> {
-    if (mutations.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => this.#enqueue(mutations, [], () => resolve(), reject));
+    const group = this.#plain(mutations);
+    if (group === null) return NO_WRITE;
+    return group.written ??= group.done!.then(NOTHING_LEFT);
   }
 
   /**
@@ -109,39 +178,67 @@ export class CommitBatcher {
    * key one commit writes gets its versionstamp.
    */
   writeStamped(mutations: Deno.KvMutation[]): Promise<string> {
-    if (mutations.length === 0) return Promise.resolve("");
-    return new Promise((resolve, reject) =>
-      this.#enqueue(mutations, [], (versionstamp) => resolve(versionstamp ?? ""), reject)
-    );
+    return this.#plain(mutations)?.done ?? NO_COMMIT;
+  }
+
+  /** Adds a plain write to the open group (or a new one); null for a write of nothing. */
+  #plain(mutations: Deno.KvMutation[]): Group | null {
+    if (mutations.length === 0) return null;
+    let bytes = 0;
+    for (const mutation of mutations) bytes += estimateMutationBytes(mutation);
+    let group = this.#openPlain;
+    if (
+      group === null || group.count + mutations.length > MAX_MUTATIONS_PER_ATOMIC ||
+      group.bytes + bytes > BUDGET_BYTES
+    ) {
+      const oversized = mutations.length > MAX_MUTATIONS_PER_ATOMIC || bytes > BUDGET_BYTES;
+      group = plainGroup(oversized);
+      this.#openPlain = oversized ? null : group;
+      this.#push(group);
+    }
+    for (const mutation of mutations) group.mutations.push(mutation);
+    group.count += mutations.length;
+    group.bytes += bytes;
+    return group;
   }
 
   /**
    * Queues mutations that must land only if `checks` hold (at most {@link MAX_CHECKS_PER_ATOMIC} checks
-   * and {@link MAX_MUTATIONS_PER_ATOMIC} mutations and checks together); committed together with other writes like any write. Resolves with
-   * true once committed, false when a check failed (nothing of this write landed). A failed check does not
-   * fail the other writes of its batch: after such a failure each checked write is committed on its own.
+   * and {@link MAX_MUTATIONS_PER_ATOMIC} mutations and checks together); committed together with other
+   * checked writes. Resolves with true once committed, false when a check failed (nothing of this write
+   * landed). A failed check does not fail the other writes of its batch: after such a failure each checked
+   * write is committed on its own.
    */
   writeChecked(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<boolean> {
-    return new Promise((resolve, reject) =>
-      this.#enqueue(mutations, checks, (versionstamp) => resolve(versionstamp !== null), reject)
-    );
+    return new Promise((resolve, reject) => {
+      const write: CheckedWrite = { checks, mutations, resolve, reject };
+      let bytes = checks.length * MUTATION_OVERHEAD;
+      for (const mutation of mutations) bytes += estimateMutationBytes(mutation);
+      const size = checks.length + mutations.length;
+      let group = this.#openChecked;
+      if (
+        group === null || group.count + size > MAX_MUTATIONS_PER_ATOMIC ||
+        group.bytes + bytes > BUDGET_BYTES ||
+        group.checkCount + checks.length > MAX_CHECKS_PER_ATOMIC
+      ) {
+        group = checkedGroup();
+        this.#openChecked = group;
+        this.#push(group);
+      }
+      this.#addChecked(group, write, size, bytes);
+    });
   }
 
-  /** Like {@link writeChecked}, resolving with the commit's versionstamp, or null when a check failed. */
-  writeCheckedStamped(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<string | null> {
-    return new Promise((resolve, reject) => this.#enqueue(mutations, checks, resolve, reject));
+  #addChecked(group: Group, write: CheckedWrite, size: number, bytes: number): void {
+    group.checked!.push(write);
+    for (const mutation of write.mutations) group.mutations.push(mutation);
+    group.count += size;
+    group.bytes += bytes;
+    group.checkCount += write.checks.length;
   }
 
-  #enqueue(
-    mutations: Deno.KvMutation[],
-    checks: Deno.AtomicCheck[],
-    resolve: (versionstamp: string | null) => void,
-    reject: (error: Error) => void,
-  ): void {
-    const bytes = mutations.map(estimateMutationBytes);
-    let total = checks.length * MUTATION_OVERHEAD;
-    for (const size of bytes) total += size;
-    this.#queue.push({ mutations, checks, bytes, total, resolve, reject, alone: false });
+  #push(group: Group): void {
+    this.#queue.push(group);
     if (this.#scheduled) return;
     this.#scheduled = true;
     queueMicrotask(this.#onScheduled);
@@ -159,75 +256,61 @@ export class CommitBatcher {
   }
 
   #pump(): void {
-    while (this.#inFlight < this.#maxInFlight && this.#head < this.#queue.length) this.#commitNext();
-    if (this.#head === this.#queue.length && this.#inFlight === 0) {
-      const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const wake of waiters) wake();
-    }
-  }
-
-  #commitNext(): void {
-    const batch: PendingWrite[] = [];
-    let count = 0;
-    let checks = 0;
-    let bytes = 0;
-    while (this.#head < this.#queue.length) {
-      const next = this.#queue[this.#head];
-      const size = next.mutations.length + next.checks.length;
-      const fits = count + size <= MAX_MUTATIONS_PER_ATOMIC && bytes + next.total <= BUDGET_BYTES &&
-        checks + next.checks.length <= MAX_CHECKS_PER_ATOMIC && !next.alone;
-      if (batch.length > 0 && !fits) break;
-      this.#head++;
-      batch.push(next);
-      count += size;
-      checks += next.checks.length;
-      bytes += next.total;
-      if (next.alone) break;
+    while (this.#inFlight < this.#maxInFlight && this.#head < this.#queue.length) {
+      this.#commit(this.#queue[this.#head++]);
     }
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
+      if (this.#inFlight === 0) {
+        const waiters = this.#drainWaiters;
+        this.#drainWaiters = [];
+        for (const wake of waiters) wake();
+      }
     }
+  }
+
+  #commit(group: Group): void {
+    if (group === this.#openPlain) this.#openPlain = null;
+    if (group === this.#openChecked) this.#openChecked = null;
     this.#inFlight++;
-    const oversized = batch.length === 1 && batch[0].checks.length === 0 &&
-      (count > MAX_MUTATIONS_PER_ATOMIC || bytes > BUDGET_BYTES);
-    const commit = oversized ? this.#commitInChunks(batch[0]) : this.#commitBatch(batch);
-    commit.then(
-      (versionstamp) => {
-        if (versionstamp !== null) {
-          for (const write of batch) write.resolve(versionstamp);
-        } else if (batch.length === 1 && batch[0].checks.length > 0) {
-          batch[0].resolve(null);
-        } else {
-          // A check of one write failed the whole operation: commit again, each checked write on its own.
-          for (const write of batch) write.alone = write.checks.length > 0;
-          this.#queue.splice(this.#head, 0, ...batch);
-        }
-      },
-      (error) => {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        for (const write of batch) write.reject(failure);
-      },
-    ).finally(() => {
+    const committing = group.checked !== null
+      ? this.#commitChecked(group, group.checked)
+      : (group.oversized ? this.#commitInChunks(group.mutations) : this.#commitOnce(group.mutations)).then(
+        group.resolve,
+        (error) => group.reject(error instanceof Error ? error : new Error(String(error))),
+      );
+    committing.finally(() => {
       this.#inFlight--;
       this.#pump();
     });
   }
 
-  /** Commits a batch in one operation: its versionstamp, or null when one of its checks failed. */
-  async #commitBatch(batch: PendingWrite[]): Promise<string | null> {
-    if (batch.every((write) => write.checks.length === 0)) {
-      return await this.#commitOnce(batch.flatMap((write) => write.mutations));
-    }
+  /** Commits a checked group; when a check fails, each of its writes is queued again on its own. */
+  async #commitChecked(group: Group, writes: CheckedWrite[]): Promise<void> {
     const checks: Deno.AtomicCheck[] = [];
-    const mutations: Deno.KvMutation[] = [];
-    for (const write of batch) {
-      for (const check of write.checks) checks.push(check);
-      for (const mutation of write.mutations) mutations.push(mutation);
+    for (const write of writes) for (const check of write.checks) checks.push(check);
+    let ok: boolean;
+    try {
+      ok = (await this.#kv.atomic().check(...checks).mutate(...group.mutations).commit()).ok;
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      for (const write of writes) write.reject(failure);
+      return;
     }
-    const result = await this.#kv.atomic().check(...checks).mutate(...mutations).commit();
-    return result.ok ? result.versionstamp : null;
+    if (ok) {
+      for (const write of writes) write.resolve(true);
+    } else if (writes.length === 1) {
+      writes[0].resolve(false);
+    } else {
+      // A check of one write failed the whole operation: commit again, each checked write on its own.
+      const alone = writes.map((write) => {
+        const single = checkedGroup();
+        this.#addChecked(single, write, write.checks.length + write.mutations.length, 0);
+        return single;
+      });
+      this.#queue.splice(this.#head, 0, ...alone);
+    }
   }
 
   async #commitOnce(mutations: Deno.KvMutation[]): Promise<string> {
@@ -237,20 +320,21 @@ export class CommitBatcher {
   }
 
   /** Commits one oversized write in order, in chunks within the limits. */
-  async #commitInChunks(write: PendingWrite): Promise<string> {
-    let start = 0;
+  async #commitInChunks(mutations: Deno.KvMutation[]): Promise<string> {
+    const sizes = mutations.map(estimateMutationBytes);
     let versionstamp = "";
-    while (start < write.mutations.length) {
+    let start = 0;
+    while (start < mutations.length) {
       let end = start;
       let bytes = 0;
       while (
-        end < write.mutations.length && end - start < MAX_MUTATIONS_PER_ATOMIC &&
-        (end === start || bytes + write.bytes[end] <= BUDGET_BYTES)
+        end < mutations.length && end - start < MAX_MUTATIONS_PER_ATOMIC &&
+        (end === start || bytes + sizes[end] <= BUDGET_BYTES)
       ) {
-        bytes += write.bytes[end];
+        bytes += sizes[end];
         end++;
       }
-      versionstamp = await this.#commitOnce(write.mutations.slice(start, end));
+      versionstamp = await this.#commitOnce(mutations.slice(start, end));
       start = end;
     }
     return versionstamp;

@@ -29,7 +29,9 @@ export function keyFor(
   name: string,
   extraBytes = 0,
 ): Deno.KvKey | Promise<Deno.KvKey> {
-  if (name.length * 3 + extraBytes <= MAX_PLAIN_KEY_BYTES) return [...prefix, name];
+  if (name.length * 3 + extraBytes <= MAX_PLAIN_KEY_BYTES) {
+    return prefix.length === 1 ? [prefix[0], name] : [...prefix, name]; // a literal: no iteration per key
+  }
   const bytes = encoder.encode(name);
   if (bytes.byteLength + extraBytes <= MAX_PLAIN_KEY_BYTES) return [...prefix, name];
   return crypto.subtle.digest("SHA-256", bytes).then((digest) => [

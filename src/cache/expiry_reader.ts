@@ -1,6 +1,10 @@
 /**
  * Batched reads of "seen until" expiries, answered by range scans where keys cluster.
  *
+ * An entry may have a companion row `[...key, companion]` (the reference cache keeps the 12-hour lifetime
+ * there, so that writing it never needs a check of the main row): an entry's expiry is the later of the two.
+ * The companion sorts right after its main row, so a range scan sees both for the price of one.
+ *
  * Each point read costs about 20 µs of the store's single SQLite thread, so 25,000 lookups of new
  * reference numbers take half a second there. Lookups issued together are sorted; each run of up to
  * {@link RANGE_GROUP} neighbouring keys is first asked for with one range scan (`kv.list` from the first key
@@ -13,7 +17,7 @@
  * @module
  */
 import { expiryOf } from "./expiry_keys.ts";
-import { getManyChunked } from "./kv_reads.ts";
+import { getManyChunked, MAX_KEYS_PER_READ } from "./kv_reads.ts";
 
 /** Keys asked for by one range scan. */
 export const RANGE_GROUP = 10;
@@ -27,36 +31,64 @@ interface PendingRead {
   readonly key: Deno.KvKey;
   readonly resolve: (expiresAt: number) => void;
   readonly reject: (error: unknown) => void;
+  /** A main row expiring later than this answers the read without its companion (see `request`). */
+  readonly enough: number;
 }
 
 /**
  * Reads the expiry stored under keys of the form `[...prefix, name]` (0 when nothing is stored); reads
  * issued in the same turn of the event loop are answered together. Keys of another shape are read with
- * `getMany`.
+ * `getMany`. With a `companion` key part, the expiry of `key` is the later of `key`'s and
+ * `[...key, companion]`'s.
  */
 export class ExpiryReader {
   readonly #kv: Deno.Kv;
   readonly #prefix: Deno.KvKey;
+  readonly #companion: Deno.KvKeyPart | null;
+  /** Rows one entry may have: 1, or 2 with a companion. */
+  readonly #rowsPerEntry: number;
   #pending: PendingRead[] = [];
   #scheduled = false;
   #missesInARow = 0;
   #pausedGroups = 0;
 
-  /** Reads from `kv`; range scans are used for keys `[...prefix, <ASCII string>]`. */
-  constructor(kv: Deno.Kv, prefix: Deno.KvKey) {
+  /**
+   * Reads from `kv`; range scans are used for keys `[...prefix, <ASCII string>]`. `companion`, when given,
+   * names the second row of each entry (see the module documentation).
+   */
+  constructor(kv: Deno.Kv, prefix: Deno.KvKey, companion: Deno.KvKeyPart | null = null) {
     this.#kv = kv;
     this.#prefix = prefix;
+    this.#companion = companion;
+    this.#rowsPerEntry = companion === null ? 1 : 2;
   }
 
   /** The stored expiry of `key` (ms since the epoch), or 0. */
   read(key: Deno.KvKey): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ key, resolve, reject });
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      queueMicrotask(() => this.#issue());
-    });
+    return new Promise((resolve, reject) => this.request(key, resolve, reject));
   }
+
+  /**
+   * Like {@link read}, with callbacks instead of a promise: `resolve` gets the stored expiry of `key` (ms
+   * since the epoch, or 0), `reject` the error of a failed read. For a caller that makes its own promise.
+   * A caller that only asks whether the entry lasts beyond a time passes it as `enough`: where many rows
+   * are read one by one (a dense store), a companion row is then read only when the main row does not
+   * expire later than that, and the main row's expiry is the answer otherwise. A few reads get both rows
+   * in one round trip.
+   */
+  request(
+    key: Deno.KvKey,
+    resolve: (expiresAt: number) => void,
+    reject: (error: unknown) => void,
+    enough = Infinity,
+  ): void {
+    this.#pending.push({ key, resolve, reject, enough });
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#onScheduled);
+  }
+
+  readonly #onScheduled = () => this.#issue();
 
   #issue(): void {
     this.#scheduled = false;
@@ -108,16 +140,24 @@ export class ExpiryReader {
 
   /** One range scan for a sorted run of names; falls back to point reads when the store is dense there. */
   async #scan(names: string[], readsOf: PendingRead[][]): Promise<void> {
-    const limit = names.length + RANGE_SLACK;
+    const limit = names.length * this.#rowsPerEntry + RANGE_SLACK;
     const found = new Map<string, number>();
+    // The end is just after the last name's rows: `[...prefix, last, companion]` sorts before it.
     const rows = this.#kv.list(
       { start: [...this.#prefix, names[0]], end: [...this.#prefix, names[names.length - 1] + "\u0000"] },
       { limit, batchSize: limit },
     );
+    const depth = this.#prefix.length;
     let count = 0;
     for await (const row of rows) {
       count++;
-      found.set(String(row.key[this.#prefix.length]), expiryOf(row.value));
+      const key = row.key;
+      if (key.length !== depth + 1 && !(key.length === depth + 2 && key[depth + 1] === this.#companion)) {
+        continue; // some other row under the prefix: it only counts against the limit
+      }
+      const name = String(key[depth]);
+      const expiry = expiryOf(row.value);
+      if (expiry > (found.get(name) ?? 0)) found.set(name, expiry);
     }
     if (count >= limit) {
       if (++this.#missesInARow >= MISSES_BEFORE_PAUSE) {
@@ -135,11 +175,46 @@ export class ExpiryReader {
 
   #readPoints(reads: PendingRead[]): void {
     if (reads.length === 0) return;
-    getManyChunked(this.#kv, reads.map((read) => read.key)).then(
-      (entries) => entries.forEach((entry, index) => reads[index].resolve(expiryOf(entry.value))),
-      (error) => {
-        for (const read of reads) read.reject(error);
-      },
-    );
+    const fail = (error: unknown) => {
+      for (const read of reads) read.reject(error);
+    };
+    const companion = this.#companion;
+    if (companion !== null && reads.length * 2 <= MAX_KEYS_PER_READ) {
+      // A few lookups (a lone one, as before a send_cv): both rows in one read, one round trip.
+      this.#kv.getMany(reads.flatMap((read) => [read.key, [...read.key, companion]])).then(
+        (entries) =>
+          reads.forEach((read, index) =>
+            read.resolve(Math.max(expiryOf(entries[2 * index].value), expiryOf(entries[2 * index + 1].value)))
+          ),
+        fail,
+      );
+      return;
+    }
+    getManyChunked(this.#kv, reads.map((read) => read.key)).then((entries) => {
+      if (companion === null) {
+        entries.forEach((entry, index) => reads[index].resolve(expiryOf(entry.value)));
+        return;
+      }
+      const expired: PendingRead[] = [];
+      const mains: number[] = [];
+      entries.forEach((entry, index) => {
+        const expiry = expiryOf(entry.value);
+        if (expiry > reads[index].enough) reads[index].resolve(expiry);
+        else {
+          expired.push(reads[index]);
+          mains.push(expiry);
+        }
+      });
+      if (expired.length === 0) return;
+      getManyChunked(this.#kv, expired.map((read) => [...read.key, companion])).then(
+        (companions) =>
+          companions.forEach((entry, index) =>
+            expired[index].resolve(Math.max(mains[index], expiryOf(entry.value)))
+          ),
+        (error) => {
+          for (const read of expired) read.reject(error);
+        },
+      );
+    }, fail);
   }
 }

@@ -1,7 +1,7 @@
 import type { CachedReferences } from "./cached_references.ts";
 import type { Clock } from "../clock.ts";
 import { CommitBatcher } from "./commit_batcher.ts";
-import { expiryOf, expiryValue, keyFor, rememberBounded } from "./expiry_keys.ts";
+import { expiryValue, keyFor, rememberBounded } from "./expiry_keys.ts";
 import { ExpiryReader } from "./expiry_reader.ts";
 
 /** How long a reference number is cached by `set_cached_reference` and after a matched CV: 72 hours. */
@@ -20,27 +20,43 @@ export interface ReferenceCacheOptions {
   readonly onLookup?: (hit: boolean) => void;
 }
 
+/** One commit that remembered entries wait for, shared by every entry it holds (one reaction, not one each). */
+interface Commit {
+  readonly promise: Promise<void>;
+  state: "pending" | "done" | "failed";
+}
+
 interface Remembered {
+  /**
+   * The expiry, in ms after the cache's epoch: a small integer (for about 12 days), which V8 keeps in the
+   * object instead of boxing a number per entry.
+   */
   expiresAt: number;
-  /** Settles when the write that set `expiresAt` is committed; null once it is. */
-  commit: Promise<void> | null;
+  /** The commit of the write that set `expiresAt`; null for an entry read from the store. */
+  commit: Commit | null;
 }
 
 /**
  * The cache of reference numbers already scraped or sent, on Deno.Kv.
  *
  * Each entry is `["ref", <reference number>] → Deno.KvU64(expiry time in ms)`, written with `expireIn` so the
- * store sweeps it later. Lifetimes are checked on read against the injected clock, because Deno.Kv keeps
+ * store sweeps it later; a 12-hour lifetime is kept in a row of its own, `["ref", <reference number>, "short"]`,
+ * and the later of the two rows counts. Lifetimes are checked on read against the injected clock, because Deno.Kv keeps
  * expired keys readable until a sweep. A set never shortens a lifetime. Writes are group-committed and
  * resolve only once durable. Entries this process wrote or read as cached are remembered, so asking again
  * costs no store read; "not cached" is never remembered, since other processes may share the store.
  */
 export class ReferenceCache implements CachedReferences {
-  readonly #kv: Deno.Kv;
   readonly #clock: Clock;
   readonly #batcher: CommitBatcher;
   readonly #remembered = new Map<string, Remembered>();
   readonly #reader: ExpiryReader;
+  /** The commit the last write joined: pipelined writes mostly join the same one. */
+  #lastCommit: Commit | null = null;
+  /** Clock time when the cache was created: remembered expiries are counted from it. */
+  readonly #epoch: number;
+  /** Holds the one mutation of a cache write: the batcher does not keep the array it is given. */
+  readonly #oneMutation: Deno.KvMutation[] = [];
 
   readonly #onLookup: (hit: boolean) => void;
 
@@ -49,11 +65,11 @@ export class ReferenceCache implements CachedReferences {
    * writer (a new one by default); `onLookup` counts hits and misses.
    */
   constructor(kv: Deno.Kv, clock: Clock, options: ReferenceCacheOptions = {}) {
-    this.#kv = kv;
     this.#clock = clock;
+    this.#epoch = clock.now();
     this.#batcher = options.batcher ?? new CommitBatcher(kv);
     this.#onLookup = options.onLookup ?? (() => {});
-    this.#reader = new ExpiryReader(kv, ["ref"]);
+    this.#reader = new ExpiryReader(kv, ["ref"], SHORT_ROW);
   }
 
   /** Caches `reference` for 72 hours; resolves once the entry is committed. */
@@ -61,9 +77,35 @@ export class ReferenceCache implements CachedReferences {
     // 72 h is the longest lifetime, so a blind write can never shorten an entry.
     const expiresAt = this.#clock.now() + LONG_LIFETIME_MS;
     const key = storeKey(reference);
-    const write = (key: Deno.KvKey) =>
-      this.#batcher.write([{ type: "set", key, value: expiryValue(expiresAt), expireIn: LONG_LIFETIME_MS }]);
-    return this.#track(reference, expiresAt, key instanceof Promise ? key.then(write) : write(key));
+    const commit = key instanceof Promise
+      ? key.then((digested) => this.#writeLong(digested, expiresAt))
+      : this.#writeLong(key, expiresAt);
+    return this.#track(reference, expiresAt - this.#epoch, commit);
+  }
+
+  #writeLong(key: Deno.KvKey, expiresAt: number): Promise<void> {
+    return this.#batcher.write([{
+      type: "set",
+      key,
+      value: expiryValue(expiresAt),
+      expireIn: LONG_LIFETIME_MS,
+    }]);
+  }
+
+  #writeShort(key: Deno.KvKey, expiresAt: number): Promise<void> {
+    return this.#writeOne({
+      type: "set",
+      key: key.length === 2 ? [key[0], key[1], SHORT_ROW] : [...key, SHORT_ROW],
+      value: expiryValue(expiresAt),
+      expireIn: SHORT_LIFETIME_MS,
+    });
+  }
+
+  #writeOne(mutation: Deno.KvMutation): Promise<void> {
+    this.#oneMutation[0] = mutation;
+    const commit = this.#batcher.write(this.#oneMutation);
+    this.#oneMutation.length = 0;
+    return commit;
   }
 
   /** Caches many references for 72 hours in batched commits (the warm-up from RT-CV). */
@@ -75,94 +117,100 @@ export class ReferenceCache implements CachedReferences {
   }
 
   /**
-   * Caches `reference` for 12 hours, unless it is already cached for longer. An entry this process knows
-   * to last longer costs nothing; one it does not know is written through the group commit on the
-   * condition that the store has no entry for it (no read first), and only when the store has one is it
-   * read and extended atomically.
+   * Caches `reference` for 12 hours, unless it is already cached for longer. The 12-hour lifetime has a row
+   * of its own beside the entry's main row (the later of the two counts), so it is written blindly through
+   * the group commit: no read and no check, and it can never shorten a 72-hour lifetime. An entry this
+   * process knows to last longer costs nothing.
    */
   setShort(reference: string): Promise<void> {
     const expiresAt = this.#clock.now() + SHORT_LIFETIME_MS;
-    const remembered = this.#remembered.get(reference);
-    if (remembered && remembered.expiresAt >= expiresAt) return remembered.commit ?? Promise.resolve();
-    const write = remembered
-      ? this.#extendTo(reference, expiresAt) // stored with a shorter lifetime: read, compare, extend
-      : this.#setIfAbsent(reference, expiresAt);
-    return this.#track(reference, expiresAt, write);
-  }
-
-  /** Sets the entry through the group commit if the store has none; otherwise extends it if needed. */
-  #setIfAbsent(reference: string, expiresAt: number): Promise<void> {
-    const write = (key: Deno.KvKey) =>
-      this.#batcher.writeChecked(
-        [{ key, versionstamp: null }],
-        [{ type: "set", key, value: expiryValue(expiresAt), expireIn: SHORT_LIFETIME_MS }],
-      ).then((committed) => committed ? undefined : this.#extendTo(reference, expiresAt));
-    const key = storeKey(reference);
-    return key instanceof Promise ? key.then(write) : write(key);
-  }
-
-  /** Writes `expiresAt` for a reference unless the store holds a later expiry (checked and set atomically). */
-  async #extendTo(reference: string, expiresAt: number): Promise<void> {
-    const key = await storeKey(reference);
-    for (;;) {
-      const current = await this.#kv.get<Deno.KvU64>(key);
-      if (expiryOf(current.value) >= expiresAt) return;
-      const result = await this.#kv.atomic()
-        .check(current)
-        .set(key, expiryValue(expiresAt), { expireIn: SHORT_LIFETIME_MS })
-        .commit();
-      if (result.ok) return;
+    const remembered = this.#live(reference);
+    if (remembered && remembered.expiresAt >= expiresAt - this.#epoch) {
+      const commit = remembered.commit;
+      return commit === null || commit.state === "done" ? RESOLVED : commit.promise;
     }
+    const key = storeKey(reference);
+    const commit = key instanceof Promise
+      ? key.then((digested) => this.#writeShort(digested, expiresAt))
+      : this.#writeShort(key, expiresAt);
+    return this.#track(reference, expiresAt - this.#epoch, commit);
   }
 
   /**
    * Remembers a write in flight at once, so a lookup issued after it waits for its commit instead of
-   * reading the store before the write lands.
+   * reading the store before the write lands. Writes that share a commit share its state.
    */
-  #track(reference: string, expiresAt: number, commit: Promise<void>): Promise<void> {
+  #track(reference: string, expiresAt: number, promise: Promise<void>): Promise<void> {
+    // `expiresAt` counts from the epoch (see Remembered).
+    let commit = this.#lastCommit;
+    if (commit === null || commit.promise !== promise) {
+      const created: Commit = { promise, state: "pending" };
+      promise.then(() => {
+        created.state = "done";
+      }, () => {
+        created.state = "failed";
+      });
+      this.#lastCommit = commit = created;
+    }
+    // Nothing remembered lasts longer (a long set is the longest; setShort returned early), so it replaces any.
     const entry: Remembered = { expiresAt, commit };
-    this.#remember(reference, entry);
-    return commit.then(
-      () => {
-        if (entry.commit === commit) entry.commit = null;
-      },
-      (error: unknown) => {
-        if (this.#remembered.get(reference) === entry) this.#remembered.delete(reference);
-        throw error;
-      },
-    );
+    if (this.#remembered.size < MAX_REMEMBERED) this.#remembered.set(reference, entry); // one map operation
+    else rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
+    return promise;
+  }
+
+  /** The remembered entry of `reference`, unless the write that made it failed (it is then forgotten). */
+  #live(reference: string): Remembered | undefined {
+    const remembered = this.#remembered.get(reference);
+    if (remembered !== undefined && remembered.commit !== null && remembered.commit.state === "failed") {
+      this.#remembered.delete(reference);
+      return undefined;
+    }
+    return remembered;
   }
 
   /**
-   * True when `reference` is cached and its lifetime has not run out by the clock. Not an async function:
-   * a remembered entry costs no promise of its own, and a store read is queued at once (before any later
-   * write).
+   * True when `reference` is cached and its lifetime has not run out by the clock. A remembered, committed
+   * entry is answered at once (no promise); a store read is queued at once (before any later write).
    */
-  has(reference: string): Promise<boolean> {
-    const now = this.#clock.now();
-    const remembered = this.#remembered.get(reference);
-    if (remembered && remembered.expiresAt > now) {
-      if (remembered.commit === null) {
-        this.#onLookup(true);
-        return RESOLVED_TRUE;
-      }
-      // Its write is being committed: wait for it; if it fails, ask the store.
-      return remembered.commit.then(() => {
-        this.#onLookup(true);
-        return true;
-      }, () => this.#readStore(reference, now));
-    }
-    return this.#readStore(reference, now);
+  has(reference: string): boolean | Promise<boolean> {
+    return this.lookUp(reference, true, false);
   }
 
-  #readStore(reference: string, now: number): Promise<boolean> {
+  /**
+   * {@link has}, answering `ifCached` or `ifNot` (any two values, e.g. the answers of a command), so a
+   * lookup that reads the store costs one promise.
+   */
+  lookUp<T>(reference: string, ifCached: T, ifNot: T): T | Promise<T> {
+    const now = this.#clock.now();
+    const remembered = this.#live(reference);
+    if (remembered && remembered.expiresAt > now - this.#epoch) {
+      const commit = remembered.commit;
+      if (commit === null || commit.state === "done") {
+        this.#onLookup(true);
+        return ifCached;
+      }
+      // Its write is being committed: wait for it; if it fails, ask the store.
+      return commit.promise.then(() => {
+        this.#onLookup(true);
+        return ifCached;
+      }, () => this.#readStore(reference, now, ifCached, ifNot));
+    }
+    return this.#readStore(reference, now, ifCached, ifNot);
+  }
+
+  #readStore<T>(reference: string, now: number, ifCached: T, ifNot: T): Promise<T> {
     const key = storeKey(reference);
-    const read = key instanceof Promise ? key.then((digested) => this.#read(digested)) : this.#read(key);
-    return read.then((expiresAt) => {
-      const hit = expiresAt > now;
-      if (hit) this.#remember(reference, { expiresAt, commit: null });
-      this.#onLookup(hit);
-      return hit;
+    return new Promise((resolve, reject) => {
+      const found = (expiresAt: number) => {
+        const hit = expiresAt > now;
+        if (hit) this.#remember(reference, { expiresAt: expiresAt - this.#epoch, commit: null });
+        this.#onLookup(hit);
+        resolve(hit ? ifCached : ifNot);
+      };
+      if (key instanceof Promise) {
+        key.then((digested) => this.#reader.request(digested, found, reject, now), reject);
+      } else this.#reader.request(key, found, reject, now);
     });
   }
 
@@ -176,23 +224,28 @@ export class ReferenceCache implements CachedReferences {
     return this.#remembered.size;
   }
 
+  /** Remembers an entry read from the store, unless a longer committed one is remembered. */
   #remember(reference: string, entry: Remembered): void {
     const existing = this.#remembered.get(reference);
     if (existing === undefined && this.#remembered.size < MAX_REMEMBERED) {
-      this.#remembered.set(reference, entry); // the common case: one map operation
+      this.#remembered.set(reference, entry);
       return;
     }
-    if (existing && existing.expiresAt > entry.expiresAt && existing.commit === null) return;
+    if (
+      existing && existing.expiresAt > entry.expiresAt &&
+      (existing.commit === null || existing.commit.state === "done")
+    ) return;
     rememberBounded(this.#remembered, reference, entry, MAX_REMEMBERED);
-  }
-
-  /** Reads one key's expiry; reads issued in the same turn are answered together. */
-  #read(key: Deno.KvKey): Promise<number> {
-    return this.#reader.read(key);
   }
 }
 
-const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * The last key part of the row that holds an entry's 12-hour lifetime (see {@link ReferenceCache}): since a
+ * short set never writes the main row, a blind write cannot shorten a 72-hour lifetime.
+ */
+const SHORT_ROW = "short";
 
 /** The store key of a reference; long ones are digested, which is asynchronous. */
 function storeKey(reference: string): Deno.KvKey | Promise<Deno.KvKey> {

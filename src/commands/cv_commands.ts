@@ -29,6 +29,17 @@ export const cvSchema = z.record(z.string(), z.unknown(), { error: "must be an o
     return { ...rest, referenceNumber } as Cv;
   });
 
+/**
+ * True for a CV {@link cvSchema} passes with the same content, without running it (a JSON object whose
+ * `referenceNumber` is a non-empty string): the quick test of `send_cv` lines.
+ */
+export function isPlainCv(content: unknown): content is Cv {
+  if (typeof content !== "object" || content === null || Array.isArray(content)) return false;
+  const reference = (content as Record<string, unknown>).referenceNumber;
+  // An own `__proto__` key (JSON.parse makes one) is one the schema's copy drops: leave it to the schema.
+  return typeof reference === "string" && reference !== "" && !Object.hasOwn(content, "__proto__");
+}
+
 /** What became of one CV: whether it was sent (false: its reference number was cached) and matched. */
 export interface SendOutcome {
   readonly sent: boolean;
@@ -84,13 +95,14 @@ export function cvCommands(session: Session): Record<string, CommandDefinition> 
   const send = async (cv: Cv): Promise<SendOutcome> => {
     const backend = session.backend;
     if (await backend.references.has(cv.referenceNumber)) return { sent: false, matched: false };
-    // A match is cached by the backend (with the mirrors' copies: one commit).
-    return { sent: true, matched: await backend.sendCv(cv) };
+    const matched = await backend.sendCv(cv);
+    if (matched) await backend.references.setLong(cv.referenceNumber);
+    return { sent: true, matched };
   };
   const sendOnce = (cv: Cv) => session.sendOnce(cv.referenceNumber, () => send(cv));
   return {
-    send_cv: defineCommand(cvSchema, async (cv) => okAnswer((await sendOnce(cv)).matched)),
-    send_cv_outcome: defineCommand(cvSchema, async (cv) => okAnswer(await sendOnce(cv))),
+    send_cv: defineCommand(cvSchema, async (cv) => okAnswer((await sendOnce(cv)).matched), isPlainCv),
+    send_cv_outcome: defineCommand(cvSchema, async (cv) => okAnswer(await sendOnce(cv)), isPlainCv),
     // A list goes out as one allCVs request; it neither reads nor writes the reference cache (the server
     // matches lists against list profiles, not per CV).
     send_cvs_list: defineCommand(cvsListSchema, async (list) => {

@@ -12,6 +12,11 @@ export interface CommandDefinition {
   /** Validates `content`; `null` when the command takes none (its content is ignored). */
   readonly schema: z.ZodType | null;
   /**
+   * A quick test for the most common valid content, which the schema would pass unchanged (e.g. a
+   * non-empty string): content it accepts skips the schema. Anything else goes through the schema.
+   */
+  readonly accepts?: (content: unknown) => boolean;
+  /**
    * Does the command. A {@link ClientError} it throws (a service's typed error, or a `CommandError`) is
    * answered with its message; any other error is a bug, answered as "failed unexpectedly" and reported.
    */
@@ -26,12 +31,16 @@ export interface CommandDefinition {
 /** Something that is told about every answered command (metrics, the debug log). */
 export type CommandObserver = (type: string, answer: Answer, error?: unknown) => void;
 
-/** Builds a {@link CommandDefinition} with its content type inferred from the schema. */
+/**
+ * Builds a {@link CommandDefinition} with its content type inferred from the schema; `accepts` is the
+ * optional quick test of {@link CommandDefinition.accepts}.
+ */
 export function defineCommand<Schema extends z.ZodType>(
   schema: Schema,
   handle: (content: z.output<Schema>) => Answer | Promise<Answer>,
+  accepts?: (content: unknown) => content is z.output<Schema>,
 ): CommandDefinition {
-  return { schema, handle };
+  return accepts === undefined ? { schema, handle } : { schema, handle, accepts };
 }
 
 /** Marks a command as one that later commands must wait for (see {@link CommandDefinition.exclusive}). */
@@ -59,6 +68,14 @@ export class CommandRegistry {
   readonly #observers: CommandObserver[] = [];
   readonly #onUnexpected: (type: string, error: unknown) => void;
   #barrier: Promise<void> | null = null;
+  /** The command the last line's type named (pipelined lines mostly repeat it); cleared on registration. */
+  #lastType = "";
+  #lastCommand: CommandDefinition | null = null;
+  /**
+   * The last handler promise answered, while it is unsettled: pipelined lines whose handlers return the
+   * same promise (sets sharing a commit) share one answer promise, and the observers are told once per line.
+   */
+  #shared: { type: string; from: Promise<Answer>; lines: number; answer: Promise<Answer> } | null = null;
 
   /** `onUnexpected` hears about errors that are bugs rather than bad input (they go to stderr). */
   constructor(onUnexpected: (type: string, error: unknown) => void = () => {}) {
@@ -71,6 +88,7 @@ export class CommandRegistry {
    */
   registerAll(group: Record<string, CommandDefinition>): this {
     for (const [type, definition] of Object.entries(group)) this.#commands.set(type, definition);
+    this.#lastCommand = null;
     return this;
   }
 
@@ -94,6 +112,7 @@ export class CommandRegistry {
     for (const type of types) {
       this.#lazy.set(type, { load: loadOnce, exclusive: exclusiveTypes.includes(type) });
     }
+    this.#lastCommand = null;
     return this;
   }
 
@@ -113,15 +132,20 @@ export class CommandRegistry {
    */
   dispatch(parsed: ParsedLine): Answer | Promise<Answer> {
     if (isBadLine(parsed)) return this.#finish("(line)", errorAnswer(parsed.problem));
-    const lazy = this.#lazy.get(parsed.type);
-    if (lazy !== undefined) return this.#dispatchLazy(parsed.type, parsed.content, lazy);
-    const command = this.#commands.get(parsed.type);
-    if (command === undefined) {
-      const shown = JSON.stringify(parsed.type.slice(0, MAX_TYPE_IN_MESSAGE));
-      return this.#finish(
-        "(unknown)",
-        errorAnswer(`unknown command type ${shown}; known types: ${this.types.join(", ")}`),
-      );
+    let command = this.#lastCommand;
+    if (command === null || parsed.type !== this.#lastType) {
+      const lazy = this.#lazy.get(parsed.type);
+      if (lazy !== undefined) return this.#dispatchLazy(parsed.type, parsed.content, lazy);
+      command = this.#commands.get(parsed.type) ?? null;
+      if (command === null) {
+        const shown = JSON.stringify(parsed.type.slice(0, MAX_TYPE_IN_MESSAGE));
+        return this.#finish(
+          "(unknown)",
+          errorAnswer(`unknown command type ${shown}; known types: ${this.types.join(", ")}`),
+        );
+      }
+      this.#lastType = parsed.type;
+      this.#lastCommand = command;
     }
     const barrier = this.#barrier;
     const answer = barrier === null
@@ -162,7 +186,7 @@ export class CommandRegistry {
   #run(type: string, command: CommandDefinition, content: unknown): Answer | Promise<Answer> {
     try {
       let input = content;
-      if (command.schema !== null) {
+      if (command.schema !== null && !command.accepts?.(content)) {
         const result = command.schema.safeParse(content);
         if (!result.success) {
           return this.#finish(type, errorAnswer(`${type}: ${describeIssues(result.error.issues, content)}`));
@@ -171,10 +195,22 @@ export class CommandRegistry {
       }
       const answer = command.handle(input as never);
       if (!(answer instanceof Promise)) return this.#finish(type, answer);
-      return answer.then(
-        (settled) => this.#finish(type, settled),
-        (error) => this.#fail(type, error),
+      const shared = this.#shared;
+      if (shared !== null && shared.from === answer && shared.type === type) {
+        shared.lines++;
+        return shared.answer;
+      }
+      const share = { type, from: answer, lines: 1, answer: answer as Promise<Answer> };
+      const settled = () => {
+        if (this.#shared === share) this.#shared = null;
+        return share.lines;
+      };
+      share.answer = answer.then(
+        (value) => this.#finish(type, value, undefined, settled()),
+        (error) => this.#fail(type, error, settled()),
       );
+      this.#shared = share;
+      return share.answer;
     } catch (error) {
       return this.#fail(type, error);
     }
@@ -183,25 +219,27 @@ export class CommandRegistry {
   /**
    * The one place that turns a thrown error into an answer: a {@link ClientError} (a reason the scraper
    * author can act on) is answered with its message; anything else is a bug, reported to `onUnexpected`.
+   * `lines` lines share the answer.
    */
-  #fail(type: string, error: unknown): Answer {
+  #fail(type: string, error: unknown, lines = 1): Answer {
     if (error instanceof ClientError) {
-      return this.#finish(type, errorAnswer(`${type}: ${error.message}`), error);
+      return this.#finish(type, errorAnswer(`${type}: ${error.message}`), error, lines);
     }
     this.#report(type, error);
     const reason = error instanceof Error ? error.message : String(error);
-    return this.#finish(type, errorAnswer(`${type}: failed unexpectedly: ${reason}`), error);
+    return this.#finish(type, errorAnswer(`${type}: failed unexpectedly: ${reason}`), error, lines);
   }
 
   /**
-   * Tells the observers; one that throws is a bug: it is reported, and the line is answered with an error
-   * (the other observers are still told), so no failure can stop the answers.
+   * Tells the observers, once for each of the `lines` lines answered with `answer`; one that throws is a
+   * bug: it is reported, and the line is answered with an error (the other observers are still told), so
+   * no failure can stop the answers.
    */
-  #finish(type: string, answer: Answer, error?: unknown): Answer {
+  #finish(type: string, answer: Answer, error?: unknown, lines = 1): Answer {
     let final = answer;
     for (const observer of this.#observers) {
       try {
-        observer(type, final, error);
+        for (let line = 0; line < lines; line++) observer(type, final, error);
       } catch (failure) {
         this.#report(type, failure);
         const reason = failure instanceof Error ? failure.message : String(failure);

@@ -1,4 +1,10 @@
-import { CounterSeries, type Family, HistogramSeries, renderFamilies } from "./prometheus_text.ts";
+import {
+  CounterSeries,
+  type Family,
+  HistogramSeries,
+  renderFamilies,
+  type Sample,
+} from "./prometheus_text.ts";
 import type { OutboxCount } from "../outbox/outbox_status.ts";
 
 /** Reads a gauge at scrape time; `undefined` (or a throw) leaves the sample out of that scrape. */
@@ -97,11 +103,13 @@ export interface RequestMetricHooks {
  * ```
  */
 export class ClientMetrics {
-  readonly #commands = new CounterSeries();
+  /** Answered lines by command type: `[ok, error]` (counted for every line, so without labels objects). */
+  readonly #commands = new Map<string, [number, number]>();
   readonly #cvSent = new CounterSeries();
   readonly #retries = new CounterSeries();
   readonly #requestDuration = new HistogramSeries(REQUEST_DURATION_BUCKETS);
-  readonly #cacheLookups = new CounterSeries();
+  #cacheHits = 0;
+  #cacheMisses = 0;
   #outboxSize: GaugeReader = () => 0;
   #readOutbox: (() => Promise<OutboxCount[]>) | null = null;
   #cacheEntries: GaugeReader = () => undefined;
@@ -113,8 +121,6 @@ export class ClientMetrics {
   constructor(options: ClientMetricsOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
-    this.#cacheLookups.inc({ result: "hit" }, 0);
-    this.#cacheLookups.inc({ result: "miss" }, 0);
   }
 
   /**
@@ -127,7 +133,9 @@ export class ClientMetrics {
 
   /** Counts one answered input line; `answerType` is the answer's `type` (`ok`, `pong` or `error`). */
   commandAnswered(type: string, answerType: string): void {
-    this.#commands.inc({ type, result: answerType === "error" ? "error" : "ok" });
+    let counts = this.#commands.get(type);
+    if (counts === undefined) this.#commands.set(type, counts = [0, 0]);
+    counts[answerType === "error" ? 1 : 0]++;
   }
 
   /** Counts one CV posted to `server` (an origin); `ok` is false when that server failed it. */
@@ -147,7 +155,8 @@ export class ClientMetrics {
 
   /** Counts one reference cache lookup. */
   cacheLookup(hit: boolean): void {
-    this.#cacheLookups.inc({ result: hit ? "hit" : "miss" });
+    if (hit) this.#cacheHits++;
+    else this.#cacheMisses++;
   }
 
   /** Sets how the outbox size is read at scrape time (it reads 0 until this is called). */
@@ -197,6 +206,15 @@ export class ClientMetrics {
     };
   }
 
+  #commandSamples(): Sample[] {
+    const samples: Sample[] = [];
+    for (const [type, [ok, error]] of this.#commands) {
+      if (ok > 0) samples.push({ labels: { type, result: "ok" }, value: ok });
+      if (error > 0) samples.push({ labels: { type, result: "error" }, value: error });
+    }
+    return samples;
+  }
+
   /** Renders every metric as Prometheus text (exposition format 0.0.4). */
   async render(): Promise<string> {
     const name = (suffix: string) => `rtcv_scraper_client_${suffix}`;
@@ -209,7 +227,7 @@ export class ClientMetrics {
         name: name("commands_total"),
         help: "Input lines answered, by command type and result (ok or error).",
         type: "counter",
-        samples: this.#commands.samples(),
+        samples: this.#commandSamples(),
       },
       {
         name: name("cv_sent_total"),
@@ -248,7 +266,10 @@ export class ClientMetrics {
         name: name("cache_lookups_total"),
         help: "Reference cache lookups, by result (hit or miss).",
         type: "counter",
-        samples: this.#cacheLookups.samples(),
+        samples: [
+          { labels: { result: "hit" }, value: this.#cacheHits },
+          { labels: { result: "miss" }, value: this.#cacheMisses },
+        ],
       },
       await gauge(
         name("cache_entries"),

@@ -130,32 +130,9 @@ export class KvOutboxStore implements OutboxStore {
     now: number,
     alsoCommit?: unknown,
   ): Promise<LeasedEntry[]> {
-    // Both writes are queued in this turn, before any wait: they share the batcher's next commit with
-    // other writes queued in the same turn (a matched CV's cache entry beside its mirror copies).
     const plain = entries.filter((entry) => entry.key === null);
     const extra = Array.isArray(alsoCommit) ? alsoCommit as Deno.KvMutation[] : [];
     const keyed = entries.filter((entry) => entry.key !== null);
-    const large = keyed.filter((entry) => entry.payload.byteLength > LARGE_PAYLOAD_BYTES);
-    const groups: NewOutboxEntry[][] = [];
-    let bytes = Infinity;
-    for (const entry of keyed) {
-      if (entry.payload.byteLength > LARGE_PAYLOAD_BYTES) continue;
-      if (
-        groups.length === 0 || groups.at(-1)!.length >= PER_ATOMIC ||
-        bytes + entry.payload.byteLength > LARGE_PAYLOAD_BYTES
-      ) {
-        groups.push([]);
-        bytes = 0;
-      }
-      groups.at(-1)!.push(entry);
-      bytes += entry.payload.byteLength;
-    }
-    const writes = [
-      ...groups.map((group) => this.#putKeyed(group, owner, until, now)),
-      ...large.map(async (
-        entry,
-      ) => [{ source: entry, leased: await this.#putLarge(entry, owner, until, now) }]),
-    ];
     const leased = new Map<NewOutboxEntry, LeasedEntry>();
     if (plain.length > 0 || extra.length > 0) {
       const mutations: Deno.KvMutation[] = [];
@@ -173,57 +150,13 @@ export class KvOutboxStore implements OutboxStore {
         leased.set(entry, leasedOf(entry.channel, id, row, tokenOf(token, row), entry.payload));
       }
     }
-    for (const item of (await Promise.all(writes)).flat()) leased.set(item.source, item.leased);
+    await Promise.all(
+      keyed.map(async (entry) => leased.set(entry, await this.#putKeyed(entry, owner, until, now))),
+    );
     return entries.map((entry) => leased.get(entry)!);
   }
 
-  /**
-   * Keyed entries in one checked write through the batcher: first as new keys without reading (the
-   * common case); when a key is taken, the indexes and entries are read and the waiting copies replaced.
-   */
-  async #putKeyed(
-    entries: readonly NewOutboxEntry[],
-    owner: string,
-    until: number,
-    now: number,
-  ): Promise<{ source: NewOutboxEntry; leased: LeasedEntry }[]> {
-    let stored = entries.map((entry) => storedKey(entry.key!));
-    if (stored.some((key) => typeof key !== "string")) stored = await Promise.all(stored);
-    const keys = stored as string[];
-    const indexKeys = entries.map((entry, i): Deno.KvKey => [ROOT, "key", entry.channel, keys[i]]);
-    let indexes: Deno.KvEntryMaybe<string>[] = indexKeys.map((key) => ({
-      key,
-      value: null,
-      versionstamp: null,
-    }));
-    let olds: Deno.KvEntryMaybe<Row>[] | null = null;
-    for (;;) {
-      const ids = indexes.map((index) => typeof index.value === "string" ? index.value : this.#newId());
-      const checks: Deno.AtomicCheck[] = [...indexes, ...olds ?? []];
-      const mutations: Deno.KvMutation[] = [];
-      const rows = entries.map((entry, i) => {
-        const row = { ...newRow(entry, owner, until, now), k: keys[i], x: keys[i] };
-        const previous = olds?.[i].value ?? null;
-        mutations.push(...entryMutations(entry.channel, ids[i], row, entry.payload, previous?.p ?? 0));
-        mutations.push(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
-        if (indexes[i].value === null) mutations.push({ type: "set", key: indexKeys[i], value: ids[i] });
-        return row;
-      });
-      const versionstamp = await retryLocked(() => this.#batcher.writeCheckedStamped(checks, mutations));
-      if (versionstamp !== null) {
-        return entries.map((entry, i) => ({
-          source: entry,
-          leased: leasedOf(entry.channel, ids[i], rows[i], tokenOf(versionstamp, rows[i]), entry.payload),
-        }));
-      }
-      indexes = await getManyChunked<string>(this.#kv, indexKeys);
-      const found = indexes.map((index, i) => entryKey(entries[i].channel, String(index.value ?? "-")));
-      olds = await getManyChunked<Row>(this.#kv, found);
-    }
-  }
-
-  /** One keyed entry, also one with a payload too big for one atomic operation (see below). */
-  async #putLarge(entry: NewOutboxEntry, owner: string, until: number, now: number): Promise<LeasedEntry> {
+  async #putKeyed(entry: NewOutboxEntry, owner: string, until: number, now: number): Promise<LeasedEntry> {
     const stored = await storedKey(entry.key!);
     const indexKey: Deno.KvKey = [ROOT, "key", entry.channel, stored];
     // First as a new key without reading (the common case); when the key is taken, read and replace.

@@ -16,11 +16,6 @@ export interface AnswerWriterOptions {
   readonly onInternalError?: (error: unknown) => void;
 }
 
-interface Slot {
-  line: string | null;
-  readonly bytes: number;
-}
-
 /**
  * Writes answers: those of lines without an id in the order their lines arrived, however the handlers
  * finish; those of lines with an id as soon as they are ready (protocol section 9), never holding up the others.
@@ -35,8 +30,15 @@ export class AnswerWriter {
   readonly #sink: ByteSink;
   readonly #encoder = new TextEncoder();
   readonly #onInternalError: (error: unknown) => void;
-  #slots: Slot[] = [];
+  /**
+   * The answer lines of lines without an id, in input order (null while awaited), and what each line counts
+   * against the pending bytes: two flat arrays instead of an object per line. Index `i` here is line
+   * `#dropped + i`; `#head` is the first not yet written.
+   */
+  #lines: (string | null)[] = [];
+  #lineBytes: number[] = [];
   #head = 0;
+  #dropped = 0;
   /** Answers of lines with an id that are ready and not yet written. */
   #unordered: string[] = [];
   /** Lines with an id whose answer is not yet written. */
@@ -47,6 +49,9 @@ export class AnswerWriter {
   #roomWaiters: { answers: number; bytes: number; wake: () => void }[] = [];
   #failure: Error | null = null;
   #failureWaiters: (() => void)[] = [];
+  /** The last answer promise pushed without an id, while unsettled, and the lines (numbers) waiting for it. */
+  #sharedPromise: Promise<Answer> | null = null;
+  #sharedLines: number[] = [];
 
   /** Creates a writer over `sink`. */
   constructor(sink: ByteSink, options: AnswerWriterOptions = {}) {
@@ -56,7 +61,7 @@ export class AnswerWriter {
 
   /** How many answers are queued or awaited and not yet written. */
   get pending(): number {
-    return this.#slots.length - this.#head + this.#unorderedPending;
+    return this.#lines.length - this.#head + this.#unorderedPending;
   }
 
   /** The bytes (see {@link PushOptions.bytes}) of the lines whose answers are not yet written. */
@@ -94,15 +99,26 @@ export class AnswerWriter {
       else write(answer);
       return;
     }
+    this.#lineBytes.push(bytes);
     if (!(answer instanceof Promise)) {
-      this.#slots.push({ line: encodeAnswer(answer), bytes });
+      this.#lines.push(encodeAnswer(answer));
       return;
     }
-    const slot: Slot = { line: null, bytes };
-    this.#slots.push(slot);
+    const line = this.#dropped + this.#lines.length;
+    this.#lines.push(null);
+    if (answer === this.#sharedPromise) {
+      this.#sharedLines.push(line); // pipelined lines answered by one promise: one reaction for them all
+      return;
+    }
+    const waiting = [line];
+    this.#sharedPromise = answer;
+    this.#sharedLines = waiting;
     const settle = (settled: Answer) => {
-      slot.line = encodeAnswer(settled);
-      if (this.#slots[this.#head] === slot) this.flush();
+      if (this.#sharedPromise === answer) this.#sharedPromise = null;
+      const text = encodeAnswer(settled);
+      const dropped = this.#dropped;
+      for (const number of waiting) this.#lines[number - dropped] = text;
+      if (this.#head + dropped === line) this.flush();
     };
     answer.then(settle, (error) => settle(this.#internalError(error)));
   }
@@ -157,15 +173,18 @@ export class AnswerWriter {
   #takeReady(): string {
     const parts = this.#unordered;
     this.#unordered = [];
-    while (this.#head < this.#slots.length) {
-      const slot = this.#slots[this.#head];
-      if (slot.line === null) break;
-      parts.push(slot.line);
-      this.#pendingBytes -= slot.bytes;
+    const lines = this.#lines;
+    while (this.#head < lines.length) {
+      const line = lines[this.#head];
+      if (line === null) break;
+      parts.push(line);
+      this.#pendingBytes -= this.#lineBytes[this.#head];
       this.#head++;
     }
-    if (this.#head > 1024 && this.#head * 2 > this.#slots.length) {
-      this.#slots = this.#slots.slice(this.#head);
+    if (this.#head > 1024 && this.#head * 2 > lines.length) {
+      this.#lines = lines.slice(this.#head);
+      this.#lineBytes = this.#lineBytes.slice(this.#head);
+      this.#dropped += this.#head;
       this.#head = 0;
     }
     if (this.#roomWaiters.length > 0) this.#wakeRoom();

@@ -31,6 +31,13 @@ export function isBadLine(line: ParsedLine): line is BadLine {
 }
 
 const PING_LINE = '{"type":"ping"}';
+/** The type of the last line read by the fast path (see {@link parseCommandLine}), and its line's start. */
+let lastType = "";
+let lastPrefix = "";
+/** What a fast-path content must not contain: a quote, a backslash or a control character. */
+// deno-lint-ignore no-control-regex -- control characters are what must not match (JSON forbids them raw)
+const NOT_PLAIN = /["\\\u0000-\u001f]/;
+const LINE_END = '"}';
 /**
  * The shape of most lines under load, `{"type":"<name>","content":"<plain string>"}` (cache commands): read
  * without JSON.parse. Only strings without escapes or quotes match, so the result is what JSON.parse gives.
@@ -84,8 +91,24 @@ export function readCommandLine(line: InputLine): ParsedLine {
  */
 export function parseCommandLine(text: string): CommandLine | string {
   if (text === PING_LINE) return { type: "ping", content: undefined };
+  // Pipelined lines mostly repeat the type of the line before: compared as the whole start of the line,
+  // the content is cut out without a regular expression, and the type is the same string object as
+  // before (the maps it is looked up in hash it once, not once a line).
+  if (
+    lastPrefix !== "" && text.length >= lastPrefix.length + LINE_END.length && text.startsWith(lastPrefix) &&
+    text.endsWith(LINE_END)
+  ) {
+    const content = text.slice(lastPrefix.length, text.length - LINE_END.length);
+    if (!NOT_PLAIN.test(content)) return { type: lastType, content };
+  }
   const simple = STRING_COMMAND.exec(text);
-  if (simple !== null) return { type: simple[1], content: simple[2] };
+  if (simple !== null) {
+    if (simple[1] !== lastType) {
+      lastType = simple[1];
+      lastPrefix = `{"type":"${lastType}","content":"`;
+    }
+    return { type: lastType, content: simple[2] };
+  }
   if (text.trim() === "") {
     return 'input line is empty; expected a JSON object like {"type":"ping"}';
   }

@@ -46,12 +46,6 @@ export interface LiveBackendParts {
   readonly sockets?: SocketGroup;
 }
 
-/**
- * A primary that has not answered within this many ms has the mirrors' copies committed and sent while it
- * is awaited (in parallel); before it, the copies wait for its answer (one commit with a match's cache entry).
- */
-const MIRRORS_AFTER_MS = 10;
-
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
 const FAILING_AFTER = 3;
 
@@ -91,16 +85,13 @@ export class LiveBackend implements RtcvBackend {
     ];
   }
 
-  /**
-   * Sends the CV to every server; the mirrors' copies are committed before it resolves (whatever the primary
-   * answered), for a fast primary in one commit with a match's cache entry. Resolves with `hasMatches`.
-   */
+  /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
   async sendCv(cv: Cv): Promise<boolean> {
-    return await this.#sendAll(
-      this.#parts.primary.scanCv(cv),
-      cvCopies(this.#mirrorChannels, cv),
-      (matched) => matched ? this.references.setLong(cv.referenceNumber) : undefined,
-    );
+    const primary = this.#parts.primary.scanCv(cv);
+    // The primary's request goes out in the next microtask (after its in-flight slot): let it, and only
+    // then build and store the mirrors' copies, so their work is not on the answer's path.
+    if (this.#mirrorChannels.length > 0) await Promise.resolve();
+    return await this.#sendAll(primary, cvCopies(this.#mirrorChannels, cv));
   }
 
   /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
@@ -113,7 +104,7 @@ export class LiveBackend implements RtcvBackend {
           `${error.detail}); send the CVs one by one with send_cv there`,
       );
     });
-    await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs), () => undefined);
+    await this.#sendAll(sent, cvListCopies(this.#mirrorChannels, cvs));
   }
 
   /**
@@ -138,31 +129,16 @@ export class LiveBackend implements RtcvBackend {
   }
 
   /**
-   * Sends to the primary; commits the mirrors' copies (whatever the primary answered; see
-   * {@link MIRRORS_AFTER_MS}) and what `alsoWrite` writes for its answer, then resolves. Writes queued in
-   * one turn share the store's group commit: one commit on the answer path.
+   * Waits for the primary's answer and for the mirrors' copies to be committed to the outbox (before the
+   * command answers, whatever the primary answered); the copies are sent at once.
    */
-  async #sendAll<T>(
-    primary: Promise<T>,
-    copies: NewOutboxEntry[],
-    alsoWrite: (answer: T) => Promise<void> | undefined,
-  ): Promise<T> {
-    // A primary slower than MIRRORS_AFTER_MS: the copies are committed (and sent) while it is awaited;
-    // a faster one answers first, and the copies share the commit of the match's cache entry.
-    let queued: Promise<void> | null = null;
-    const timer = copies.length === 0
-      ? undefined
-      : setTimeout(() => queued = this.#parts.outbox.enqueue(copies), MIRRORS_AFTER_MS);
-    const [sent] = await Promise.allSettled([this.#countPrimary(primary)]);
-    clearTimeout(timer);
-    queued ??= this.#parts.outbox.enqueue(copies); // in the same turn as the cache write: one commit
-    const written = sent.status === "fulfilled" ? alsoWrite(sent.value) : undefined;
-    const [stored, cached] = await Promise.allSettled([queued, written]);
+  async #sendAll<T>(primary: Promise<T>, copies: NewOutboxEntry[]): Promise<T> {
+    const queued = this.#parts.outbox.enqueue(copies);
+    const [sent, stored] = await Promise.allSettled([this.#countPrimary(primary), queued]);
     if (stored.status === "rejected") {
       throw new MirrorCopiesError(`could not store the copies for the mirrors: ${describe(stored.reason)}`);
     }
     if (sent.status === "rejected") throw sent.reason;
-    if (cached.status === "rejected") throw cached.reason;
     return sent.value;
   }
 

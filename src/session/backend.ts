@@ -58,7 +58,7 @@ export interface RtcvBackend {
   /** Why the primary counts as failing, or null while it works (always null in mock mode). */
   readonly failing: string | null;
   /**
-   * Sends a validated CV; true when the primary server matched it, once the match is cached (72 h). Throws the primary's failure (an
+   * Sends a validated CV; true when the primary server matched it. Throws the primary's failure (an
    * `RtcvApiError` naming its role), or {@link MirrorCopiesError} when the mirrors' copies were not stored.
    */
   sendCv(cv: Cv): Promise<boolean>;

@@ -100,7 +100,7 @@ export class Session {
 
   /** True while a CV with this reference number is being sent. */
   isSending(reference: string): boolean {
-    return this.#sending.has(reference);
+    return this.#sending.size !== 0 && this.#sending.has(reference);
   }
 
   /** Closes the backend, giving its background deliveries their drain budget (the store closes after). */

@@ -60,6 +60,11 @@ export class RedisReferenceCache implements CachedReferences {
     return hit;
   }
 
+  /** {@link has}, answering `ifCached` or `ifNot`. */
+  lookUp<T>(reference: string, ifCached: T, ifNot: T): Promise<T> {
+    return this.has(reference).then((hit) => hit ? ifCached : ifNot);
+  }
+
   /** Caches many references for 72 hours, in pipelines. */
   async setManyLong(references: Iterable<string>): Promise<number> {
     const writes: Promise<void>[] = [];
