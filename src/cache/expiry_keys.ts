@@ -6,6 +6,7 @@
  * @module
  */
 import { getManyChunked } from "./kv_reads.ts";
+import { hexDigest } from "../crypto/hex_digest.ts";
 
 /** Names longer than this (UTF-8 bytes, with the rest of the key) are stored under their SHA-256 digest. */
 export const MAX_PLAIN_KEY_BYTES = 1024;
@@ -34,10 +35,7 @@ export function keyFor(
   }
   const bytes = encoder.encode(name);
   if (bytes.byteLength + extraBytes <= MAX_PLAIN_KEY_BYTES) return [...prefix, name];
-  return crypto.subtle.digest("SHA-256", bytes).then((digest) => [
-    ...digestPrefix,
-    Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join(""),
-  ]);
+  return hexDigest("SHA-256", bytes).then((hex) => [...digestPrefix, hex]);
 }
 
 let lastExpiry = -1;

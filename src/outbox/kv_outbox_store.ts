@@ -32,6 +32,7 @@ import type {
   OutboxStore,
   Reschedule,
 } from "./outbox_store.ts";
+import { hexDigest } from "../crypto/hex_digest.ts";
 
 const ROOT = "outbox";
 const PART_BYTES = 60_000;
@@ -562,7 +563,5 @@ export function joinParts(pieces: readonly Uint8Array[]): Uint8Array {
 /** A key as stored: itself (at once), or a digest when it is too long for a Deno.Kv key. */
 function storedKey(key: string): string | Promise<string> {
   if (key.length <= MAX_KEY_CHARS) return key;
-  return crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)).then((digest) =>
-    "sha256:" + Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("")
-  );
+  return hexDigest("SHA-256", key).then((hex) => "sha256:" + hex);
 }

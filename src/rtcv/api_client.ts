@@ -9,6 +9,7 @@ import { ClientError } from "../errors.ts";
 import { parseBaseUrl, readAnswer, Redactor } from "../http/http_answers.ts";
 import { fetchWithRetries, type RequestPolicy } from "../http/request_policy.ts";
 import type { SocketTarget } from "./server_socket.ts";
+import { hexDigest } from "../crypto/hex_digest.ts";
 
 /** Where an RT-CV server is and the api key to use with it. */
 export interface RtcvCredentials {
@@ -196,8 +197,7 @@ export class RtcvApiClient {
     if (typeof apiKey !== "string" || apiKey === "") {
       throw new TypeError(`api_key for ${url.origin} must be a non-empty string`);
     }
-    const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(apiKey));
-    const hash = Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+    const hash = await hexDigest("SHA-512", apiKey);
     const authorization = `Basic ${apiKeyId}:${hash}`;
     const redactor = new Redactor([authorization, hash, apiKey]);
     return new RtcvApiClient(url.origin, baseUrl, apiKeyId, authorization, redactor, policy);
