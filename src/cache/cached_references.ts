@@ -10,6 +10,12 @@
 export interface CachedReferences {
   /** Caches `reference` for 72 hours; resolves once the store has the entry. */
   setLong(reference: string): Promise<void>;
+  /**
+   * {@link setLong} in a commit someone else makes: `commit` gets this cache's write in the store's own kind
+   * (the `alsoCommit` of `OutboxStore.put`: e.g. a matched CV's entry lands with the mirrors' copies, in one
+   * commit) and resolves once it is durable; so does the answer. Lookups meanwhile wait for that commit.
+   */
+  setLongWith(reference: string, commit: (write: unknown) => Promise<void>): Promise<void>;
   /** Caches `reference` for 12 hours, unless it is already cached for longer; resolves once stored. */
   setShort(reference: string): Promise<void>;
   /** True when `reference` is cached and its lifetime has not run out (at once when known in the process). */

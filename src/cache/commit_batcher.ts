@@ -67,7 +67,8 @@ function valueBytes(value: unknown, depth: number): number {
 interface CheckedWrite {
   readonly checks: Deno.AtomicCheck[];
   readonly mutations: Deno.KvMutation[];
-  readonly resolve: (committed: boolean) => void;
+  /** The versionstamp of the commit that held the write, or null when one of its checks failed. */
+  readonly resolve: (versionstamp: string | null) => void;
   readonly reject: (error: Error) => void;
 }
 
@@ -205,11 +206,11 @@ export class CommitBatcher {
   /**
    * Queues mutations that must land only if `checks` hold (at most {@link MAX_CHECKS_PER_ATOMIC} checks
    * and {@link MAX_MUTATIONS_PER_ATOMIC} mutations and checks together); committed together with other
-   * checked writes. Resolves with true once committed, false when a check failed (nothing of this write
-   * landed). A failed check does not fail the other writes of its batch: after such a failure each checked
-   * write is committed on its own.
+   * checked writes. Resolves with the versionstamp of the commit once committed (every key it wrote has
+   * it), null when a check failed (nothing of this write landed). A failed check does not fail the other
+   * writes of its batch: after such a failure each checked write is committed on its own.
    */
-  writeChecked(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<boolean> {
+  writeChecked(checks: Deno.AtomicCheck[], mutations: Deno.KvMutation[]): Promise<string | null> {
     return new Promise((resolve, reject) => {
       const write: CheckedWrite = { checks, mutations, resolve, reject };
       let bytes = checks.length * MUTATION_OVERHEAD;
@@ -290,18 +291,18 @@ export class CommitBatcher {
   async #commitChecked(group: Group, writes: CheckedWrite[]): Promise<void> {
     const checks: Deno.AtomicCheck[] = [];
     for (const write of writes) for (const check of write.checks) checks.push(check);
-    let ok: boolean;
+    let result: Deno.KvCommitResult | Deno.KvCommitError;
     try {
-      ok = (await this.#kv.atomic().check(...checks).mutate(...group.mutations).commit()).ok;
+      result = await this.#kv.atomic().check(...checks).mutate(...group.mutations).commit();
     } catch (error) {
       const failure = error instanceof Error ? error : new Error(String(error));
       for (const write of writes) write.reject(failure);
       return;
     }
-    if (ok) {
-      for (const write of writes) write.resolve(true);
+    if (result.ok) {
+      for (const write of writes) write.resolve(result.versionstamp);
     } else if (writes.length === 1) {
-      writes[0].resolve(false);
+      writes[0].resolve(null);
     } else {
       // A check of one write failed the whole operation: commit again, each checked write on its own.
       const alone = writes.map((write) => {

@@ -74,22 +74,24 @@ export class ReferenceCache implements CachedReferences {
 
   /** Caches `reference` for 72 hours; resolves once the entry is committed. */
   setLong(reference: string): Promise<void> {
+    return this.setLongWith(reference, this.#commitPlain);
+  }
+
+  /** Writes through the group commit. */
+  readonly #commitPlain = (mutations: unknown) => this.#batcher.write(mutations as Deno.KvMutation[]);
+
+  /**
+   * Caches `reference` for 72 hours in the commit `commit` makes: it is given the entry's mutations (an
+   * array of `Deno.KvMutation`) and resolves once they are committed.
+   */
+  setLongWith(reference: string, commit: (mutations: unknown) => Promise<void>): Promise<void> {
     // 72 h is the longest lifetime, so a blind write can never shorten an entry.
     const expiresAt = this.#clock.now() + LONG_LIFETIME_MS;
     const key = storeKey(reference);
-    const commit = key instanceof Promise
-      ? key.then((digested) => this.#writeLong(digested, expiresAt))
-      : this.#writeLong(key, expiresAt);
-    return this.#track(reference, expiresAt - this.#epoch, commit);
-  }
-
-  #writeLong(key: Deno.KvKey, expiresAt: number): Promise<void> {
-    return this.#batcher.write([{
-      type: "set",
-      key,
-      value: expiryValue(expiresAt),
-      expireIn: LONG_LIFETIME_MS,
-    }]);
+    const write = (digested: Deno.KvKey) =>
+      commit([{ type: "set", key: digested, value: expiryValue(expiresAt), expireIn: LONG_LIFETIME_MS }]);
+    const committed = key instanceof Promise ? key.then(write) : write(key);
+    return this.#track(reference, expiresAt - this.#epoch, committed);
   }
 
   #writeShort(key: Deno.KvKey, expiresAt: number): Promise<void> {

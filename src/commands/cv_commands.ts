@@ -95,9 +95,7 @@ export function cvCommands(session: Session): Record<string, CommandDefinition> 
   const send = async (cv: Cv): Promise<SendOutcome> => {
     const backend = session.backend;
     if (await backend.references.has(cv.referenceNumber)) return { sent: false, matched: false };
-    const matched = await backend.sendCv(cv);
-    if (matched) await backend.references.setLong(cv.referenceNumber);
-    return { sent: true, matched };
+    return { sent: true, matched: await backend.sendCv(cv) }; // a match is cached by the backend
   };
   const sendOnce = (cv: Cv) => session.sendOnce(cv.referenceNumber, () => send(cv));
   return {

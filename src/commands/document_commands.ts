@@ -108,9 +108,7 @@ export function documentCommands(deps: DocumentCommandDeps): Record<string, Comm
         file: await load(content),
         contentType: content.content_type ?? DEFAULT_DOCUMENT_TYPE,
       };
-      const matched = await backend.sendCvDocument(document);
-      if (matched) await backend.references.setLong(reference);
-      return { sent: true, matched };
+      return { sent: true, matched: await backend.sendCvDocument(document) }; // a match is cached by it
     });
   };
   return {

@@ -13,8 +13,9 @@
  * A lease's token is the entry's versionstamp (with the row facts an ack needs: parts, items, index key), so
  * an ack is one checked atomic operation without a read; other conditional calls read the row and check
  * its versionstamp in the same atomic operation.
- * New entries without a key go through the shared {@link CommitBatcher} (pipelined lines share commits);
- * keyed puts, leases and acks are checked atomic operations of their own.
+ * Puts and acks go through the shared {@link CommitBatcher} (pipelined lines share commits; a keyed put is
+ * a checked write there, with the writes that must land with it, such as a matched CV's cache entry); leases
+ * and the other conditional calls are checked atomic operations of their own.
  *
  * @module
  */
@@ -131,73 +132,113 @@ export class KvOutboxStore implements OutboxStore {
     now: number,
     alsoCommit?: unknown,
   ): Promise<LeasedEntry[]> {
-    const plain = entries.filter((entry) => entry.key === null);
     const extra = Array.isArray(alsoCommit) ? alsoCommit as Deno.KvMutation[] : [];
-    const keyed = entries.filter((entry) => entry.key !== null);
-    const leased = new Map<NewOutboxEntry, LeasedEntry>();
-    if (plain.length > 0 || extra.length > 0) {
-      const mutations: Deno.KvMutation[] = [];
-      const made: [NewOutboxEntry, string, Row][] = [];
-      for (const entry of plain) {
-        const id = this.#newId();
-        const row = newRow(entry, owner, until, now);
-        mutations.push(...entryMutations(entry.channel, id, row, entry.payload, 0));
-        mutations.push(add(entry.channel, "pending", entry.count));
-        made.push([entry, id, row]);
+    if (entries.some((entry) => entry.key !== null)) {
+      // Keyed puts are checked (the key must still be free, or hold the copy read): in chunks that fit one
+      // atomic operation, `extra` with the last one, so it never lands before an entry.
+      const leased: LeasedEntry[] = [];
+      for (let start = 0; start < entries.length; start += PER_ATOMIC) {
+        const chunk = entries.slice(start, start + PER_ATOMIC);
+        const last = start + PER_ATOMIC >= entries.length;
+        leased.push(...await this.#putChecked(chunk, owner, until, now, last ? extra : []));
       }
-      mutations.push(...extra); // last: when a write is too big for one commit, these land after the entries
-      const token = await this.#batcher.writeStamped(mutations);
-      for (const [entry, id, row] of made) {
-        leased.set(entry, leasedOf(entry.channel, id, row, tokenOf(token, row), entry.payload));
-      }
+      return leased;
     }
-    await Promise.all(
-      keyed.map(async (entry) => leased.set(entry, await this.#putKeyed(entry, owner, until, now))),
+    const mutations: Deno.KvMutation[] = [];
+    const made: [NewOutboxEntry, string, Row][] = [];
+    for (const entry of entries) {
+      const id = this.#newId();
+      const row = newRow(entry, owner, until, now);
+      mutations.push(...entryMutations(entry.channel, id, row, entry.payload, 0));
+      mutations.push(add(entry.channel, "pending", entry.count));
+      made.push([entry, id, row]);
+    }
+    mutations.push(...extra); // last: when a write is too big for one commit, these land after the entries
+    const token = await this.#batcher.writeStamped(mutations);
+    return made.map(([entry, id, row]) =>
+      leasedOf(entry.channel, id, row, tokenOf(token, row), entry.payload)
     );
-    return entries.map((entry) => leased.get(entry)!);
   }
 
-  async #putKeyed(entry: NewOutboxEntry, owner: string, until: number, now: number): Promise<LeasedEntry> {
-    const stored = await storedKey(entry.key!);
-    const indexKey: Deno.KvKey = [ROOT, "key", entry.channel, stored];
-    // First as a new key without reading (the common case); when the key is taken, read and replace.
-    let index: Deno.KvEntryMaybe<string> = { key: indexKey, value: null, versionstamp: null };
-    // The row keeps the key as stored: a long one (a CV list's text) would not fit in a 64 KiB value.
-    const row = { ...newRow(entry, owner, until, now), k: stored, x: stored };
-    // A payload too big for one atomic operation (a large CV list or document): its parts are committed
-    // first under a new id, then one checked operation switches the key to it and removes the old entry.
-    // A crash in between leaves unreferenced parts, never a half-written entry.
-    const largeId = entry.payload.byteLength > LARGE_PAYLOAD_BYTES ? this.#newId() : null;
-    if (largeId !== null) {
-      await this.#batcher.write(partMutations(entry.channel, largeId, row, entry.payload));
-    }
+  /**
+   * Puts entries (keyed or not) and `extra` in one checked atomic operation, through the group commit: each
+   * keyed one first as a new key without reading (the common case); when a key is taken, the rows are read
+   * and the operation is built again to replace the waiting copies.
+   */
+  async #putChecked(
+    entries: readonly NewOutboxEntry[],
+    owner: string,
+    until: number,
+    now: number,
+    extra: readonly Deno.KvMutation[],
+  ): Promise<LeasedEntry[]> {
+    // Payloads too big for the operation (a large CV list or document): their parts are committed first
+    // under a new id, then the checked operation switches the key to it and removes the old entry. A crash
+    // in between leaves unreferenced parts, never a half-written entry.
+    const total = entries.reduce((sum, entry) => sum + entry.payload.byteLength, 0);
+    const largeFrom = total > LARGE_PAYLOAD_BYTES ? LARGE_PAYLOAD_BYTES / entries.length : Infinity;
+    const puts = await Promise.all(entries.map(async (entry) => {
+      const stored = entry.key === null ? null : await storedKey(entry.key);
+      // The row keeps the key as stored: a long one (a CV list's text) would not fit in a 64 KiB value.
+      const row = stored === null ? newRow(entry, owner, until, now) : {
+        ...newRow(entry, owner, until, now),
+        k: stored,
+        x: stored,
+      };
+      const indexKey: Deno.KvKey | null = stored === null ? null : [ROOT, "key", entry.channel, stored];
+      const index: Deno.KvEntryMaybe<string> | null = indexKey === null
+        ? null
+        : { key: indexKey, value: null, versionstamp: null } as Deno.KvEntryMaybe<string>;
+      const large = entry.payload.byteLength > largeFrom;
+      const old = null as Deno.KvEntryMaybe<Row> | null;
+      return { entry, row, index, large, newId: this.#newId(), old };
+    }));
+    const parts = puts.filter((put) => put.large)
+      .flatMap((put) => partMutations(put.entry.channel, put.newId, put.row, put.entry.payload));
+    if (parts.length > 0) await this.#batcher.write(parts);
     for (;;) {
-      const waitingId = typeof index.value === "string" ? index.value : null;
-      const id = largeId ?? waitingId ?? this.#newId();
-      const old = waitingId === null ? null : await this.#kv.get<Row>(entryKey(entry.channel, waitingId));
-      const atomic = this.#kv.atomic().check(index);
-      if (old !== null) atomic.check(old);
-      const previous = old?.value ?? null;
-      if (largeId === null) {
-        atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
-      } else {
-        if (waitingId !== null && previous !== null) {
-          atomic.mutate(
-            ...removeMutations({ channel: entry.channel, id: waitingId, token: "" }, {
-              ...previous,
-              x: null,
-            }),
-          );
+      const checks: Deno.AtomicCheck[] = [];
+      const mutations: Deno.KvMutation[] = [];
+      const ids = puts.map((put) => {
+        const { entry, row, index, old } = put;
+        const waitingId = typeof index?.value === "string" ? index.value : null;
+        const id = put.large ? put.newId : waitingId ?? put.newId;
+        if (index !== null) checks.push(index);
+        if (old !== null) checks.push(old);
+        const previous = old?.value ?? null;
+        if (!put.large) {
+          mutations.push(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
+        } else {
+          if (waitingId !== null && previous !== null) {
+            const waiting = { channel: entry.channel, id: waitingId, token: "" };
+            mutations.push(...removeMutations(waiting, { ...previous, x: null }));
+          }
+          mutations.push({ type: "set", key: entryKey(entry.channel, id), value: row });
         }
-        atomic.set(entryKey(entry.channel, id), row);
+        mutations.push(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
+        if (index !== null && (index.value === null || id !== waitingId)) {
+          mutations.push({ type: "set", key: index.key, value: id });
+        }
+        return id;
+      });
+      for (const mutation of extra) mutations.push(mutation);
+      const versionstamp = await retryLocked(() => this.#batcher.writeChecked(checks, mutations));
+      if (versionstamp !== null) {
+        return puts.map(({ entry, row }, at) =>
+          leasedOf(entry.channel, ids[at], row, tokenOf(versionstamp, row), entry.payload)
+        );
       }
-      atomic.mutate(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
-      if (index.value === null || id !== waitingId) atomic.set(indexKey, id);
-      const result = await retryLocked(() => atomic.commit());
-      if (result.ok) {
-        return leasedOf(entry.channel, id, row, tokenOf(result.versionstamp, row), entry.payload);
-      }
-      index = await this.#kv.get<string>(indexKey);
+      // A key was taken meanwhile: read the keys and the copies waiting under them, and build it again.
+      const keyed = puts.filter((put) => put.index !== null);
+      const indexes = await getManyChunked<string>(this.#kv, keyed.map((put) => put.index!.key));
+      keyed.forEach((put, at) => put.index = indexes[at]);
+      const waiting = keyed.filter((put) => typeof put.index!.value === "string");
+      const rows = await getManyChunked<Row>(
+        this.#kv,
+        waiting.map((put) => entryKey(put.entry.channel, put.index!.value as string)),
+      );
+      for (const put of keyed) put.old = null;
+      waiting.forEach((put, at) => put.old = rows[at]);
     }
   }
 
@@ -326,7 +367,7 @@ export class KvOutboxStore implements OutboxStore {
       }
       writes.push(
         retryLocked(() => this.#batcher.writeChecked(checks, mutations)).then((done) =>
-          done ? undefined : this.#ackRead(group, owner) // some were replaced or taken over
+          done !== null ? undefined : this.#ackRead(group, owner) // some were replaced or taken over
         ),
       );
     }

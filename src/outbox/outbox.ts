@@ -146,9 +146,12 @@ export class Outbox {
       this.#channels.has(entry.channel) && (room -= entry.payload.byteLength) >= 0;
     const served = entries.filter(held);
     const others = entries.filter((entry) => !served.includes(entry));
+    // `alsoCommit` must not land before any entry: the entries not held are committed first then.
+    const free = others.length > 0 ? this.#options.store.put(others, "", 0, now) : null;
+    if (free !== null && alsoCommit !== undefined) await free;
     const [leased] = await Promise.all([
       this.#options.store.put(served, this.owner, now + this.#leaseMs, now, alsoCommit),
-      others.length > 0 ? this.#options.store.put(others, "", 0, now) : Promise.resolve([]),
+      free,
     ]);
     for (const item of leased) {
       const state = this.#channels.get(item.entry.channel);

@@ -121,8 +121,10 @@ export interface OutboxStore {
    * `key` that is already waiting in its channel replaces it: same id, new payload, attempts and schedule
    * reset, `createdAt = now`, leased to `owner`, pending counted once. Resolves once durable.
    *
-   * `alsoCommit`: writes of this store's own kind (for Deno.Kv an array of `Deno.KvMutation`: the ingest
-   * dedupe marks) that must land with the entries, never before them. Only given with entries without a key.
+   * `alsoCommit`: writes of this store's own kind (for Deno.Kv an array of `Deno.KvMutation`, for Redis a
+   * {@link import("../store/redis/redis_commit.ts").RedisCommit}: the ingest dedupe marks, a matched CV's
+   * cache entry) that must land with the entries, in the same atomic step where they fit in one, never
+   * before them.
    */
   put(
     entries: readonly NewOutboxEntry[],

@@ -35,6 +35,7 @@ import { Buffer } from "node:buffer";
 import type { Redis } from "ioredis";
 import type { RedisBatcher } from "../store/redis/redis_batcher.ts";
 import type { RedisConnection } from "../store/redis/redis_connection.ts";
+import { isRedisCommit } from "../store/redis/redis_commit.ts";
 import type {
   ChannelCounts,
   DeadLetterRecord,
@@ -71,7 +72,10 @@ end
 `;
 
 const SCRIPTS = {
-  /** ARGV: owner, until, now, n, then per entry: channel, hasKey, key, route, label, count, payload. */
+  /**
+   * ARGV: owner, until, now, n, then per entry: channel, hasKey, key, route, label, count, payload; then m,
+   * and m triples key, value, ms: keys set with an expiry after the entries (a {@link RedisCommit}).
+   */
   rtcvObPut: `${COMMON}
 local owner, untilAt, now, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {}
@@ -106,6 +110,11 @@ for i = 0, n - 1 do
   redis.call('SADD', P .. 'channels', ch)
   out[#out + 1] = id
   out[#out + 1] = tk
+end
+local sets = 5 + n * 7
+for i = 0, tonumber(ARGV[sets] or '0') - 1 do
+  local b = sets + 1 + i * 3
+  redis.call('SET', ARGV[b], ARGV[b + 1], 'PX', ARGV[b + 2])
 end
 return out`,
   /** ARGV: channel, owner, now, until, limit, skip count, skip ids... Returns [nextCheckAt, entry fields...]. */
@@ -273,8 +282,9 @@ export class RedisOutboxStore implements OutboxStore {
   }
 
   /**
-   * `alsoCommit` is for the Deno.Kv store's dedupe marks; on Redis the dedupe index claims its ids itself
-   * (`redis_dedupe_index.ts`), so there is never anything to commit here.
+   * `alsoCommit` is a `RedisCommit` (`redis_commit.ts`) (a matched CV's cache entry), applied in the put's script: one
+   * atomic step with the entries. Deno.Kv mutations (its dedupe marks) have no place here: on Redis the
+   * dedupe index claims its ids itself (`redis_dedupe_index.ts`).
    */
   async put(
     entries: readonly NewOutboxEntry[],
@@ -286,7 +296,8 @@ export class RedisOutboxStore implements OutboxStore {
     if (Array.isArray(alsoCommit) && alsoCommit.length > 0) {
       throw new Error("the Redis outbox cannot commit Deno.Kv mutations with its entries");
     }
-    if (entries.length === 0) return [];
+    const sets = isRedisCommit(alsoCommit) ? alsoCommit.setPx : [];
+    if (entries.length === 0 && sets.length === 0) return [];
     const args: Arg[] = [owner, until, now, entries.length];
     for (const entry of entries) {
       args.push(
@@ -299,6 +310,8 @@ export class RedisOutboxStore implements OutboxStore {
         bytes(entry.payload),
       );
     }
+    args.push(sets.length);
+    for (const [key, value, ms] of sets) args.push(key, value, ms);
     const [reply] = await this.#batcher.run(1, (pipeline) => {
       (pipeline as unknown as Record<string, (...a: Arg[]) => void>).rtcvObPut(...args);
     });

@@ -46,6 +46,12 @@ export interface LiveBackendParts {
   readonly sockets?: SocketGroup;
 }
 
+/**
+ * A primary that has not answered `send_cv` within this many ms has the mirrors' copies committed and sent
+ * while it is awaited; before that, they wait for its answer and share one commit with a match's cache entry.
+ */
+const MIRRORS_AFTER_MS = 10;
+
 /** After this many failed sends in a row the primary counts as failing (the health check answers 503). */
 const FAILING_AFTER = 3;
 
@@ -85,13 +91,53 @@ export class LiveBackend implements RtcvBackend {
     ];
   }
 
-  /** Sends the CV to all servers; resolves with the primary's `hasMatches` once mirrors' copies are durable. */
+  /**
+   * Sends the CV to the primary; resolves with its `hasMatches` once the mirrors' copies (whatever it
+   * answered) and, for a match, the reference's 72-hour cache entry are committed. A primary answering
+   * within {@link MIRRORS_AFTER_MS} has both committed in one commit after its answer; a slower one has the
+   * copies committed and sent while it is awaited, and the cache entry after its answer.
+   */
   async sendCv(cv: Cv): Promise<boolean> {
-    const primary = this.#parts.primary.scanCv(cv);
+    const primary = this.#countPrimary(this.#parts.primary.scanCv(cv));
+    const reference = cv.referenceNumber;
+    if (this.#mirrorChannels.length === 0) {
+      const matched = await primary;
+      if (matched) await this.references.setLong(reference);
+      return matched;
+    }
     // The primary's request goes out in the next microtask (after its in-flight slot): let it, and only
-    // then build and store the mirrors' copies, so their work is not on the answer's path.
-    if (this.#mirrorChannels.length > 0) await Promise.resolve();
-    return await this.#sendAll(primary, cvCopies(this.#mirrorChannels, cv));
+    // then build the mirrors' copies, so their work is not on the answer's path.
+    await Promise.resolve();
+    const copies = cvCopies(this.#mirrorChannels, cv);
+    let early: Promise<void> | null = null;
+    const timer = setTimeout(() => early = this.#parts.outbox.enqueue(copies), MIRRORS_AFTER_MS);
+    const [answer] = await Promise.allSettled([primary]);
+    clearTimeout(timer);
+    const matched = answer.status === "fulfilled" && answer.value;
+    await this.#commitCopies(copies, early, matched ? reference : null);
+    if (answer.status === "rejected") throw answer.reason;
+    return matched;
+  }
+
+  /**
+   * Commits the mirrors' copies (unless `early` is committing them already) and the 72-hour cache entry of
+   * `matched`, in one commit where it can; throws {@link MirrorCopiesError} when the copies were not stored.
+   */
+  async #commitCopies(copies: NewOutboxEntry[], early: Promise<void> | null, matched: string | null) {
+    const outbox = this.#parts.outbox;
+    const together = early === null;
+    try {
+      if (!together) await early;
+      if (matched === null) {
+        if (together) await outbox.enqueue(copies);
+      } else if (together) {
+        await this.references.setLongWith(matched, (write) => outbox.enqueue(copies, write));
+      }
+    } catch (error) {
+      throw new MirrorCopiesError(`could not store the copies for the mirrors: ${describe(error)}`);
+    }
+    // The copies are stored: the entry alone now (its failure is the cache's, as for any cache write).
+    if (matched !== null && !together) await this.references.setLong(matched);
   }
 
   /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
@@ -110,14 +156,22 @@ export class LiveBackend implements RtcvBackend {
   /**
    * Sends a CV document to the primary (`scanCVDocument`); only once it accepted it (documents are expensive
    * for a server to read) do the mirrors' copies go into the outbox. Resolves with the primary's
-   * `hasMatches` once they are committed.
+   * `hasMatches` once they are committed, in one commit with a match's 72-hour cache entry.
    */
   async sendCvDocument(document: CvDocument): Promise<boolean> {
     const matched = await this.#countPrimary(
       this.#parts.primary.scanCvDocument(document.cv, document.file, document.contentType),
     );
+    const reference = document.cv.referenceNumber;
+    if (this.#mirrorChannels.length === 0) {
+      if (matched) await this.references.setLong(reference);
+      return matched;
+    }
+    const copies = cvDocumentCopies(this.#mirrorChannels, document);
+    const outbox = this.#parts.outbox;
     try {
-      await this.#parts.outbox.enqueue(cvDocumentCopies(this.#mirrorChannels, document));
+      if (matched) await this.references.setLongWith(reference, (write) => outbox.enqueue(copies, write));
+      else await outbox.enqueue(copies);
     } catch (error) {
       throw new MirrorCopiesError(
         `the primary accepted the document, but the copies for the mirrors could not be stored: ${

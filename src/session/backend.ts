@@ -58,11 +58,15 @@ export interface RtcvBackend {
   /** Why the primary counts as failing, or null while it works (always null in mock mode). */
   readonly failing: string | null;
   /**
-   * Sends a validated CV; true when the primary server matched it. Throws the primary's failure (an
-   * `RtcvApiError` naming its role), or {@link MirrorCopiesError} when the mirrors' copies were not stored.
+   * Sends a validated CV; true when the primary server matched it, once its reference number is cached for
+   * 72 hours in {@link references}. Throws the primary's failure (an `RtcvApiError` naming its role), or
+   * {@link MirrorCopiesError} when the mirrors' copies were not stored.
    */
   sendCv(cv: Cv): Promise<boolean>;
-  /** Sends a validated CV document to the primary (mirrors get it once the primary accepted it); true on a match. */
+  /**
+   * Sends a validated CV document to the primary (mirrors get it once the primary accepted it); true on a
+   * match, once its reference number is cached for 72 hours (as {@link sendCv}).
+   */
   sendCvDocument(document: CvDocument): Promise<boolean>;
   /**
    * Reads the secret `key`; mock mode answers `null` for a secret it was not given. Throws

@@ -38,14 +38,16 @@ export class MockBackend implements RtcvBackend {
     return Promise.resolve();
   }
 
-  /** Answers true: in mock mode every CV not yet cached counts as matched. */
-  sendCv(_cv: Cv): Promise<boolean> {
-    return Promise.resolve(true);
+  /** Answers true once the reference is cached: in mock mode every CV not yet cached counts as matched. */
+  async sendCv(cv: Cv): Promise<boolean> {
+    await this.references.setLong(cv.referenceNumber);
+    return true;
   }
 
   /** Answers true, like {@link sendCv}. */
-  sendCvDocument(_document: CvDocument): Promise<boolean> {
-    return Promise.resolve(true);
+  async sendCvDocument(document: CvDocument): Promise<boolean> {
+    await this.references.setLong(document.cv.referenceNumber);
+    return true;
   }
 
   /** The mock secret named `key`, or null. */

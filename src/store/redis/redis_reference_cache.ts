@@ -18,6 +18,7 @@
 import type { CachedReferences } from "../../cache/cached_references.ts";
 import { LONG_LIFETIME_MS, SHORT_LIFETIME_MS } from "../../cache/reference_cache.ts";
 import type { RedisBatcher } from "./redis_batcher.ts";
+import type { RedisCommit } from "./redis_commit.ts";
 
 /** The prefix of every reference key. */
 export const REFERENCE_KEY_PREFIX = "rtcv:ref:";
@@ -41,6 +42,15 @@ export class RedisReferenceCache implements CachedReferences {
   /** Caches `reference` for 72 hours; resolves once Redis acknowledged it. */
   async setLong(reference: string): Promise<void> {
     await this.#batcher.run(1, (p) => p.set(referenceKey(reference), "1", "PX", LONG_LIFETIME_MS));
+  }
+
+  /**
+   * Caches `reference` for 72 hours in the commit `commit` makes: it is given a {@link RedisCommit} (the
+   * outbox's put script sets the key with the entries, in one atomic step) and resolves once Redis applied it.
+   */
+  setLongWith(reference: string, commit: (write: unknown) => Promise<void>): Promise<void> {
+    const write: RedisCommit = { setPx: [[referenceKey(reference), "1", LONG_LIFETIME_MS]] };
+    return commit(write);
   }
 
   /** Caches `reference` for 12 hours unless it is cached for longer; resolves once acknowledged. */
