@@ -74,6 +74,31 @@ Deno.test("a document goes to the primary as multipart metadata + cv.pdf; a matc
   assert.equal(status.code, 0);
 });
 
+Deno.test("a matched document's mirror copy and cache entry are committed in one commit", async () => {
+  await using primary = await startFakeRtcv({ hasMatches: true });
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir, {
+    RTCV_SCRAPER_CLIENT_DRAIN_MS: "0",
+    RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "60000", // the mirror's request hangs: no timeout rewrites the copy
+  });
+  await ok(client, credentialsLine(primary, [mirror]));
+  mirror.hang = true; // the copy stays as it was committed (its delivery hangs)
+  const content = { cv: { referenceNumber: "doc-one-commit" }, file_base64: btoa("%PDF-1.4 one") };
+  assert.equal(await ok(client, { type: "send_cv_document", content }), true);
+  await waitFor(() => mirror.requestsTo(DOCUMENT_ROUTE).length === 1, 5000, "the copy is in flight");
+  const kv = await Deno.openKv(dir.kv);
+  try {
+    const [copy, ...others] = await Array.fromAsync(kv.list({ prefix: ["outbox", "entry"] }));
+    assert.equal(others.length, 0);
+    const cached = await kv.get(["ref", "doc-one-commit"]);
+    assert.ok(cached.versionstamp !== null, "cached");
+    assert.equal(cached.versionstamp, copy.versionstamp, "one commit wrote both");
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("a document the primary refuses is an error and never reaches the mirrors", async () => {
   await using primary = await startFakeRtcv({ hasMatches: true });
   await using mirror = await startFakeRtcv();

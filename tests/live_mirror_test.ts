@@ -261,6 +261,43 @@ for (const variant of FAKE_RTCV_VARIANTS) {
   });
 }
 
+Deno.test("a matched send_cv with a fast primary commits its mirror copy and its cache entry in one commit", async () => {
+  await using primary = await startFakeRtcv({ hasMatches: true });
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  // The mirror's requests hang for the whole test (no timeout rewrites a copy).
+  await using client = await startLiveClient(dir, {
+    RTCV_SCRAPER_CLIENT_DRAIN_MS: "0",
+    RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "60000",
+  });
+  await ok(client, credentialsLine(primary, [mirror]));
+  mirror.hang = true; // the copies stay as they were committed (their deliveries hang)
+  // A primary answering within 10 ms has the copies wait for its answer; a send answered within 9 ms had
+  // one. A stall of this machine past that has them committed while it is awaited: such sends not counted.
+  const fast: string[] = [];
+  for (let i = 0; i < 8; i++) { // at most 8 in flight to the mirror (section 13)
+    const { answer, ms } = await timed(client, sendCv(`one-commit-${i}`));
+    assert.deepEqual(answer, { type: "ok", content: true });
+    if (ms < 9) fast.push(`one-commit-${i}`);
+  }
+  assert.ok(fast.length >= 2, `only ${fast.length} of 8 sends answered within 9 ms: the machine is too busy`);
+  await waitFor(() => scanRequests(mirror) === 8, 5000, "every copy is in flight");
+  const kv = await Deno.openKv(dir.kv);
+  try {
+    const copies = await Array.fromAsync(kv.list<{ k: string }>({ prefix: ["outbox", "entry"] }));
+    assert.equal(copies.length, 8);
+    for (const copy of copies) {
+      const reference = copy.value.k.replace(/^scanCV:/, "");
+      const cached = await kv.get(["ref", reference]);
+      assert.ok(cached.versionstamp !== null, `${reference} is cached`);
+      if (!fast.includes(reference)) continue;
+      assert.equal(cached.versionstamp, copy.versionstamp, `${reference}: one commit wrote both`);
+    }
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("a slow primary: the mirrors' copies are committed and sent while it is awaited", async () => {
   await using primary = await startFakeRtcv({ hasMatches: true });
   await using mirror = await startFakeRtcv();

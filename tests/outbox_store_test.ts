@@ -12,11 +12,15 @@ import type { NewOutboxEntry } from "../src/outbox/outbox_store.ts";
 
 const encoder = new TextEncoder();
 
-async function withStores(count: number, fn: (stores: KvOutboxStore[]) => Promise<void>): Promise<void> {
+async function withStores(
+  count: number,
+  fn: (stores: (KvOutboxStore & { path: string })[]) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "outbox_store_" });
-  const kvs = await Promise.all(Array.from({ length: count }, () => Deno.openKv(`${dir}/store.kv`)));
+  const path = `${dir}/store.kv`;
+  const kvs = await Promise.all(Array.from({ length: count }, () => Deno.openKv(path)));
   try {
-    await fn(kvs.map((kv) => new KvOutboxStore(kv, new CommitBatcher(kv))));
+    await fn(kvs.map((kv) => Object.assign(new KvOutboxStore(kv, new CommitBatcher(kv)), { path })));
   } finally {
     for (const kv of kvs) kv.close();
     await Deno.remove(dir, { recursive: true });
@@ -217,5 +221,53 @@ Deno.test("a keyed put of a payload bigger than one atomic operation replaces th
     await store.ack([taken[0].lease], "A");
     const counts = (await store.status()).get(CHANNEL)!;
     assert.deepEqual([counts.pending, counts.delivered], [0, 1]);
+  });
+});
+
+Deno.test("a keyed put commits its entries and the writes it is given in one atomic operation, also when it replaces waiting copies", async () => {
+  await withStores(1, async ([store]) => {
+    const kv = await Deno.openKv(store.path);
+    try {
+      const now = Date.now();
+      const copies = (version: number) =>
+        ["https://mirror-a.example", "https://mirror-b.example"].map((channel) => ({
+          ...entry("ref-7", "scanCV:ref-7", `{"v":${version}}`),
+          channel,
+        }));
+      const mark = (value: string): Deno.KvMutation[] => [{ type: "set", key: ["also", value], value }];
+      const first = await store.put(copies(1), "A", now + 30_000, now, mark("first"));
+      const stamp = (await kv.get(["also", "first"])).versionstamp;
+      assert.ok(stamp !== null);
+      for (const copy of first) {
+        assert.equal(
+          (await kv.get(["outbox", "entry", copy.entry.channel, copy.entry.id])).versionstamp,
+          stamp,
+        );
+      }
+      // Both keys are taken now: the put reads the waiting copies and replaces them, still in one operation.
+      const second = await store.put(copies(2), "A", now + 30_000, now + 5, mark("second"));
+      assert.deepEqual(second.map((copy) => copy.entry.id), first.map((copy) => copy.entry.id));
+      const again = (await kv.get(["also", "second"])).versionstamp;
+      for (const copy of second) {
+        assert.equal(
+          (await kv.get(["outbox", "entry", copy.entry.channel, copy.entry.id])).versionstamp,
+          again,
+        );
+        assert.equal((await store.status()).get(copy.entry.channel)?.pending, 1, "counted once");
+      }
+      // Copies that together pass one operation's size: the big payloads go first, the rest still together.
+      const big = `{"v":3,"text":"${"x".repeat(500_000)}"}`;
+      const large = copies(3).map((copy) => ({ ...copy, key: "scanCV:ref-8", payload: encoder.encode(big) }));
+      const third = await store.put(large, "A", now + 30_000, now + 10, mark("third"));
+      const last = (await kv.get(["also", "third"])).versionstamp;
+      for (const copy of third) {
+        assert.equal(
+          (await kv.get(["outbox", "entry", copy.entry.channel, copy.entry.id])).versionstamp,
+          last,
+        );
+      }
+    } finally {
+      kv.close();
+    }
   });
 });

@@ -222,3 +222,25 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "redis outbox store: a put sets the keys it is given (a match's cache entry) in its script, with their expiry",
+  ignore: REDIS_MISSING,
+  async fn() {
+    await withStores(1, async ([store], redis) => {
+      const also = { setPx: [["rtcv:ref:ref-5", "1", 72 * 3_600_000] as const] };
+      const [copy] = await store.put([cvEntry("ref-5")], "A", 10_000, 1_000, also);
+      assert.equal(copy.entry.key, "ref-5");
+      const ttl = Number(await redis.cli("PTTL", "rtcv:ref:ref-5"));
+      assert.ok(ttl > 71 * 3_600_000 && ttl <= 72 * 3_600_000, `PTTL ${ttl}`);
+      assert.equal((await store.status()).get(MIRROR)?.pending, 1);
+      // Deno.Kv mutations have no place on Redis: refused, nothing written.
+      await assert.rejects(
+        store.put([cvEntry("ref-6")], "A", 10_000, 1_000, [{ type: "set", key: ["x"], value: 1 }]),
+        /cannot commit Deno.Kv mutations/,
+      );
+      assert.equal((await store.status()).get(MIRROR)?.pending, 1);
+    });
+  },
+});

@@ -99,45 +99,54 @@ export class LiveBackend implements RtcvBackend {
    */
   async sendCv(cv: Cv): Promise<boolean> {
     const primary = this.#countPrimary(this.#parts.primary.scanCv(cv));
-    const reference = cv.referenceNumber;
-    if (this.#mirrorChannels.length === 0) {
-      const matched = await primary;
-      if (matched) await this.references.setLong(reference);
-      return matched;
-    }
-    // The primary's request goes out in the next microtask (after its in-flight slot): let it, and only
-    // then build the mirrors' copies, so their work is not on the answer's path.
-    await Promise.resolve();
-    const copies = cvCopies(this.#mirrorChannels, cv);
+    let copies: NewOutboxEntry[] = [];
     let early: Promise<void> | null = null;
-    const timer = setTimeout(() => early = this.#parts.outbox.enqueue(copies), MIRRORS_AFTER_MS);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (this.#mirrorChannels.length > 0) {
+      // The primary's request goes out in the next microtask (after its in-flight slot): let it, and only
+      // then build the mirrors' copies, so their work is not on the answer's path.
+      await Promise.resolve();
+      copies = cvCopies(this.#mirrorChannels, cv);
+      timer = setTimeout(() => {
+        early = this.#parts.outbox.enqueue(copies);
+        early.catch(() => {}); // awaited once the primary answered
+      }, MIRRORS_AFTER_MS);
+    }
     const [answer] = await Promise.allSettled([primary]);
     clearTimeout(timer);
     const matched = answer.status === "fulfilled" && answer.value;
-    await this.#commitCopies(copies, early, matched ? reference : null);
+    await this.#store(
+      copies,
+      early,
+      matched ? cv.referenceNumber : null,
+      "could not store the copies for the mirrors",
+    );
     if (answer.status === "rejected") throw answer.reason;
     return matched;
   }
 
   /**
-   * Commits the mirrors' copies (unless `early` is committing them already) and the 72-hour cache entry of
-   * `matched`, in one commit where it can; throws {@link MirrorCopiesError} when the copies were not stored.
+   * Commits the mirrors' copies with the 72-hour cache entry of `cached` (a match; null: none) in one commit;
+   * when `early` is committing the copies already, the entry after them. Throws {@link MirrorCopiesError}
+   * (`failure` and why) when the copies were not stored.
    */
-  async #commitCopies(copies: NewOutboxEntry[], early: Promise<void> | null, matched: string | null) {
+  async #store(
+    copies: NewOutboxEntry[],
+    early: Promise<void> | null,
+    cached: string | null,
+    failure: string,
+  ) {
     const outbox = this.#parts.outbox;
-    const together = early === null;
-    try {
-      if (!together) await early;
-      if (matched === null) {
-        if (together) await outbox.enqueue(copies);
-      } else if (together) {
-        await this.references.setLongWith(matched, (write) => outbox.enqueue(copies, write));
+    if (copies.length > 0) {
+      try {
+        if (early !== null) await early;
+        else if (cached === null) await outbox.enqueue(copies);
+        else return await this.references.setLongWith(cached, (write) => outbox.enqueue(copies, write));
+      } catch (error) {
+        throw new MirrorCopiesError(`${failure}: ${describe(error)}`);
       }
-    } catch (error) {
-      throw new MirrorCopiesError(`could not store the copies for the mirrors: ${describe(error)}`);
     }
-    // The copies are stored: the entry alone now (its failure is the cache's, as for any cache write).
-    if (matched !== null && !together) await this.references.setLong(matched);
+    if (cached !== null) await this.references.setLong(cached);
   }
 
   /** Sends a list to every server (`allCVs`): the primary's answer counts, mirrors get it through the outbox. */
@@ -162,23 +171,12 @@ export class LiveBackend implements RtcvBackend {
     const matched = await this.#countPrimary(
       this.#parts.primary.scanCvDocument(document.cv, document.file, document.contentType),
     );
-    const reference = document.cv.referenceNumber;
-    if (this.#mirrorChannels.length === 0) {
-      if (matched) await this.references.setLong(reference);
-      return matched;
-    }
-    const copies = cvDocumentCopies(this.#mirrorChannels, document);
-    const outbox = this.#parts.outbox;
-    try {
-      if (matched) await this.references.setLongWith(reference, (write) => outbox.enqueue(copies, write));
-      else await outbox.enqueue(copies);
-    } catch (error) {
-      throw new MirrorCopiesError(
-        `the primary accepted the document, but the copies for the mirrors could not be stored: ${
-          describe(error)
-        }`,
-      );
-    }
+    await this.#store(
+      cvDocumentCopies(this.#mirrorChannels, document),
+      null,
+      matched ? document.cv.referenceNumber : null,
+      "the primary accepted the document, but the copies for the mirrors could not be stored",
+    );
     return matched;
   }
 
