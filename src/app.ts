@@ -102,10 +102,8 @@ export interface RuntimeOptions {
   readonly cwd: string;
   /** Prints a line for a person on stderr. */
   readonly stderr: (message: string) => void;
-  /** Aborted at SIGTERM / SIGINT: waits (`flush_data`) end at once. */
+  /** Aborted at SIGTERM / SIGINT (and, in the line server, at end of input): waits (`flush_data`) end at once. */
   readonly stop?: AbortSignal;
-  /** Once input has ended: the drain deadline (clock time), which waits do not outlast; else null. */
-  readonly inputEndedAt?: () => number | null;
 }
 
 /**
@@ -219,7 +217,6 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       // flush_data waits for one batch's retry schedule: a hung first attempt, the first wait, a retry.
       tuning: { flushTimeoutMs: 2 * config.timeoutMs + 2 * config.outboxRetryMs + 1000 },
       stop: options.stop,
-      inputEndedAt: options.inputEndedAt,
     });
     core.registry.registerAll(installed.commands);
     ingest = installed;
@@ -285,13 +282,11 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     writer.push(READY_ANSWER);
     writer.flush();
   }
-  // Waits end at a signal, and do not outlast the drain once input has ended.
-  let endedAt: number | null = null;
-  let onInputEnd = () => {};
-  const ended = () => {
-    endedAt ??= options.clock.now() + config.drainMs;
-    onInputEnd();
-  };
+  // Waits (flush_data, next_server_request) end at a signal or at end of input: one signal for both.
+  const waitsEnd = new AbortController();
+  const ended = () => waitsEnd.abort();
+  options.stop?.addEventListener("abort", ended, { once: true });
+  if (options.stop?.aborted) ended();
   const stdin: ByteSource = {
     read: async (buffer) => {
       try {
@@ -304,11 +299,11 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       }
     },
   };
-  const runtime = await createRuntime(config, { ...options, inputEndedAt: () => endedAt });
+  const runtime = await createRuntime(config, { ...options, stop: waitsEnd.signal });
   const { core } = runtime;
-  // At SIGTERM and at end of input, waits for server requests end (answered null).
-  onInputEnd = () => runtime.stopWaitingForServerRequests();
-  options.stop?.addEventListener("abort", () => runtime.stopWaitingForServerRequests(), { once: true });
+  // Waits for server requests end too (answered null).
+  waitsEnd.signal.addEventListener("abort", () => runtime.stopWaitingForServerRequests(), { once: true });
+  if (waitsEnd.signal.aborted) runtime.stopWaitingForServerRequests();
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   let stopDeadline: number | undefined;
