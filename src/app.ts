@@ -157,6 +157,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   };
   // The config loader has checked the location: classifying it cannot fail here.
   const location = classifyStoreLocation(resolveKvLocation(config, options.cwd));
+  if (location.kind === "redis") await warnKvLeftovers(join(options.cwd, DEFAULT_KV_FILE), warn);
   const core = new ClientCore({
     // On Redis, nothing opens the Deno.Kv store; should anything, it is the default file, never a URL.
     kvLocation: location.kind === "kv" ? location.location : join(options.cwd, DEFAULT_KV_FILE),
@@ -259,6 +260,27 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       await debugLog.close();
     },
   };
+}
+
+/**
+ * On Redis: says on stderr what still waits for delivery in the local Kv file of before the switch (the
+ * default file; nothing to say, and nothing opened, without it).
+ */
+async function warnKvLeftovers(path: string, warn: (message: string) => void): Promise<void> {
+  try {
+    if (!(await Deno.stat(path)).isFile) return;
+  } catch {
+    return; // no such file: nothing waits there
+  }
+  try {
+    const { kvLeftoversWarning } = await import("./outbox/kv_leftovers.ts");
+    const message = await kvLeftoversWarning(path);
+    if (message !== null) warn(message);
+  } catch (error) {
+    warn(
+      `could not check ${path} for entries waiting from before the switch to Redis: ${describeError(error)}`,
+    );
+  }
 }
 
 /**

@@ -281,6 +281,17 @@ async function finishMove(kv: Deno.Kv, marker: { key: Deno.KvKey; value: unknown
   await retryLocked(() => kv.delete(marker.key));
 }
 
+/** What the earlier version left waiting in `kv` (not yet moved): CV copies and job items. */
+export async function countLegacyOutbox(kv: Deno.Kv): Promise<{ cvs: number; items: number }> {
+  let cvs = 0;
+  let items = 0;
+  for await (const _ of kv.list({ prefix: ["cv_outbox"] })) cvs++;
+  for await (const row of kv.list<unknown>({ prefix: ["ingest", "out"] })) {
+    items += isRecord(row.value) && typeof row.value.n === "number" && row.value.n > 0 ? row.value.n : 1;
+  }
+  return { cvs, items };
+}
+
 /** Old ingest runs whose claim a living process of the earlier version holds. */
 async function liveIngestRuns(kv: Deno.Kv, now: number): Promise<Set<string>> {
   const live = new Set<string>();
