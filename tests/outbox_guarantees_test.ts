@@ -112,21 +112,47 @@ Deno.test("ok means committed: send_cv and store_data answer once their entries 
   }
 });
 
-Deno.test("send_cvs_list: the mirror's copy is committed and delivered whatever the primary answers", async () => {
+Deno.test("send_cvs_list: the mirror's copy is committed whatever the primary answers; a list retried while it waits stays one copy", async () => {
   await using primary = await startFakeRtcv({ variant: "newest" });
   await using mirror = await startFakeRtcv({ variant: "newest" });
   await using dir = await liveDir();
   await using client = await startLiveClient(dir);
   await ok(client, credentialsLine(primary, [mirror]));
-  primary.failNext(1, 500, { error: "invalid phone number" }, { route: ALL_CVS });
-  const answer = await client.request({ type: "send_cvs_list", content: [cv("l-1"), cv("l-2")] });
-  assert.equal(answer.type, "error", JSON.stringify(answer));
+  primary.failNext(3, 500, { error: "invalid phone number" }, { route: ALL_CVS });
+  mirror.failNext(Infinity, 503, { error: "busy" }, { route: ALL_CVS });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const answer = await client.request({ type: "send_cvs_list", content: [cv("l-1"), cv("l-2")] });
+    assert.equal(answer.type, "error", JSON.stringify(answer));
+  }
+  assert.equal(pendingOf(await outboxStatus(client), mirror.origin), 1, "one waiting copy");
+  mirror.clearFailures();
   await waitForStatus(client, (status) => pendingOf(status, mirror.origin) === 0);
   assert.deepEqual(mirror.receivedCvLists.map((list) => list.map((entry) => entry.referenceNumber)), [[
     "l-1",
     "l-2",
   ]]);
   assert.equal(primary.receivedCvLists.length, 0);
+  assert.equal((await client.finish()).status.code, 0);
+});
+
+Deno.test("send_cv_document sent again while the mirror's copy waits: one copy, the newer one", async () => {
+  await using primary = await startFakeRtcv();
+  await using mirror = await startFakeRtcv();
+  await using dir = await liveDir();
+  await using client = await startLiveClient(dir);
+  await ok(client, credentialsLine(primary, [mirror]));
+  mirror.failNext(Infinity, 503, { error: "busy" }, { route: "/api/v1/scraper/scanCVDocument" });
+  for (const text of ["%PDF-1.4 first", "%PDF-1.4 second"]) {
+    const content = { cv: { referenceNumber: "doc-again" }, file_base64: btoa(text) };
+    assert.equal(await ok(client, { type: "send_cv_document", content }), false);
+  }
+  assert.equal(pendingOf(await outboxStatus(client), mirror.origin), 1, "one waiting copy");
+  mirror.clearFailures();
+  await waitForStatus(client, (status) => pendingOf(status, mirror.origin) === 0);
+  assert.deepEqual(
+    mirror.receivedDocuments.map((document) => new TextDecoder().decode(document.bytes)),
+    ["%PDF-1.4 second"],
+  );
   assert.equal((await client.finish()).status.code, 0);
 });
 
@@ -399,7 +425,10 @@ Deno.test("kill -9 with deliveries in flight: the next process takes them over o
   let killedAt: number;
   let before: number;
   {
-    const client = await startLiveClient(dir, { RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS: "3000" });
+    const client = await startLiveClient(dir, {
+      RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS: "4500",
+      RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "20000", // the slow answers do not time out
+    });
     try {
       await ok(client, credentialsLine(primary, [mirror]));
       for (const reference of references) await ok(client, sendCv(reference));
@@ -417,7 +446,8 @@ Deno.test("kill -9 with deliveries in flight: the next process takes them over o
   await using client = await startLiveClient(dir);
   await ok(client, credentialsLine(primary, [mirror]));
   await waitForStatus(client, (status) => pendingOf(status, mirror.origin) === 0, 20_000);
-  // Its leases (3 s, renewed every second) had at least 2 s to run: nothing was taken before.
+  // Its leases (4.5 s, renewed every 1.5 s) had at least 3 s to run: nothing was taken before (1.5 s of
+  // slack for renewals late on a loaded machine).
   const takenAt = Math.min(
     ...mirror.requestsTo(SCAN_CV).map((request) => request.at).filter((at) => at > killedAt),
   );
@@ -449,4 +479,20 @@ Deno.test("a clean exit frees its leases: the next process sends what was in fli
   await waitForStatus(client, (status) => pendingOf(status, mirror.origin) === 0, 10_000);
   assert.equal(received(mirror, "released-1"), 1);
   assert.equal((await client.finish()).status.code, 0);
+});
+
+Deno.test("a living process renews its leases: a delivery slower than the lease is not taken over by another process", async () => {
+  await using primary = await startFakeRtcv();
+  await using mirror = await startFakeRtcv({ delayRoutes: new Map([[SCAN_CV, 4000]]) });
+  await using dir = await liveDir();
+  // Both lease for 1.5 s (renewed every 0.5 s); the other process looks for free entries every 0.75 s. The
+  // delivery takes 4 s: without renewals, B would take it over twice.
+  const env = { RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS: "1500", RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "10000" };
+  await using a = await startLiveClient(dir, env);
+  await using b = await startLiveClient(dir, env);
+  await Promise.all([ok(a, credentialsLine(primary, [mirror])), ok(b, credentialsLine(primary, [mirror]))]);
+  await ok(a, sendCv("renewed-1"));
+  await waitForStatus(a, (status) => pendingOf(status, mirror.origin) === 0);
+  assert.equal(scanRequests(mirror, "renewed-1"), 1, "sent once, by A: B never took it over");
+  assert.equal(received(mirror, "renewed-1"), 1);
 });
