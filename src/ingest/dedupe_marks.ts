@@ -134,11 +134,6 @@ export class DedupeMarks {
     this.#lifetimeMs = lifetimeMs;
   }
 
-  /** True once the store's marks are in {@link table}. */
-  get loaded(): boolean {
-    return this.#others !== null;
-  }
-
   /**
    * Resolves once {@link table} holds every mark committed before this call: the first call reads the
    * store's marks (moving those of earlier versions in); later ones share one counter read per turn.
@@ -227,8 +222,8 @@ export class DedupeMarks {
       const seen = this.#writerSeen(writer);
       if (seen.maxSeq === 0) seen.maxSeq = Number(count(row.value));
     }
+    await this.#forgetCounts(writers).catch(() => {}); // housekeeping: the next load tries again
     this.#others = others;
-    await this.#forgetCounts(writers);
   }
 
   /**
