@@ -102,10 +102,8 @@ export interface RuntimeOptions {
   readonly cwd: string;
   /** Prints a line for a person on stderr. */
   readonly stderr: (message: string) => void;
-  /** Aborted at SIGTERM / SIGINT: waits (`flush_data`) end at once. */
+  /** Aborted at SIGTERM / SIGINT (and, in the line server, at end of input): waits (`flush_data`) end at once. */
   readonly stop?: AbortSignal;
-  /** Once input has ended: the drain deadline (clock time), which waits do not outlast; else null. */
-  readonly inputEndedAt?: () => number | null;
 }
 
 /**
@@ -159,6 +157,7 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
   };
   // The config loader has checked the location: classifying it cannot fail here.
   const location = classifyStoreLocation(resolveKvLocation(config, options.cwd));
+  if (location.kind === "redis") await warnKvLeftovers(join(options.cwd, DEFAULT_KV_FILE), warn);
   const core = new ClientCore({
     // On Redis, nothing opens the Deno.Kv store; should anything, it is the default file, never a URL.
     kvLocation: location.kind === "kv" ? location.location : join(options.cwd, DEFAULT_KV_FILE),
@@ -219,7 +218,6 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
       // flush_data waits for one batch's retry schedule: a hung first attempt, the first wait, a retry.
       tuning: { flushTimeoutMs: 2 * config.timeoutMs + 2 * config.outboxRetryMs + 1000 },
       stop: options.stop,
-      inputEndedAt: options.inputEndedAt,
     });
     core.registry.registerAll(installed.commands);
     ingest = installed;
@@ -265,6 +263,27 @@ export async function createRuntime(config: ClientConfig, options: RuntimeOption
 }
 
 /**
+ * On Redis: says on stderr what still waits for delivery in the local Kv file of before the switch (the
+ * default file; nothing to say, and nothing opened, without it).
+ */
+async function warnKvLeftovers(path: string, warn: (message: string) => void): Promise<void> {
+  try {
+    if (!(await Deno.stat(path)).isFile) return;
+  } catch {
+    return; // no such file: nothing waits there
+  }
+  try {
+    const { kvLeftoversWarning } = await import("./outbox/kv_leftovers.ts");
+    const message = await kvLeftoversWarning(path);
+    if (message !== null) warn(message);
+  } catch (error) {
+    warn(
+      `could not check ${path} for entries waiting from before the switch to Redis: ${describeError(error)}`,
+    );
+  }
+}
+
+/**
  * Runs the line protocol on stdin/stdout until end of input or a stop signal, then drains and closes
  * everything. Resolves with the exit code.
  */
@@ -285,13 +304,11 @@ export async function runClient(options: RunClientOptions): Promise<number> {
     writer.push(READY_ANSWER);
     writer.flush();
   }
-  // Waits end at a signal, and do not outlast the drain once input has ended.
-  let endedAt: number | null = null;
-  let onInputEnd = () => {};
-  const ended = () => {
-    endedAt ??= options.clock.now() + config.drainMs;
-    onInputEnd();
-  };
+  // Waits (flush_data, next_server_request) end at a signal or at end of input: one signal for both.
+  const waitsEnd = new AbortController();
+  const ended = () => waitsEnd.abort();
+  options.stop?.addEventListener("abort", ended, { once: true });
+  if (options.stop?.aborted) ended();
   const stdin: ByteSource = {
     read: async (buffer) => {
       try {
@@ -304,11 +321,11 @@ export async function runClient(options: RunClientOptions): Promise<number> {
       }
     },
   };
-  const runtime = await createRuntime(config, { ...options, inputEndedAt: () => endedAt });
+  const runtime = await createRuntime(config, { ...options, stop: waitsEnd.signal });
   const { core } = runtime;
-  // At SIGTERM and at end of input, waits for server requests end (answered null).
-  onInputEnd = () => runtime.stopWaitingForServerRequests();
-  options.stop?.addEventListener("abort", () => runtime.stopWaitingForServerRequests(), { once: true });
+  // Waits for server requests end too (answered null).
+  waitsEnd.signal.addEventListener("abort", () => runtime.stopWaitingForServerRequests(), { once: true });
+  if (waitsEnd.signal.aborted) runtime.stopWaitingForServerRequests();
   let health: HealthServer | null = null;
   let inputLog: InputLog | null = null;
   let stopDeadline: number | undefined;

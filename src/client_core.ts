@@ -199,6 +199,12 @@ export class ClientCore {
               `outbox: moved ${moved.moved} waiting entries and ${moved.dead} dead letters of an earlier version`,
             );
           }
+          if (moved.left > 0) {
+            this.#warn(
+              `outbox: ${moved.left} entries an earlier version left could not move into the outbox now ` +
+                "(the store refused them); they are kept, and the next start tries again",
+            );
+          }
           return store;
         });
       this.#outbox = Promise.all([

@@ -8,9 +8,31 @@
 import assert from "node:assert/strict";
 import { FAKE_INGEST_TOKEN, startFakeIngest, unreachableIngestUrl } from "./fake_ingest.ts";
 import { jobItems } from "./ingest_helpers.ts";
-import { READY_LINE, runSession, spawnClient, tempDir } from "./helpers/spawn_client.ts";
+import { READY_LINE, runSession, type SessionResult, spawnClient, tempDir } from "./helpers/spawn_client.ts";
 
 const wired = Deno.readTextFileSync(new URL("../src/app.ts", import.meta.url)).includes("installIngest");
+
+/**
+ * Like {@link runSession}, but as a scraper that waits for its answers: every line in one write (pipelined),
+ * stdin closed once each line is answered (end of input ends a `flush_data` wait at once).
+ */
+async function answeredSession(
+  lines: readonly object[],
+  env: Record<string, string>,
+  cwd: string,
+): Promise<Pick<SessionResult, "answers" | "stdout" | "stderr" | "code">> {
+  await using client = spawnClient({ env, cwd });
+  const ready = await client.ready();
+  await client.sendRaw(lines.map((line) => JSON.stringify(line) + "\n").join(""));
+  const answers = await client.readLines(lines.length);
+  const finished = await client.finish();
+  return {
+    answers: [...answers, ...finished.rest],
+    stdout: [ready, ...answers].join("\n") + "\n" + finished.restText,
+    stderr: finished.stderr,
+    code: finished.status.code,
+  };
+}
 
 function store(items: unknown[], extra: Record<string, unknown> = {}) {
   return { type: "store_data", content: { data_type: "job", platform: "boss", items, ...extra } };
@@ -31,11 +53,11 @@ Deno.test({
         { type: "next_keyword", content: { platform: "boss" } },
         { type: "ingest_status" },
       ];
-      const result = await runSession(lines, {
+      const result = await answeredSession(lines, {
         RTCV_SCRAPER_CLIENT_KV: `${dir.path}/store.kv`,
         ENABLE_SCRAPER_CLIENT_LOG: "true",
         LOG_SCRAPER_CLIENT_INPUT: "true",
-      }, { cwd: dir.path });
+      }, dir.path);
       assert.equal(result.code, 0, result.stderr);
       assert.deepEqual(result.answers.map((line) => JSON.parse(line)), [
         { type: "ok" },
@@ -90,9 +112,11 @@ Deno.test({
     const server = startFakeIngest();
     try {
       const config = JSON.stringify({ ingest: { base_url: server.url, token: FAKE_INGEST_TOKEN } });
-      const second = await runSession([{ type: "flush_data" }], { ...env, RTCV_SCRAPER_CLIENT_ENV: config }, {
-        cwd: dir.path,
-      });
+      const second = await answeredSession(
+        [{ type: "flush_data" }],
+        { ...env, RTCV_SCRAPER_CLIENT_ENV: config },
+        dir.path,
+      );
       assert.equal(second.code, 0, second.stderr);
       assert.deepEqual(JSON.parse(second.answers[0]), {
         type: "ok",

@@ -230,6 +230,44 @@ Deno.test("SIGTERM during flush_data {timeout_ms: 15000}: answered at once, exit
   }
 });
 
+Deno.test("end of input during flush_data: answered at once with what is pending, deliveries go on for the drain, exit within it", async () => {
+  const ingest = startFakeIngest({ latencyMs: 60_000 }); // hangs
+  await using dir = await liveDir();
+  try {
+    const drainMs = 4000;
+    const env = { RTCV_SCRAPER_CLIENT_DRAIN_MS: String(drainMs), RTCV_SCRAPER_CLIENT_TIMEOUT_MS: "20000" };
+    await using client = await startLiveClient(dir, env);
+    await ok(client, { type: "set_ingest", content: { base_url: ingest.url, token: FAKE_INGEST_TOKEN } });
+    // As a pipe would: the lines, then end of input, without waiting for an answer.
+    await client.send({
+      type: "store_data",
+      content: { data_type: "job", platform: "boss", items: [{ job_id: "1" }, { job_id: "2" }] },
+    });
+    await client.send({ type: "flush_data", content: { timeout_ms: 15_000 } });
+    const started = performance.now();
+    await client.closeStdin();
+    assert.deepEqual(JSON.parse(await client.readLine()), { type: "ok", content: { queued: 2, skipped: 0 } });
+    const answer = JSON.parse(await client.readLine());
+    const answeredMs = performance.now() - started;
+    assert.equal(answer.type, "ok", JSON.stringify(answer));
+    assert.ok(answer.content.pending >= 1, `the hung batch is pending: ${JSON.stringify(answer)}`);
+    assert.equal(answer.content.delivered, 0);
+    // At once: well before the drain ends (the wait used to last until it did).
+    assert.ok(answeredMs < drainMs / 2, `answered after ${answeredMs.toFixed(0)} ms`);
+    const finished = await client.waitForExit();
+    const ms = performance.now() - started;
+    assert.equal(finished.status.code, 0, finished.stderr);
+    assert.ok(ms < drainMs + 1000, `exited after ${ms.toFixed(0)} ms`);
+    assert.ok(ingest.requests.length >= 1, "the delivery was tried during the drain");
+    ingest.latencyMs = 0;
+    await using next = await startLiveClient(dir);
+    const status = await ok(next, { type: "ingest_status" }) as Record<string, unknown>;
+    assert.equal(status.pending, 2, "the items are kept for the next start");
+  } finally {
+    await ingest.close();
+  }
+});
+
 Deno.test("SIGTERM during the start-up checks: exit 0 at once", async () => {
   await using hung = await startFakeRtcv();
   hung.hang = true;

@@ -11,63 +11,8 @@ import assert from "node:assert/strict";
 import { FAKE_INGEST_TOKEN, startFakeIngest } from "./fake_ingest.ts";
 import { startFakeRtcv } from "./fake_rtcv.ts";
 import type { ClientProcess } from "./helpers/spawn_client.ts";
+import { oldCvId, oldRowsLeft, oldRunId, putOldCv, putOldRow, writeRows } from "./helpers/legacy_store.ts";
 import { credentialsLine, cv, type LiveDir, liveDir, ok, received, startLiveClient } from "./live_helpers.ts";
-
-const encoder = new TextEncoder();
-
-/** The old DurableQueue's ids: `<ms, 15 digits>-<sequence, 6 digits>-<random>`. */
-function oldCvId(ms: number, sequence: number): string {
-  return `${ms.toString().padStart(15, "0")}-${sequence.toString().padStart(6, "0")}-${
-    Math.floor(Math.random() * 1e9).toString(36)
-  }`;
-}
-
-/** The old DurableQueue's put: a string value, or `{parts}` plus string parts of 20,000 UTF-16 units. */
-function putOldCv(
-  atomic: Deno.AtomicOperation,
-  prefix: string,
-  channel: string,
-  id: string,
-  payload: string,
-) {
-  if (payload.length <= 20_000) {
-    atomic.set([prefix, channel, id], payload);
-    return;
-  }
-  let index = 0;
-  for (let start = 0; start < payload.length; start += 20_000) {
-    atomic.set([prefix + "_part", channel, id, index++], payload.slice(start, start + 20_000));
-  }
-  atomic.set([prefix, channel, id], { parts: index });
-}
-
-/** The old ingest run ids: `<ms in base 36, 10 chars>-<16 hex>`. */
-function oldRunId(ms: number): string {
-  const random = crypto.getRandomValues(new Uint32Array(2));
-  return `${ms.toString(36).padStart(10, "0")}-${random[0].toString(16).padStart(8, "0")}${
-    random[1].toString(16).padStart(8, "0")
-  }`;
-}
-
-/** The old ingest row value: `{n, b}`, or `{n, parts, bytes}` plus byte parts of 60,000 (rows over 63,000). */
-function putOldRow(
-  atomic: Deno.AtomicOperation,
-  head: Deno.KvKey,
-  part: Deno.KvKey,
-  items: object[],
-  extra = {},
-) {
-  const data = encoder.encode(items.map((item) => JSON.stringify(item)).join(","));
-  if (data.byteLength <= 63_000) {
-    atomic.set(head, { n: items.length, b: data, ...extra });
-    return;
-  }
-  let parts = 0;
-  for (let start = 0; start < data.byteLength; start += 60_000) {
-    atomic.set([...part, parts++], data.slice(start, start + 60_000));
-  }
-  atomic.set(head, { n: items.length, parts, bytes: data.byteLength, ...extra });
-}
 
 interface OldStore {
   /** Reference numbers waiting for the mirror (each once, whatever the copies). */
@@ -261,5 +206,71 @@ Deno.test("several processes opening an old store at once move each entry once: 
     assert.equal(mirror.receivedCvs.length, references.length);
   } finally {
     for (const client of clients) await client.close();
+  }
+});
+
+Deno.test("entries too big for one atomic operation move in steps: three processes at once, each delivered once", async () => {
+  await using primary = await startFakeRtcv();
+  await using mirror = await startFakeRtcv();
+  const ingest = startFakeIngest();
+  await using dir = await liveDir();
+  try {
+    // Over Deno.Kv's 800 KiB a atomic operation: the earlier version wrote them in several commits.
+    const kv = await Deno.openKv(dir.kv);
+    const start = Date.now() - 60_000;
+    const sizes = { "big-1": 1_500_000, "big-2": 1_000_000 };
+    for (const [reference, size] of Object.entries(sizes)) {
+      const payload = JSON.stringify(cv(reference, { presentation: "x".repeat(size) }));
+      await writeRows(kv, (sink) => putOldCv(sink, "cv_outbox", mirror.url, oldCvId(start, 0), payload));
+    }
+    const small = Array.from({ length: 10 }, (_, i) => `small-${i}`);
+    await writeRows(kv, (sink) => {
+      small.forEach((reference, i) =>
+        putOldCv(sink, "cv_outbox", mirror.url, oldCvId(start + 1, i), JSON.stringify(cv(reference)))
+      );
+    });
+    const run = oldRunId(start);
+    const rowKey = [run, "job", "boss", 0, 0];
+    await writeRows(kv, (sink) => {
+      sink.set(["ingest", "run", run], { owner: run, until: start + 1000 }); // its process died
+      putOldRow(sink, ["ingest", "out", ...rowKey], ["ingest", "out_part", ...rowKey], [
+        { job_id: "j-huge", text: "y".repeat(1_200_000) },
+      ]);
+    });
+    kv.close();
+
+    const clients = await Promise.all(Array.from({ length: 3 }, () => startLiveClient(dir)));
+    try {
+      // Each opens the store (and migrates) at the same moment: the first command needing the outbox.
+      await Promise.all(clients.map(async (client) => {
+        await ok(client, credentialsLine(primary, [mirror]));
+        await ok(client, { type: "set_ingest", content: { base_url: ingest.url, token: FAKE_INGEST_TOKEN } });
+      }));
+      await waitOutboxEmpty(clients[0]);
+      for (const reference of [...Object.keys(sizes), ...small]) {
+        assert.equal(received(mirror, reference), 1, reference);
+      }
+      assert.equal(mirror.receivedCvs.length, small.length + 2);
+      for (const [reference, size] of Object.entries(sizes)) {
+        const sent = mirror.receivedCvs.find((one) => one.referenceNumber === reference)!;
+        assert.equal((sent.presentation as string).length, size, `${reference} whole`);
+      }
+      const jobs = ingest.items("job", "boss");
+      assert.deepEqual(jobs.map((item) => item.job_id), ["j-huge"], "the big row once");
+      assert.equal((jobs[0].text as string).length, 1_200_000);
+      for (const client of clients) assert.equal((await client.finish()).status.code, 0);
+    } finally {
+      for (const client of clients) await client.close();
+    }
+    const after = await Deno.openKv(dir.kv);
+    try {
+      assert.deepEqual(await oldRowsLeft(after), [], "nothing of the old layout, no marker");
+      const parts = await Array.fromAsync(after.list({ prefix: ["outbox", "part"] }));
+      assert.deepEqual(parts.map((row) => row.key), [], "no payload part left behind");
+    } finally {
+      after.close();
+    }
+  } finally {
+    await ingest.close();
   }
 });

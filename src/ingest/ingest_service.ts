@@ -54,10 +54,8 @@ export interface IngestServiceOptions {
   readonly tuning?: Partial<IngestTuning>;
   /** Opens the dedupe index when it lives elsewhere than the store (a fleet's Redis); default: in the store. */
   readonly openDedupe?: () => Promise<Pick<DedupeIndex, "decide">>;
-  /** Aborted at SIGTERM / SIGINT: `flush_data` stops waiting and answers its counts. */
+  /** Aborted at SIGTERM / SIGINT or at end of input: `flush_data` stops waiting and answers its counts. */
   readonly stop?: AbortSignal;
-  /** Once input has ended, the drain deadline (clock time) `flush_data` does not outlast; else null. */
-  readonly inputEndedAt?: () => number | null;
 }
 
 /** One `store_data` line, validated. */
@@ -232,10 +230,7 @@ export class IngestService {
     const { outbox } = await this.#start();
     const deadline = this.#options.clock.now() + timeoutMs;
     await Promise.allSettled([...this.#storing]);
-    await outbox.flush((channel) => streamOfChannel(channel) !== null, deadline, {
-      signal: this.#options.stop,
-      until: this.#options.inputEndedAt,
-    });
+    await outbox.flush((channel) => streamOfChannel(channel) !== null, deadline, this.#options.stop);
     return await this.#counts(outbox);
   }
 

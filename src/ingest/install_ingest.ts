@@ -41,10 +41,8 @@ export interface InstallIngestOptions {
   readonly policy?: Partial<RequestPolicy>;
   /** Changes to batching, linger and the flush wait; see {@linkcode IngestTuning}. */
   readonly tuning?: Partial<IngestTuning>;
-  /** Aborted at SIGTERM / SIGINT: `flush_data` stops waiting. */
+  /** Aborted at SIGTERM / SIGINT or at end of input: `flush_data` stops waiting and answers its counts. */
   readonly stop?: AbortSignal;
-  /** Once input has ended, the drain deadline `flush_data` does not outlast; else null. */
-  readonly inputEndedAt?: () => number | null;
 }
 
 /** What the program keeps from {@linkcode installIngest}. */
@@ -100,7 +98,6 @@ export function installIngest(deps: IngestDeps, options: InstallIngestOptions): 
     openStore: deps.openStore,
     outbox: deps.openOutbox,
     stop: options.stop,
-    inputEndedAt: options.inputEndedAt,
     clock: deps.clock,
     policy,
     warn: options.warn,

@@ -11,9 +11,18 @@
  *
  * Each old entry moves in one checked atomic operation together with the removal of its old rows (see
  * {@link KvOutboxStore.adopt}): a crash, or another process migrating the same store at the same moment,
- * neither loses nor duplicates one. Rows of an ingest run whose old claim (`["ingest","run",run]`) is still
+ * neither loses nor duplicates one. An entry too big for one atomic operation (over 300 KB, or many part
+ * rows) moves in steps, each safe to stop after:
+ * 1. its new payload parts are written under an id derived from its old key, in checked operations that
+ *    fail once the old row is gone (so two processes, or a run after a crash, write the same parts, and
+ *    nothing once it moved);
+ * 2. one small checked operation writes the new entry's row and replaces the old row by a marker
+ *    `["legacy_moved",...old key]` → `{prefix, parts}` (a second process's check fails: moved once);
+ * 3. the old part rows are deleted, then the marker. A later start finishes what a marker names.
+ *
+ * Rows of an ingest run whose old claim (`["ingest","run",run]`) is still
  * held by a living process of the earlier version are left to it (a later start moves what it leaves).
- * With nothing old in the store the check costs one `list` of limit 1 per old prefix.
+ * With nothing old in the store the check costs one `list` of limit 1 per old prefix, and one for markers.
  *
  * @module
  */
@@ -21,14 +30,20 @@
 import { getManyChunked } from "../cache/kv_reads.ts";
 import { isDataType, isPlatform, streamName } from "../ingest/streams.ts";
 import { cvCopies } from "./cv_channel.ts";
-import { type Adoption, joinParts, type KvOutboxStore } from "./kv_outbox_store.ts";
+import { adoptedId, type Adoption, joinParts, type KvOutboxStore, retryLocked } from "./kv_outbox_store.ts";
 import type { NewOutboxEntry } from "./outbox_store.ts";
 
 const encoder = new TextEncoder();
 /** Old entries moved per atomic operation (two checks each; Deno.Kv takes 100). */
 const BATCH_ENTRIES = 40;
-/** Payload bytes moved per atomic operation (Deno.Kv takes about 800 KB). */
+/** Payload bytes moved per atomic operation (Deno.Kv takes about 800 KB); a bigger entry moves in steps. */
 const BATCH_BYTES = 300_000;
+/** Old part rows above this make an entry move in steps too (Deno.Kv takes 1000 mutations an operation). */
+const BATCH_PARTS = 100;
+/** Old part rows deleted per atomic operation once their entry moved in steps. */
+const DELETES_PER_ATOMIC = 200;
+/** Where a move in steps marks an old entry whose part rows are still to delete (see the module doc). */
+const MOVED = "legacy_moved";
 const decoder = new TextDecoder();
 
 /** One old entry read back: its rows (to check and delete) and its payload. */
@@ -45,6 +60,8 @@ export interface MigrationCounts {
   readonly moved: number;
   /** Dead letters moved. */
   readonly dead: number;
+  /** Old entries that could not move now (the store refused): they stay, the next start tries again. */
+  readonly left: number;
 }
 
 /** Moves every old entry into `store` (see the module doc); `now` is the clock's time. */
@@ -53,8 +70,25 @@ export async function migrateLegacyOutbox(
   store: KvOutboxStore,
   now: number,
 ): Promise<MigrationCounts> {
-  const counts = { moved: 0, dead: 0 };
+  const counts = { moved: 0, dead: 0, left: 0 };
   const count = (item: Adoption) => item.dead ? counts.dead++ : counts.moved++;
+  // Moves in steps an earlier run left half done (their entries have moved): their old part rows go.
+  for await (const marker of kv.list<unknown>({ prefix: [MOVED] })) await finishMove(kv, marker);
+  /** Moves one entry; false when another process moved it, or it could not move now. */
+  const adoptOne = async (item: Adoption): Promise<boolean> => {
+    const head = item.guard.checks[0];
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (await store.adopt([item], now).catch(() => false)) {
+        count(item);
+        return true;
+      }
+      // A check failed: the old row moved (another process took it), or the copy waiting under its key
+      // changed meanwhile (then try again).
+      if ((await kv.get(head.key)).versionstamp !== head.versionstamp) return false;
+    }
+    counts.left++; // the store refuses it (an error): it stays where it is, for the next start
+    return false;
+  };
   // Entries move in batches (one atomic operation each); a batch that fails moves one by one.
   let batch: Adoption[] = [];
   let bytes = 0;
@@ -64,33 +98,53 @@ export async function migrateLegacyOutbox(
     bytes = 0;
     if (items.length === 0) return;
     if (items.length > 1 && await store.adopt(items, now).catch(() => false)) return items.forEach(count);
-    for (const item of items) {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        // One too big for an atomic operation (over ~800 KB) stays where it is: kept, not moved.
-        if (await store.adopt([item], now).catch(() => false)) {
-          count(item);
-          break;
-        }
-        // A check failed: the old row moved (another process took it), or the copy waiting under its key
-        // changed meanwhile (then try again).
-        const head = item.guard.checks[0];
-        if ((await kv.get(head.key)).versionstamp !== head.versionstamp) break;
-      }
+    for (const item of items) await adoptOne(item);
+  };
+  // One too big for an atomic operation moves in steps (see the module doc).
+  const moveInSteps = async (
+    entry: NewOutboxEntry,
+    old: OldEntry,
+    createdAt: number,
+    dead: DeadInfo | null,
+  ) => {
+    const id = await adoptedId(old.head.key, createdAt);
+    const marker = {
+      key: [MOVED, ...old.head.key],
+      value: { prefix: old.partKeys[0].slice(0, -1), parts: old.partKeys.length },
+    };
+    const replace: Deno.KvMutation[] = [{ type: "delete", key: old.head.key }, { type: "set", ...marker }];
+    let moved = false;
+    try {
+      if (!await store.writeAdoptedParts(entry, id, [old.head])) return; // moved by another process
+      moved = await adoptOne({
+        entry,
+        createdAt,
+        dead,
+        guard: { checks: [old.head], mutations: replace },
+        id,
+      });
+    } catch {
+      counts.left++; // the next start writes the same parts again and moves it
+      return;
     }
+    // A marker an error leaves is finished by the next start.
+    if (moved) await finishMove(kv, marker).catch(() => {});
   };
   const move = async (entry: NewOutboxEntry, old: OldEntry, createdAt: number, dead: DeadInfo | null) => {
-    const guard = {
-      checks: [old.head],
-      mutations: [old.head.key, ...old.partKeys].map((key): Deno.KvMutation => ({ type: "delete", key })),
-    };
+    const big = entry.payload.byteLength > BATCH_BYTES || old.partKeys.length > BATCH_PARTS;
     // A key twice in one batch would pass both checks: the batch ends before it.
     const sameKey = entry.key !== null && dead === null &&
       batch.some((item) =>
         item.entry.key === entry.key && item.entry.channel === entry.channel && !item.dead
       );
-    if (sameKey || batch.length >= BATCH_ENTRIES || bytes + entry.payload.byteLength > BATCH_BYTES) {
+    if (big || sameKey || batch.length >= BATCH_ENTRIES || bytes + entry.payload.byteLength > BATCH_BYTES) {
       await flush();
     }
+    if (big) return await moveInSteps(entry, old, createdAt, dead);
+    const guard = {
+      checks: [old.head],
+      mutations: [old.head.key, ...old.partKeys].map((key): Deno.KvMutation => ({ type: "delete", key })),
+    };
     batch.push({ entry, createdAt, dead, guard });
     bytes += entry.payload.byteLength;
   };
@@ -212,6 +266,32 @@ async function* oldEntries(
   }
 }
 
+/** Deletes the old part rows a marker of a move in steps names, then the marker (idempotent). */
+async function finishMove(kv: Deno.Kv, marker: { key: Deno.KvKey; value: unknown }): Promise<void> {
+  const value = marker.value;
+  if (isRecord(value) && Array.isArray(value.prefix) && typeof value.parts === "number") {
+    for (let start = 0; start < value.parts; start += DELETES_PER_ATOMIC) {
+      const atomic = kv.atomic();
+      for (let index = start; index < Math.min(value.parts, start + DELETES_PER_ATOMIC); index++) {
+        atomic.delete([...value.prefix, index]);
+      }
+      await retryLocked(() => atomic.commit());
+    }
+  }
+  await retryLocked(() => kv.delete(marker.key));
+}
+
+/** What the earlier version left waiting in `kv` (not yet moved): CV copies and job items. */
+export async function countLegacyOutbox(kv: Deno.Kv): Promise<{ cvs: number; items: number }> {
+  let cvs = 0;
+  let items = 0;
+  for await (const _ of kv.list({ prefix: ["cv_outbox"] })) cvs++;
+  for await (const row of kv.list<unknown>({ prefix: ["ingest", "out"] })) {
+    items += isRecord(row.value) && typeof row.value.n === "number" && row.value.n > 0 ? row.value.n : 1;
+  }
+  return { cvs, items };
+}
+
 /** Old ingest runs whose claim a living process of the earlier version holds. */
 async function liveIngestRuns(kv: Deno.Kv, now: number): Promise<Set<string>> {
   const live = new Set<string>();
@@ -227,7 +307,10 @@ async function liveIngestRuns(kv: Deno.Kv, now: number): Promise<Set<string>> {
 /** Removes the old claims of runs no process of the earlier version holds (their rows have moved). */
 async function dropClaims(kv: Deno.Kv, live: ReadonlySet<string>): Promise<void> {
   for await (const claim of kv.list({ prefix: ["ingest", "run"] })) {
-    if (!live.has(String(claim.key[2]))) await kv.atomic().check(claim).delete(claim.key).commit();
+    // Other processes migrating at once lock the file for a moment (seen: "database is locked").
+    if (!live.has(String(claim.key[2]))) {
+      await retryLocked(() => kv.atomic().check(claim).delete(claim.key).commit());
+    }
   }
 }
 

@@ -83,7 +83,15 @@ export interface Adoption {
   readonly createdAt: number;
   readonly dead: { reason: string; at: number } | null;
   readonly guard: { checks: Deno.AtomicCheck[]; mutations: Deno.KvMutation[] };
+  /**
+   * The id whose payload parts {@link KvOutboxStore.writeAdoptedParts} wrote already (a payload too big for
+   * one atomic operation): the entry takes it and only its row is written. Else a new id, parts included.
+   */
+  readonly id?: string;
 }
+
+/** Payload parts written per atomic operation by {@link KvOutboxStore.writeAdoptedParts} (480 KB). */
+const PARTS_PER_ATOMIC = 8;
 
 /** Dead letters list newest first: the time inverted, fixed width. */
 const deadKey = (at: number, channel: string, id: string): Deno.KvKey => [
@@ -110,6 +118,15 @@ function idMaker(): () => string {
     last = now;
     return `${now.toString(36).padStart(9, "0")}${sequence.toString(36).padStart(4, "0")}-${random}`;
   };
+}
+
+/**
+ * The id of an entry adopted in steps (see {@link KvOutboxStore.writeAdoptedParts}): the same for every
+ * process and every run, derived from the old row's key; sorted by the entry's creation time.
+ */
+export async function adoptedId(oldKey: Deno.KvKey, createdAt: number): Promise<string> {
+  const digest = await hexDigest("SHA-256", oldKey.map(String).join("\u0000"));
+  return `${Math.max(0, createdAt).toString(36).padStart(9, "0")}0000-${digest.slice(0, 16)}`;
 }
 
 /** The outbox's storage on a Deno.Kv store shared with the reference cache. */
@@ -207,25 +224,30 @@ export class KvOutboxStore implements OutboxStore {
    * with their removal or not at all. `createdAt` keeps an entry's age; `now` decides whether a lease
    * lapsed; `dead` makes it a dead letter. One keyed entry replaces a copy waiting under its key only when
    * that copy is older and free, else the old entry is just removed (a newer copy waits, or one is being
-   * sent); several keyed entries at once need their keys free. False when a check failed (moved meanwhile,
-   * or a key taken: move them one by one).
+   * sent); several keyed entries at once need their keys free. An item with an `id` has its parts written
+   * already: only its row is written (and, when it is not needed, its parts removed). False when a check
+   * failed (moved meanwhile, or a key taken: move them one by one).
    */
   async adopt(items: readonly Adoption[], now: number): Promise<boolean> {
     const atomic = this.#kv.atomic();
-    for (const { entry, createdAt, dead, guard } of items) {
-      const id = this.#newId();
+    for (const { entry, createdAt, dead, guard, id: written } of items) {
+      const id = written ?? this.#newId();
       const row = newRow(entry, "", 0, createdAt);
       atomic.check(...guard.checks).mutate(...guard.mutations);
+      // The new entry's row, with its parts unless they were written before.
+      const newEntry = (value: Row): Deno.KvMutation[] =>
+        written === undefined
+          ? entryMutations(entry.channel, id, value, entry.payload, 0)
+          : [{ type: "set", key: entryKey(entry.channel, id), value }];
       if (dead !== null) {
         const letter: DeadRow = { r: row.r, l: row.l, n: row.n, reason: dead.reason, at: dead.at };
-        atomic.mutate(...partMutations(entry.channel, id, row, entry.payload));
+        if (written === undefined) atomic.mutate(...partMutations(entry.channel, id, row, entry.payload));
         atomic.set(deadKey(dead.at, entry.channel, id), letter).set(errorKey(entry.channel), dead.reason);
         atomic.mutate(add(entry.channel, "dead", entry.count));
         continue;
       }
       if (entry.key === null) {
-        atomic.mutate(...entryMutations(entry.channel, id, row, entry.payload, 0));
-        atomic.mutate(add(entry.channel, "pending", entry.count));
+        atomic.mutate(...newEntry(row), add(entry.channel, "pending", entry.count));
         continue;
       }
       const stored = await storedKey(entry.key);
@@ -238,23 +260,49 @@ export class KvOutboxStore implements OutboxStore {
         ? await this.#kv.get<Row>(entryKey(entry.channel, index.value))
         : null;
       atomic.check(index);
-      if (old?.value) {
-        atomic.check(old);
-        if (old.value.c <= createdAt && (old.value.o === "" || old.value.u <= now)) {
-          const next = { ...row, k: stored, x: stored };
-          atomic.mutate(
-            ...entryMutations(entry.channel, index.value as string, next, entry.payload, old.value.p),
-          );
-          atomic.mutate(add(entry.channel, "pending", entry.count - old.value.n));
-        }
-      } else {
+      const waiting = old?.value ?? null;
+      const next = { ...row, k: stored, x: stored };
+      if (old !== null && waiting !== null) atomic.check(old);
+      if (waiting !== null && !(waiting.c <= createdAt && (waiting.o === "" || waiting.u <= now))) {
+        // A newer copy waits, or one is being sent: the old entry just goes (and the parts written for it).
+        for (let i = 0; written !== undefined && i < row.p; i++) atomic.delete(partKey(entry.channel, id, i));
+      } else if (waiting !== null && written === undefined) {
         atomic.mutate(
-          ...entryMutations(entry.channel, id, { ...row, k: stored, x: stored }, entry.payload, 0),
+          ...entryMutations(entry.channel, index.value as string, next, entry.payload, waiting.p),
         );
-        atomic.mutate(add(entry.channel, "pending", entry.count)).set(indexKey, id);
+        atomic.mutate(add(entry.channel, "pending", entry.count - waiting.n));
+      } else {
+        // A new key; or, its parts written before, the entry takes the key from the waiting copy (which goes).
+        if (waiting !== null) {
+          const replaced = { channel: entry.channel, id: index.value as string, token: "" };
+          atomic.mutate(...removeMutations(replaced, { ...waiting, x: null }));
+        }
+        atomic.mutate(...newEntry(next), add(entry.channel, "pending", entry.count - (waiting?.n ?? 0)));
+        atomic.set(indexKey, id);
       }
     }
     return (await retryLocked(() => atomic.commit())).ok;
+  }
+
+  /**
+   * Writes the payload parts of an entry to adopt under `id`, a few parts per atomic operation, each one
+   * checked with `checks` (the old rows unchanged), so nothing is written once the old entry has moved
+   * (another process moved it, or it was delivered since). Writing the same payload under the same id again
+   * (a second process, a run after a crash) changes nothing. False when a check failed.
+   */
+  async writeAdoptedParts(
+    entry: NewOutboxEntry,
+    id: string,
+    checks: readonly Deno.AtomicCheck[],
+  ): Promise<boolean> {
+    const parts = partMutations(entry.channel, id, newRow(entry, "", 0, 0), entry.payload);
+    for (let start = 0; start < parts.length; start += PARTS_PER_ATOMIC) {
+      const atomic = this.#kv.atomic().check(...checks).mutate(
+        ...parts.slice(start, start + PARTS_PER_ATOMIC),
+      );
+      if (!(await retryLocked(() => atomic.commit())).ok) return false;
+    }
+    return true;
   }
 
   async take(
@@ -535,7 +583,7 @@ function leasedOf(channel: string, id: string, row: Row, token: string, payload:
  * Runs a commit again while SQLite says the file is locked by another connection (processes sharing one
  * store file), for up to about two seconds.
  */
-async function retryLocked<T>(commit: () => Promise<T>): Promise<T> {
+export async function retryLocked<T>(commit: () => Promise<T>): Promise<T> {
   for (let attempt = 0;; attempt++) {
     try {
       return await commit();

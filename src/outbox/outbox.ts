@@ -170,23 +170,20 @@ export class Outbox {
 
   /**
    * Resolves once every entry this process put or took in the channels `accepts` picks is delivered or
-   * dead, or at `deadline` (clock time), or when `stop.signal` aborts, or at the time `stop.until` names
-   * (read as it waits). Requests do not linger meanwhile.
+   * dead, or at `deadline` (clock time), or when `signal` aborts. Requests do not linger meanwhile.
    */
   async flush(
     accepts: (channel: string) => boolean,
     deadline: number,
-    stop: { signal?: AbortSignal; until?: () => number | null } = {},
+    signal?: AbortSignal,
   ): Promise<void> {
-    const signal = stop.signal;
-    const end = () => Math.min(deadline, stop.until?.() ?? Infinity);
-    if (signal?.aborted || this.#options.clock.now() >= end()) return;
+    if (signal?.aborted || this.#options.clock.now() >= deadline) return;
     this.#urgent++;
     try {
       // Entries others left (a released or lapsed lease) count too: look for them first.
       const channels = [...this.#channels.values()].filter((state) => accepts(state.name));
       await Promise.all(channels.map((state) => this.#take(state)));
-      while (!signal?.aborted && this.#options.clock.now() < end()) {
+      while (!signal?.aborted && this.#options.clock.now() < deadline) {
         const mine = [...this.#holdings].some((holding) => accepts(holding.item.entry.channel));
         if (!mine) {
           // Entries in backoff, or held by other processes (or one that died), count until they are done.
@@ -198,7 +195,7 @@ export class Outbox {
           await Promise.all(channels.map((state) => this.#take(state)));
         }
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(finish, Math.max(0, Math.min(100, end() - this.#options.clock.now())));
+          const timer = setTimeout(finish, Math.max(0, Math.min(100, deadline - this.#options.clock.now())));
           signal?.addEventListener("abort", finish, { once: true });
           this.#changed.push(finish);
           function finish() {
