@@ -99,6 +99,42 @@ Deno.test("a sync after another writer's commit sees it; one without new commits
   });
 });
 
+Deno.test("a writer joins its small chunks into one row; readers before and after the join see every mark", async () => {
+  await withStore(async (open) => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const expiry = clock.now() + LIFETIME;
+    const kvA = await open();
+    const a = new DedupeMarks(kvA, clock, STREAM, "job_id", "writer-a", LIFETIME);
+    const b = new DedupeMarks(await open(), clock, STREAM, "job_id", "writer-b", LIFETIME);
+    await a.sync();
+    await b.sync();
+    const first = a.chunk([1, 1], expiry);
+    const second = a.chunk([2, 2], expiry);
+    await commit(kvA, second.mutations);
+    second.done(true);
+    await b.sync(); // sees 2; 1 is still in flight
+    await commit(kvA, first.mutations);
+    first.done(true);
+    for (let n = 3; n <= 250; n++) { // lines of one item each
+      const line = a.chunk([n, n], expiry);
+      await commit(kvA, line.mutations);
+      line.done(true);
+    }
+    await a.joined();
+    const chunks = await Array.fromAsync(
+      kvA.list({ prefix: ["ingest", "marks", "job", "boss", "job_id", "c"] }),
+    );
+    assert.equal(chunks.length, 1 + 50, "200 chunks of one mark joined into one row");
+    await b.sync();
+    const c = new DedupeMarks(await open(), clock, STREAM, "job_id", "writer-c", LIFETIME);
+    await c.sync();
+    for (let n = 1; n <= 250; n++) {
+      assert.equal(b.table.get(n, n), expiry, `reader from before the join: ${n}`);
+      assert.equal(c.table.get(n, n), expiry, `reader after the join: ${n}`);
+    }
+  });
+});
+
 Deno.test("the digest table keeps every entry and claim as it grows, and drops expired ones", () => {
   const table = new DigestTable();
   const now = 1_000_000;

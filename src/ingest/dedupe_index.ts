@@ -152,13 +152,17 @@ export class DedupeIndex {
       throw error;
     }
     const marks: Deno.KvMutation[] = [];
+    const ended: ((committed: boolean) => void)[] = [];
     for (let start = 0; start < taken; start += 2 * MAX_CHUNK_MARKS) {
-      marks.push(...stored.mutations(claimed.slice(start, start + 2 * MAX_CHUNK_MARKS), expiresAt));
+      const chunk = stored.chunk(claimed.slice(start, start + 2 * MAX_CHUNK_MARKS), expiresAt);
+      marks.push(...chunk.mutations);
+      ended.push(chunk.done);
     }
     const settle = (committed: boolean) => {
       if (committed) {
         for (let at = 0; at < taken; at += 2) table.set(claimed[at], claimed[at + 1], expiresAt, now);
       }
+      for (const done of ended) done(committed);
       release();
     };
     return { accepted, marks, settle };

@@ -6,7 +6,7 @@
  * | key | value |
  * |---|---|
  * | `[...P,"c",writer,seq]` | a chunk: the marks of one line, 16 bytes each (digest lo, hi: u32; expiry ms: f64; little-endian) |
- * | `[...P,"w",writer]` | `Deno.KvU64(seq)`: set with every chunk of that writer, so its versionstamp says it wrote |
+ * | `[...P,"w",writer]` | `Deno.KvU64(floor)`: set with every chunk of that writer, so its versionstamp says it wrote; every chunk below `floor` has landed (or failed) |
  * | `[...P,"n"]`, `[...P,"n",writer]` | `Deno.KvU64` counts of chunk commits, of all writers and of one (a
  * writer's count is removed at a load once its row has expired) |
  * | `[...P,"legacy_moved"]` | set once the marks of earlier versions are moved in (see below) |
@@ -18,8 +18,10 @@
  * of the two counters. When the count of the other writers' commits (all minus this writer's, one snapshot)
  * has not changed, nothing else was written; otherwise the writer rows show which writers wrote, and their
  * new chunks are read from the last sequence number seen. Chunks of one writer may land out of order (a few
- * commits in flight): a missing sequence number is read again while its writer writes, for
- * {@link GAP_WAIT_MS}. So a mark another process committed before a line's lookup began is seen by it.
+ * commits in flight): a missing sequence number is read again when its writer writes, until it is found
+ * or falls below the writer's floor. So a mark another process committed before a line's lookup began is
+ * seen by it. A writer joins its own chunks of few marks into one now and then (lines of one item each
+ * would otherwise leave one row per id).
  *
  * Earlier versions stored one row per id: `["ingest","seen",...,id]` (or `"seen_sha256"` and the SHA-256 of
  * a long id) → `Deno.KvU64(expiry)`. At the first use of a scope they are read and written as chunks; the old
@@ -38,19 +40,28 @@ import type { StreamId } from "./streams.ts";
 /** Marks a chunk holds at most (a Deno.Kv value takes 64 KiB). */
 export const MAX_CHUNK_MARKS = 4000;
 const MARK_BYTES = 16;
-/** How long a missing sequence number of another writer is looked for (a commit still in flight). */
-const GAP_WAIT_MS = 10 * 60 * 1000;
 /** Missing sequence numbers kept per writer. */
 const MAX_GAPS = 256;
 const ONE = new Deno.KvU64(1n);
+
+/** Chunks of fewer marks than this are joined. */
+const JOIN_BELOW = 50;
+/** How many small chunks are joined at a time (one atomic operation deletes them all). */
+const JOIN_CHUNKS = 200;
+
+interface SmallChunks {
+  readonly seqs: number[];
+  readonly digests: number[];
+  readonly expiries: number[];
+}
 
 interface WriterSeen {
   /** The versionstamp of its writer row when its chunks were last read; null before. */
   stamp: string | null;
   /** The highest sequence number read. */
   maxSeq: number;
-  /** Sequence numbers below {@link maxSeq} not found yet → when first missed (performance.now()). */
-  readonly gaps: Map<number, number>;
+  /** Sequence numbers below {@link maxSeq} not found yet (commits in flight). */
+  readonly gaps: Set<number>;
 }
 
 /** The store prefix of a scope's marks. */
@@ -115,6 +126,11 @@ export class DedupeMarks {
   #joinable: Promise<void> | null = null;
   /** The read under way (never rejects); null before the first. */
   #reading: Promise<void> | null = null;
+  /** This writer's committed chunks of few marks, to join. */
+  #small: SmallChunks = { seqs: [], digests: [], expiries: [] };
+  #joining: Promise<void> = Promise.resolve();
+  /** This writer's sequence numbers whose commit has not ended yet (see {@link mutations}). */
+  readonly #inFlight = new Set<number>();
 
   /** The marks of `stream` and `field` in `kv`, written as `writer`, living `lifetimeMs`. */
   constructor(
@@ -155,12 +171,59 @@ export class DedupeMarks {
   }
 
   /**
+   * The mutations that store the marks of a line (lo, hi of each digest; at most {@link MAX_CHUNK_MARKS})
+   * as one chunk, for the line's commit, and `done` to call once that commit ended. Chunks of few
+   * marks are later joined into one (a writer's own chunks, rewritten in the background), so a store of
+   * lines with one item each does not keep one row per id.
+   */
+  chunk(
+    digests: readonly number[],
+    expiresAt: number,
+  ): { mutations: Deno.KvMutation[]; done: (committed: boolean) => void } {
+    const mutations = this.mutations(digests, expiresAt);
+    const seq = this.#seq;
+    return {
+      mutations,
+      done: (committed) => {
+        this.#inFlight.delete(seq);
+        if (!committed || digests.length >= 2 * JOIN_BELOW) return;
+        const small = this.#small;
+        small.seqs.push(seq);
+        for (let at = 0; at < digests.length; at += 2) {
+          small.digests.push(digests[at], digests[at + 1]);
+          small.expiries.push(expiresAt);
+        }
+        if (small.seqs.length >= JOIN_CHUNKS || small.expiries.length + JOIN_BELOW > MAX_CHUNK_MARKS) {
+          this.#small = { seqs: [], digests: [], expiries: [] };
+          this.#joining = this.#joining.then(() => this.#join(small));
+        }
+      },
+    };
+  }
+
+  /** Resolves once no join of small chunks is under way. */
+  joined(): Promise<void> {
+    return this.#joining;
+  }
+
+  /** Writes small chunks of this writer as one, and removes them, in one atomic operation. */
+  async #join(small: SmallChunks): Promise<void> {
+    const atomic = this.#kv.atomic().mutate(...this.mutations(small.digests, small.expiries));
+    const joined = this.#seq;
+    for (const seq of small.seqs) atomic.delete([...this.#prefix, "c", this.#writer, seq]);
+    await atomic.commit().catch(() => {}); // left as they are; they are still valid
+    this.#inFlight.delete(joined);
+  }
+
+  /**
    * The mutations that store marks (as {@link encodeChunk} takes them, at most {@link MAX_CHUNK_MARKS}) as
    * one chunk of this writer. They go last in a commit, in this order: the chunk before the rows that
    * announce it.
    */
   mutations(digests: ArrayLike<number>, expiries: ArrayLike<number> | number): Deno.KvMutation[] {
     const seq = ++this.#seq;
+    this.#inFlight.add(seq);
+    const floor = this.#inFlight.values().next().value!; // the oldest in flight (a Set keeps insertion order)
     const expireIn = this.#lifetimeMs;
     const value = encodeChunk(digests, expiries);
     return [
@@ -168,7 +231,7 @@ export class DedupeMarks {
       {
         type: "set",
         key: [...this.#prefix, "w", this.#writer],
-        value: new Deno.KvU64(BigInt(seq)),
+        value: new Deno.KvU64(BigInt(floor)),
         expireIn,
       },
       { type: "sum", key: [...this.#prefix, "n"], value: ONE },
@@ -218,9 +281,10 @@ export class DedupeMarks {
     for (const row of rows) {
       const writer = String(row.key[this.#prefix.length + 1]);
       writers.add(writer);
-      // A writer none of whose chunks is left: they expired (its row is written with its last chunk).
       const seen = this.#writerSeen(writer);
-      if (seen.maxSeq === 0) seen.maxSeq = Number(count(row.value));
+      // A writer none of whose chunks is left: they expired (its row is written with its last chunk).
+      if (seen.maxSeq === 0) seen.maxSeq = Math.max(0, Number(count(row.value)) - 1);
+      dropBelow(seen.gaps, Number(count(row.value)));
     }
     await this.#forgetCounts(writers).catch(() => {}); // housekeeping: the next load tries again
     this.#others = others;
@@ -253,7 +317,7 @@ export class DedupeMarks {
       if (seen.stamp === row.versionstamp) continue;
       const prefix = [...this.#prefix, "c", writer];
       await this.#readChunks({ prefix, start: [...prefix, seen.maxSeq + 1] }, true);
-      const gaps = [...seen.gaps.keys()];
+      const gaps = [...seen.gaps];
       if (gaps.length > 0) {
         const entries = await getManyChunked(this.#kv, gaps.map((seq) => [...prefix, seq]));
         const now = this.#clock.now();
@@ -263,8 +327,8 @@ export class DedupeMarks {
           forEachMark(entry.value, this.#extend(now));
         });
       }
-      const lapsed = performance.now() - GAP_WAIT_MS;
-      for (const [seq, missedAt] of seen.gaps) if (missedAt < lapsed) seen.gaps.delete(seq);
+      // Read after the row: what is still missing below its floor failed, or was joined into a later chunk.
+      dropBelow(seen.gaps, Number(count(row.value)));
       seen.stamp = row.versionstamp;
     }
   }
@@ -299,14 +363,14 @@ export class DedupeMarks {
   }
 
   #gap(seen: WriterSeen, seq: number): void {
-    if (seen.gaps.size >= MAX_GAPS) seen.gaps.delete(seen.gaps.keys().next().value!);
-    seen.gaps.set(seq, performance.now());
+    if (seen.gaps.size >= MAX_GAPS) seen.gaps.delete(seen.gaps.values().next().value!);
+    seen.gaps.add(seq);
   }
 
   #writerSeen(writer: string): WriterSeen {
     let seen = this.#writers.get(writer);
     if (!seen) {
-      seen = { stamp: null, maxSeq: 0, gaps: new Map() };
+      seen = { stamp: null, maxSeq: 0, gaps: new Set() };
       this.#writers.set(writer, seen);
     }
     return seen;
@@ -345,13 +409,19 @@ export class DedupeMarks {
         atomic.mutate(...this.mutations(digests.slice(2 * start, 2 * end), expiries.slice(start, end)));
       }
       if (end === expiries.length) atomic.set(movedKey, true, { expireIn: this.#lifetimeMs });
-      const result = await atomic.commit();
+      const seq = this.#seq; // the chunk's (nothing else writes during a load)
+      const result = await atomic.commit().finally(() => this.#inFlight.delete(seq));
       if (!result.ok) throw new Error("the store refused a commit");
       for (let index = start; index < end; index++) {
         this.table.extend(digests[2 * index], digests[2 * index + 1], expiries[index], now);
       }
     }
   }
+}
+
+/** Forgets the missing sequence numbers below a writer's floor (read after its row): they cannot land any more. */
+function dropBelow(gaps: Set<number>, floor: number): void {
+  for (const seq of gaps) if (seq < floor) gaps.delete(seq);
 }
 
 function count(value: unknown): bigint {
