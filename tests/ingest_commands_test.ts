@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../src/clock.ts";
 import { FAKE_INGEST_TOKEN, type FakeIngest, startFakeIngest, unreachableIngestUrl } from "./fake_ingest.ts";
 import { IngestSession, type IngestSessionOptions, jobItems } from "./ingest_helpers.ts";
+import { hexDigest } from "../src/crypto/hex_digest.ts";
 
 const HOURS = 60 * 60 * 1000;
 
@@ -227,6 +228,78 @@ Deno.test("dedupe survives a restart: ids are read back from the store", async (
     assert.deepEqual(
       server.items("job", "boss").map((item) => item.job_id),
       jobItems(8).map((item) => item.job_id),
+    );
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("upgrade: marks an earlier version stored one row per id still dedupe, and are moved once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ingest_dedupe_" });
+  const server = startFakeIngest();
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const long = "L".repeat(1100); // too long for a plain key: stored under its SHA-256
+  try {
+    {
+      // The layout of the versions before: ["ingest","seen"|"seen_sha256",data_type,platform,field,id|hex]
+      // → Deno.KvU64(expiry ms), with expireIn.
+      const kv = await Deno.openKv(`${dir}/store.kv`);
+      const mark = (kind: string, dataType: string, name: string, expiresAt: number) =>
+        kv.set(["ingest", kind, dataType, "boss", "job_id", name], new Deno.KvU64(BigInt(expiresAt)), {
+          expireIn: 72 * HOURS,
+        });
+      await mark("seen", "job", "old-1", clock.now() + 70 * HOURS);
+      await mark("seen", "job", "old-2", clock.now() + 1 * HOURS);
+      await mark("seen", "job", "old-expired", clock.now() - 1);
+      await mark("seen_sha256", "job", await hexDigest("SHA-256", long), clock.now() + 70 * HOURS);
+      await mark("seen", "company", "old-company", clock.now() + 70 * HOURS);
+      kv.close();
+    }
+    const line = (ids: string[], dataType = "job") =>
+      store(ids.map((job_id) => ({ job_id })), { dedupe_key: "job_id", data_type: dataType }).content;
+    {
+      await using first = await IngestSession.open({ kvPath: `${dir}/store.kv`, clock });
+      await first.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
+      assert.deepEqual(
+        await first.send("store_data", line(["old-1", "old-expired", long, "new-1", "old-2"])),
+        {
+          type: "ok",
+          content: { queued: 2, skipped: 3 },
+        },
+      );
+      assert.deepEqual(await first.send("store_data", line(["old-company", "old-1"], "company")), {
+        type: "ok",
+        content: { queued: 1, skipped: 1 },
+      });
+      await first.close(1000);
+    }
+    clock.advance(2 * HOURS); // old-2 (1 h left at the upgrade) has expired; old-1 has not
+    {
+      await using second = await IngestSession.open({ kvPath: `${dir}/store.kv`, clock });
+      await second.send("set_ingest", { base_url: server.url, token: FAKE_INGEST_TOKEN });
+      assert.deepEqual(
+        await second.send("store_data", line(["old-1", long, "new-1", "old-expired", "old-2"])),
+        {
+          type: "ok",
+          content: { queued: 1, skipped: 4 },
+        },
+      );
+      await second.send("flush_data");
+      await second.close(1000);
+    }
+    const kv = await Deno.openKv(`${dir}/store.kv`);
+    try {
+      const chunks = await Array.fromAsync(
+        kv.list({ prefix: ["ingest", "marks", "job", "boss", "job_id", "c"] }),
+      );
+      assert.equal(chunks.length, 3, "moved once (one chunk), then one per line that queued an id");
+    } finally {
+      kv.close();
+    }
+    assert.deepEqual(
+      sorted(server.items("job", "boss")),
+      sorted([{ job_id: "old-expired" }, { job_id: "new-1" }, { job_id: "old-2" }]),
     );
   } finally {
     await server.close();

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { FAKE_INGEST_TOKEN, startFakeIngest, unreachableIngestUrl } from "./fake_ingest.ts";
 import { jobItems } from "./ingest_helpers.ts";
-import { runSession, type SessionResult, spawnClient, tempDir } from "./helpers/spawn_client.ts";
+import { READY_LINE, runSession, type SessionResult, spawnClient, tempDir } from "./helpers/spawn_client.ts";
 
 const wired = Deno.readTextFileSync(new URL("../src/app.ts", import.meta.url)).includes("installIngest");
 
@@ -123,6 +123,56 @@ Deno.test({
         content: { delivered: 25, pending: 0, dead: 0 },
       });
       assert.deepEqual(server.items("job", "boss"), jobItems(25));
+    } finally {
+      await server.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "process: two clients on one store file, both running: an id one of them queued, the other skips",
+  ignore: !wired,
+  async fn() {
+    await using dir = await tempDir("ingest_process_");
+    const server = startFakeIngest();
+    try {
+      const env = { RTCV_SCRAPER_CLIENT_KV: `${dir.path}/store.kv` };
+      await using first = spawnClient({ env, cwd: dir.path });
+      await using second = spawnClient({ env, cwd: dir.path });
+      for (const client of [first, second]) {
+        assert.equal(await client.readLine(), READY_LINE);
+        assert.deepEqual(
+          await client.request({
+            type: "set_ingest",
+            content: { base_url: server.url, token: FAKE_INGEST_TOKEN },
+          }),
+          { type: "ok" },
+        );
+      }
+      const line = (from: number, count: number) =>
+        store(jobItems(count, "s", from), { dedupe_key: "job_id" });
+      // The second client reads the store's marks at its first line; the first one writes more afterwards.
+      assert.deepEqual(await second.request(line(0, 10)), {
+        type: "ok",
+        content: { queued: 10, skipped: 0 },
+      });
+      assert.deepEqual(await first.request(line(100, 20)), {
+        type: "ok",
+        content: { queued: 20, skipped: 0 },
+      });
+      assert.deepEqual(await second.request(line(100, 25)), {
+        type: "ok",
+        content: { queued: 5, skipped: 20 },
+      });
+      assert.deepEqual(await first.request(line(0, 12)), { type: "ok", content: { queued: 2, skipped: 10 } });
+      for (const client of [first, second]) {
+        const flushed = await client.request({ type: "flush_data" });
+        assert.equal((flushed.content as { pending: number }).pending, 0);
+      }
+      const ids = server.items("job", "boss").map((item) => item.job_id as string);
+      assert.equal(ids.length, 10 + 20 + 5 + 2, "each id delivered once");
+      assert.equal(new Set(ids).size, ids.length);
+      for (const client of [first, second]) assert.equal((await client.finish()).status.code, 0);
     } finally {
       await server.close();
     }

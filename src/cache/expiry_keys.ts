@@ -1,6 +1,6 @@
 /**
- * The pieces shared by the stores of "seen until" entries (the reference cache, the ingest dedupe index):
- * a key that fits Deno.Kv's 2 KiB limit, the expiry as a `Deno.KvU64`, batched reads of expiries, and a
+ * The pieces of the reference cache's "seen until" entries: a key that fits Deno.Kv's 2 KiB limit (the
+ * ingest dedupe index digests ids by the same rule), the expiry as a `Deno.KvU64`, batched reads of expiries, and a
  * bounded memory of entries.
  *
  * @module

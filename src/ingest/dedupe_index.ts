@@ -6,28 +6,12 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { expiryOf, expiryValue, keyFor, rememberBounded } from "../cache/expiry_keys.ts";
-import { ExpiryReader } from "../cache/expiry_reader.ts";
+import { DedupeMarks, MAX_CHUNK_MARKS } from "./dedupe_marks.ts";
+import { idDigestInto } from "./id_digest.ts";
 import type { StreamId } from "./streams.ts";
 
-/** The first part of the dedupe index's keys (the store is shared with the cache and the outbox). */
-const INGEST_PREFIX = "ingest";
 /** How long a stored item id keeps later items with the same id out: 72 hours. */
 export const DEDUPE_LIFETIME_MS = 72 * 60 * 60 * 1000;
-const NOTHING = () => {};
-/** Lines with at least this many new ids are first read with one range scan over their span. */
-const MIN_LINE_SCAN = 12;
-/** Lines read by the shared reader after a line's range scan found the store dense. */
-const PAUSE_LINES = 32;
-/** How many ids this process remembers, to answer without reading the store. */
-const MAX_REMEMBERED = 250_000;
-
-interface Remembered {
-  /** Until when the id counts as stored (meaningful once `deciding` is null). */
-  expiresAt: number;
-  /** Settles when the line that took this id has committed it or failed; null once it has. */
-  deciding: Promise<void> | null;
-}
 
 /** What {@link DedupeIndex.decide} found for the items of one line. */
 export interface DedupeDecision {
@@ -64,22 +48,22 @@ export function itemId(item: Record<string, unknown>, field: string): string | n
 }
 
 /**
- * The 72-hour index of stored item ids on Deno.Kv: `["ingest","seen",dataType,platform,field,id]` →
- * `Deno.KvU64(expiry in ms)`, written with `expireIn` and checked on read against the clock (Deno.Kv
- * sweeps expired keys only later).
+ * The 72-hour index of stored item ids on Deno.Kv, per stream and id field: the marks of each line are one
+ * row, and this process keeps every mark of a scope in memory once it used the scope (layout, loading and
+ * how marks of other processes are seen: `dedupe_marks.ts`). A lookup costs no store read; the store is
+ * read once per turn of the event loop, to learn whether another process wrote marks.
  *
- * Ids this process decided about are remembered, so pipelined lines with the same ids read the store
- * once, and a line that arrives while an earlier one is still deciding about an id waits for it: of two
- * lines with the same id, the first queues the item and the second skips it. Processes sharing a store
- * do not coordinate: two of them storing the same new id at the same moment may both queue it.
+ * A line that arrives while an earlier one is still deciding about an id waits for it: of two lines with
+ * the same id, the first queues the item and the second skips it. Processes sharing a store see each
+ * other's committed marks; two of them storing the same new id at the same moment may both queue it.
  */
 export class DedupeIndex {
   readonly #kv: Deno.Kv;
   readonly #clock: Clock;
-  readonly #remembered = new Map<string, Remembered>();
-  readonly #readers = new Map<string, ExpiryReader>();
-  /** Lines left before a whole-line range scan is tried again after one that found the store dense. */
-  #scanPause = 0;
+  /** This process's name as a writer of marks. */
+  readonly #writer = crypto.randomUUID();
+  readonly #scopes = new Map<string, Scope>();
+  #lines = 0;
 
   /** Creates the index over an open store; `clock` decides what has expired. */
   constructor(kv: Deno.Kv, clock: Clock) {
@@ -94,154 +78,114 @@ export class DedupeIndex {
   async decide(stream: StreamId, field: string, ids: readonly (string | null)[]): Promise<DedupeDecision> {
     const now = this.#clock.now();
     const expiresAt = now + DEDUPE_LIFETIME_MS;
+    const { marks: stored, lines } = this.#scope(stream, field);
+    const table = stored.table;
+    const extraBytes = field.length * 3;
     const accepted = ids.map(() => true);
-    const scope = `${stream.dataType}\u0000${stream.platform}\u0000${field}\u0000`;
-    const inLine = new Set<string>();
+    // In the table, -lineNumber: this line is deciding about the id.
+    const claim = -++this.#lines;
     const line = Promise.withResolvers<void>();
-    const fresh: { index: number; name: string; id: string; entry: Remembered; done: () => void }[] = [];
-    const waits: { index: number; name: string; id: string }[] = [];
+    lines.set(claim, line.promise);
+    /** lo, hi of the ids this line claimed, then of those it takes. */
+    const claimed: number[] = [];
+    const claimedAt: number[] = [];
+    const waits: number[] = []; // index, lo, hi of ids another line is deciding about
     // Synchronously, before the first wait: later lines must find this line's claims.
-    ids.forEach((id, index) => {
-      if (id === null) return;
-      const name = scope + id;
-      if (inLine.has(name)) {
-        accepted[index] = false;
-        return;
-      }
-      inLine.add(name);
-      const known = this.#remembered.get(name);
-      if (known?.deciding) {
-        waits.push({ index, name, id });
-      } else if (known && known.expiresAt > now) {
-        accepted[index] = false;
+    for (let index = 0; index < ids.length; index++) {
+      const id = ids[index];
+      if (id === null) continue;
+      idDigestInto(id, extraBytes, digest, 0);
+      const lo = digest[0];
+      const hi = digest[1];
+      const value = table.get(lo, hi);
+      if (value > now || value === claim) {
+        accepted[index] = false; // stored, or earlier in this line
+      } else if (value < 0) {
+        waits.push(index, lo, hi);
       } else {
-        // One promise for the line's new ids: it settles once none of them is deciding any more.
-        const entry: Remembered = { expiresAt, deciding: line.promise };
-        this.#remember(name, entry);
-        fresh.push({ index, name, id, entry, done: NOTHING });
+        table.set(lo, hi, claim, now);
+        claimed.push(lo, hi);
+        claimedAt.push(index);
       }
-    });
-
-    const marks: Deno.KvMutation[] = [];
-    const taken: { name: string; entry: Remembered; done: () => void }[] = [];
-    const mark = (key: Deno.KvKey) =>
-      marks.push({
-        type: "set",
-        key,
-        value: expiryValue(expiresAt),
-        expireIn: DEDUPE_LIFETIME_MS,
-      });
-    try {
-      const keys = await Promise.all(fresh.map((item) => this.#key(stream, field, item.id)));
-      const stored = await this.#readAll(stream, field, keys);
-      fresh.forEach((item, i) => {
-        if (stored[i] > now) {
-          accepted[item.index] = false;
-          item.entry.expiresAt = stored[i];
-          item.entry.deciding = null;
-        } else {
-          taken.push(item);
-          mark(keys[i]);
-        }
-      });
-    } catch (error) {
-      for (const item of fresh) {
-        if (this.#remembered.get(item.name) === item.entry) this.#remembered.delete(item.name);
-        item.entry.deciding = null;
-      }
-      line.resolve();
-      throw error;
     }
-    const settle = (committed: boolean) => {
-      for (const item of taken) {
-        if (committed) item.entry.deciding = null;
-        else if (this.#remembered.get(item.name) === item.entry) this.#remembered.delete(item.name);
-        item.done();
+    // Gives up the ids still claimed (a failed line; after settle(true) none is).
+    const release = () => {
+      for (let at = 0; at < claimed.length; at += 2) {
+        if (table.get(claimed[at], claimed[at + 1]) === claim) {
+          table.set(claimed[at], claimed[at + 1], 1, now);
+        }
       }
+      lines.delete(claim);
       line.resolve();
     };
+    let taken = 0; // claimed[0 .. taken) are taken
     try {
-      for (const { index, name, id } of waits) {
-        let known = this.#remembered.get(name);
-        while (known?.deciding) {
-          await known.deciding;
-          known = this.#remembered.get(name);
+      await stored.sync(); // marks other processes committed before this line are in the table now
+      for (let at = 0; at < claimed.length; at += 2) {
+        if (table.get(claimed[at], claimed[at + 1]) !== claim) {
+          accepted[claimedAt[at >> 1]] = false; // found stored
+        } else {
+          claimed[taken] = claimed[at];
+          claimed[taken + 1] = claimed[at + 1];
+          taken += 2;
         }
-        if (known && known.expiresAt > now) {
+      }
+      claimed.length = taken;
+      for (let at = 0; at < waits.length; at += 3) {
+        const [index, lo, hi] = [waits[at], waits[at + 1], waits[at + 2]];
+        let value = table.get(lo, hi);
+        while (value < 0 && value !== claim && lines.has(value)) {
+          await lines.get(value);
+          value = table.get(lo, hi);
+        }
+        if (value > now || value === claim) {
           accepted[index] = false;
           continue;
         }
         // The line that took it failed to store it: this line takes it.
-        let done = () => {};
-        const entry: Remembered = { expiresAt, deciding: new Promise<void>((resolve) => done = resolve) };
-        this.#remember(name, entry);
-        taken.push({ name, entry, done });
-        mark(await this.#key(stream, field, id));
+        table.set(lo, hi, claim, now);
+        claimed.push(lo, hi);
+        taken += 2;
       }
     } catch (error) {
-      settle(false);
+      release();
       throw error;
     }
+    const marks: Deno.KvMutation[] = [];
+    const ended: ((committed: boolean) => void)[] = [];
+    for (let start = 0; start < taken; start += 2 * MAX_CHUNK_MARKS) {
+      const chunk = stored.chunk(claimed.slice(start, start + 2 * MAX_CHUNK_MARKS), expiresAt);
+      marks.push(...chunk.mutations);
+      ended.push(chunk.done);
+    }
+    const settle = (committed: boolean) => {
+      if (committed) {
+        for (let at = 0; at < taken; at += 2) table.set(claimed[at], claimed[at + 1], expiresAt, now);
+      }
+      for (const done of ended) done(committed);
+      release();
+    };
     return { accepted, marks, settle };
   }
 
-  /**
-   * The stored expiries of a line's keys. Ids of one line are often neighbours: one range scan over the
-   * line's span answers all of them when the store holds few other ids there (fewer rows than the limit
-   * came back); otherwise, and for a while after such a miss, the shared reader answers them (range scans
-   * of small runs, or point reads).
-   */
-  async #readAll(stream: StreamId, field: string, keys: readonly Deno.KvKey[]): Promise<number[]> {
-    const prefix = [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field];
-    const reader = this.#reader(stream, field);
-    const names = keys.map((key) => {
-      const name = key.length === prefix.length + 1 && key[1] === "seen" ? key[prefix.length] : null;
-      // deno-lint-ignore no-control-regex
-      return typeof name === "string" && /^[\x01-\x7f]*$/.test(name) ? name : null; // ASCII: sorts as stored
-    });
-    const plain = names.filter((name) => name !== null);
-    const scan = plain.length >= MIN_LINE_SCAN && this.#scanPause === 0;
-    if (plain.length >= MIN_LINE_SCAN && this.#scanPause > 0) this.#scanPause--;
-    if (scan) {
-      const sorted = plain.toSorted();
-      const limit = 2 * plain.length + 8;
-      const rows = await Array.fromAsync(
-        this.#kv.list(
-          { start: [...prefix, sorted[0]], end: [...prefix, sorted[sorted.length - 1] + "\u0000"] },
-          { limit, batchSize: limit },
-        ),
-      );
-      if (rows.length < limit) {
-        const found = new Map(rows.map((row) => [String(row.key[prefix.length]), expiryOf(row.value)]));
-        return await Promise.all(
-          keys.map((key, i) => names[i] === null ? reader.read(key) : found.get(names[i]!) ?? 0),
-        );
-      }
-      this.#scanPause = PAUSE_LINES; // the store is dense there (e.g. random ids): small runs for a while
+  #scope(stream: StreamId, field: string): Scope {
+    const name = `${stream.dataType}\u0000${stream.platform}\u0000${field}`;
+    let scope = this.#scopes.get(name);
+    if (!scope) {
+      scope = {
+        marks: new DedupeMarks(this.#kv, this.#clock, stream, field, this.#writer, DEDUPE_LIFETIME_MS),
+        lines: new Map(),
+      };
+      this.#scopes.set(name, scope);
     }
-    return await Promise.all(keys.map((key) => reader.read(key)));
+    return scope;
   }
+}
 
-  #remember(name: string, entry: Remembered): void {
-    rememberBounded(this.#remembered, name, entry, MAX_REMEMBERED);
-  }
+const digest = new Uint32Array(2);
 
-  #reader(stream: StreamId, field: string): ExpiryReader {
-    const scope = `${stream.dataType}\u0000${stream.platform}\u0000${field}`;
-    let reader = this.#readers.get(scope);
-    if (!reader) {
-      reader = new ExpiryReader(this.#kv, [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field]);
-      this.#readers.set(scope, reader);
-    }
-    return reader;
-  }
-
-  #key(stream: StreamId, field: string, id: string): Deno.KvKey | Promise<Deno.KvKey> {
-    return keyFor(
-      [INGEST_PREFIX, "seen", stream.dataType, stream.platform, field],
-      [INGEST_PREFIX, "seen_sha256", stream.dataType, stream.platform, field],
-      id,
-      field.length * 3,
-    );
-  }
+interface Scope {
+  readonly marks: DedupeMarks;
+  /** The lines of this process deciding about ids (by their claim) → settles when they committed or failed. */
+  readonly lines: Map<number, Promise<void>>;
 }

@@ -6,11 +6,12 @@
  */
 
 import type { Clock } from "../clock.ts";
+import { ClientError } from "../errors.ts";
 import type { OpenedStore } from "../cache/lazy_store.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { NewOutboxEntry } from "../outbox/outbox_store.ts";
 import type { RequestPolicy } from "../http/request_policy.ts";
-import { DedupeIndex, itemId } from "./dedupe_index.ts";
+import { type DedupeDecision, DedupeIndex, itemId } from "./dedupe_index.ts";
 import { ingestChannel, IngestSender, streamOfChannel } from "./ingest_channel.ts";
 import { IngestClient, type IngestServer } from "./ingest_client.ts";
 import { IngestClosedError, IngestNotConfiguredError, IngestStoreError } from "./ingest_errors.ts";
@@ -187,9 +188,16 @@ export class IngestService {
   async #store(request: StoreRequest, texts: string[], ids: (string | null)[] | null): Promise<StoreResult> {
     const stream = { dataType: request.dataType, platform: request.platform };
     const { outbox, dedupe } = await this.#start();
-    const decision = ids === null ? null : await dedupe.decide(stream, request.dedupeKey!, ids);
+    let decision: DedupeDecision | null = null;
     try {
-      const accepted = decision === null ? texts : texts.filter((_, index) => decision.accepted[index]);
+      if (ids !== null) decision = await dedupe.decide(stream, request.dedupeKey!, ids);
+    } catch (error) {
+      if (error instanceof ClientError) throw error; // e.g. the fleet's Redis is unavailable
+      throw new IngestStoreError(`could not read the dedupe marks from the store: ${describe(error)}`);
+    }
+    try {
+      const taken = decision?.accepted;
+      const accepted = taken === undefined ? texts : texts.filter((_, index) => taken[index]);
       const channel = ingestChannel(stream);
       const entries: NewOutboxEntry[] = packRows(accepted, this.#tuning.batchItems).map((row) => ({
         channel,
