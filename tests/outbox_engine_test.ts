@@ -363,3 +363,16 @@ Deno.test("a delivery that ends while a lease renewal is under way is acked once
     await box.close(Date.now());
   });
 });
+
+Deno.test("a put resolves before its copies are sent: the command that put them answers first", async () => {
+  await withStore(async (_, open) => {
+    const box = outbox(await open());
+    const sender = new FakeSender();
+    box.serve(CHANNEL, sender);
+    await box.enqueue([copy("first")]);
+    assert.equal(sender.maxInFlight, 0, "no request was started before the put resolved");
+    await drained(box);
+    assert.deepEqual(sender.delivered, ["first"]);
+    await box.close(Date.now());
+  });
+});

@@ -66,6 +66,8 @@ interface Channel {
   timer: ReturnType<typeof setTimeout> | undefined;
   wakeAt: number;
   taking: Promise<void> | null;
+  /** A pump is scheduled for the next macrotask (see `#pumpSoon`). */
+  soon: boolean;
 }
 
 /** The outbox engine over one store; see the module doc. */
@@ -113,6 +115,7 @@ export class Outbox {
       timer: undefined,
       wakeAt: Infinity,
       taking: null,
+      soon: false,
     };
     this.#channels.set(channel, state);
     this.#renewal ??= setInterval(() => this.#renew(), Math.max(50, this.#leaseMs / 3));
@@ -167,7 +170,7 @@ export class Outbox {
       state.queue.push(this.#hold(item, now));
     }
     for (const state of new Set(leased.map((item) => this.#channels.get(item.entry.channel)))) {
-      if (state) this.#pump(state);
+      if (state) this.#pumpSoon(state);
     }
   }
 
@@ -264,6 +267,19 @@ export class Outbox {
     const wake = this.#changed;
     this.#changed = [];
     for (const finish of wake) finish();
+  }
+
+  /**
+   * Pumps in the next macrotask: the command that put the entries answers first (its answer is written in
+   * the microtasks that follow the commit), then the requests are built and sent.
+   */
+  #pumpSoon(state: Channel): void {
+    if (state.soon) return;
+    state.soon = true;
+    setImmediate(() => {
+      state.soon = false;
+      this.#pump(state);
+    });
   }
 
   #pump(state: Channel): void {
