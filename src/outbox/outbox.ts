@@ -119,7 +119,9 @@ export class Outbox {
     };
     this.#channels.set(channel, state);
     this.#renewal ??= setInterval(() => this.#renew(), Math.max(50, this.#leaseMs / 3));
-    this.#take(state);
+    // From the next macrotask, as every pump: the first setImmediate loads its code (~6 ms), here rather
+    // than on the answer path of the first send.
+    setImmediate(() => this.#take(state));
   }
 
   /** Stops delivering `channel` (its server is no longer named): aborts requests, frees its leases. */
