@@ -113,7 +113,13 @@ function memoryDeps(): LiveDeps & { close(): Promise<void>; references: Promise<
   const clock = systemClock();
   const references = store.open().then(({ kv, batcher }) => new ReferenceCache(kv, clock, { batcher }));
   const outbox = store.open().then(({ kv, batcher }) =>
-    new Outbox({ store: new KvOutboxStore(kv, batcher), clock, retry: DEFAULT_RETRY_SETTINGS })
+    new Outbox({
+      store: new KvOutboxStore(kv, batcher),
+      clock,
+      retry: DEFAULT_RETRY_SETTINGS,
+      leaseMs: 30_000,
+      maxInFlight: 8,
+    })
   );
   return {
     references,
@@ -235,7 +241,13 @@ Deno.test("installIngest takes the store, outbox and clock and returns its comma
   const store = new LazyStore(":memory:");
   const clock = systemClock();
   const outbox = store.open().then(({ kv, batcher }) =>
-    new Outbox({ store: new KvOutboxStore(kv, batcher), clock, retry: DEFAULT_RETRY_SETTINGS })
+    new Outbox({
+      store: new KvOutboxStore(kv, batcher),
+      clock,
+      retry: DEFAULT_RETRY_SETTINGS,
+      leaseMs: 30_000,
+      maxInFlight: 8,
+    })
   );
   const installed = installIngest({ openStore: () => store.open(), openOutbox: () => outbox, clock }, {
     timeoutMs: 1000,
