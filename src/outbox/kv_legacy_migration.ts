@@ -204,10 +204,8 @@ export async function migrateLegacyOutbox(
   return counts;
 }
 
-interface DeadInfo {
-  readonly reason: string;
-  readonly at: number;
-}
+/** Why and when an old entry is a dead letter. */
+type DeadInfo = NonNullable<Adoption["dead"]>;
 
 /** The entry of an old CV copy: keyed by its reference number (an unreadable one: a dead letter). */
 function cvEntry(channel: string, payload: Uint8Array | null): NewOutboxEntry {
