@@ -2,6 +2,7 @@ import type { CachedReferences } from "./cache/cached_references.ts";
 import { ReferenceCache } from "./cache/reference_cache.ts";
 import { LazyStore } from "./cache/lazy_store.ts";
 import type { Clock } from "./clock.ts";
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_OUTBOX_LEASE_MS } from "./config/config.ts";
 import { CommandRegistry, defineBareCommand } from "./commands/registry.ts";
 import type { ServerCredentials } from "./commands/session_commands.ts";
 import type { LoginUser, RtcvBackend } from "./session/backend.ts";
@@ -14,11 +15,11 @@ import type { Outbox } from "./outbox/outbox.ts";
 import type { OutboxStore } from "./outbox/outbox_store.ts";
 import type { RetrySettings } from "./outbox/retry_rules.ts";
 
-/** The outbox's settings (from the config); every field has a default. */
+/** The outbox's settings (from the config); every field defaults to the config's default. */
 export interface OutboxSettings {
-  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`, default 30000. */
+  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`. */
   readonly leaseMs?: number;
-  /** Requests in flight per server or stream, default 8. */
+  /** Requests in flight per server or stream. */
   readonly maxInFlight?: number;
   /** Retry and dead-letter rules. */
   readonly retry?: Partial<RetrySettings>;
@@ -215,8 +216,8 @@ export class ClientCore {
         new Outbox({
           store,
           clock: this.clock,
-          leaseMs: settings.leaseMs,
-          maxInFlight: settings.maxInFlight,
+          leaseMs: settings.leaseMs ?? DEFAULT_OUTBOX_LEASE_MS,
+          maxInFlight: settings.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
           retry: { ...DEFAULT_RETRY_SETTINGS, ...settings.retry },
           log: settings.log,
           warn: this.#warn,

@@ -26,18 +26,24 @@ async function withStore(fn: (open: () => Promise<Deno.Kv>) => Promise<void>): P
   }
 }
 
+/** Two writers on one store file, as two processes would be, and a clock at 2026-01-01. */
+async function twoWriters(open: () => Promise<Deno.Kv>) {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const expiry = clock.now() + LIFETIME;
+  const kvA = await open();
+  const kvB = await open();
+  const a = new DedupeMarks(kvA, clock, STREAM, "job_id", "writer-a", LIFETIME);
+  const b = new DedupeMarks(kvB, clock, STREAM, "job_id", "writer-b", LIFETIME);
+  return { clock, expiry, kvA, kvB, a, b };
+}
+
 async function commit(kv: Deno.Kv, mutations: Deno.KvMutation[]): Promise<void> {
   assert.ok((await kv.atomic().mutate(...mutations).commit()).ok);
 }
 
 Deno.test("marks of another writer are seen at the next sync, also when its chunks land out of order", async () => {
   await withStore(async (open) => {
-    const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const expiry = clock.now() + LIFETIME;
-    const kvA = await open();
-    const kvB = await open();
-    const a = new DedupeMarks(kvA, clock, STREAM, "job_id", "writer-a", LIFETIME);
-    const b = new DedupeMarks(kvB, clock, STREAM, "job_id", "writer-b", LIFETIME);
+    const { clock, expiry, kvA, a, b } = await twoWriters(open);
     await a.sync();
     await b.sync(); // loaded: nothing stored yet
     const first = a.mutations([1, 10], expiry);
@@ -70,12 +76,7 @@ Deno.test("marks of another writer are seen at the next sync, also when its chun
 
 Deno.test("a sync after another writer's commit sees it; one without new commits reads no chunk", async () => {
   await withStore(async (open) => {
-    const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const expiry = clock.now() + LIFETIME;
-    const kvA = await open();
-    const kvB = await open();
-    const a = new DedupeMarks(kvA, clock, STREAM, "job_id", "writer-a", LIFETIME);
-    const b = new DedupeMarks(kvB, clock, STREAM, "job_id", "writer-b", LIFETIME);
+    const { clock, expiry, kvA, kvB, a, b } = await twoWriters(open);
     await b.sync();
     await commit(kvB, b.mutations([9, 9], expiry)); // its own commits do not count as another's
     let lists = 0;
@@ -101,11 +102,7 @@ Deno.test("a sync after another writer's commit sees it; one without new commits
 
 Deno.test("a writer joins its small chunks into one row; readers before and after the join see every mark", async () => {
   await withStore(async (open) => {
-    const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const expiry = clock.now() + LIFETIME;
-    const kvA = await open();
-    const a = new DedupeMarks(kvA, clock, STREAM, "job_id", "writer-a", LIFETIME);
-    const b = new DedupeMarks(await open(), clock, STREAM, "job_id", "writer-b", LIFETIME);
+    const { clock, expiry, kvA, a, b } = await twoWriters(open);
     await a.sync();
     await b.sync();
     const first = a.chunk([1, 1], expiry);

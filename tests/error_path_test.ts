@@ -9,7 +9,7 @@ import { LazyStore } from "../src/cache/lazy_store.ts";
 import { StoreError } from "../src/cache/kv_store.ts";
 import { ReferenceCache } from "../src/cache/reference_cache.ts";
 import { ClientCore } from "../src/client_core.ts";
-import { systemClock } from "../src/clock.ts";
+import { type Clock, systemClock } from "../src/clock.ts";
 import { CommandRegistry, defineBareCommand } from "../src/commands/registry.ts";
 import { INGEST_COMMAND_TYPES } from "../src/app.ts";
 import { ClientError } from "../src/errors.ts";
@@ -107,14 +107,25 @@ function liveOptions(overrides: Partial<LiveOptions> = {}): LiveOptions {
   };
 }
 
+/** An outbox over `store` with the default settings. */
+function memoryOutbox(store: LazyStore, clock: Clock): Promise<Outbox> {
+  return store.open().then(({ kv, batcher }) =>
+    new Outbox({
+      store: new KvOutboxStore(kv, batcher),
+      clock,
+      retry: DEFAULT_RETRY_SETTINGS,
+      leaseMs: 30_000,
+      maxInFlight: 8,
+    })
+  );
+}
+
 /** The cache and outbox openers live mode takes, over one in-memory store. */
 function memoryDeps(): LiveDeps & { close(): Promise<void>; references: Promise<ReferenceCache> } {
   const store = new LazyStore(":memory:");
   const clock = systemClock();
   const references = store.open().then(({ kv, batcher }) => new ReferenceCache(kv, clock, { batcher }));
-  const outbox = store.open().then(({ kv, batcher }) =>
-    new Outbox({ store: new KvOutboxStore(kv, batcher), clock, retry: DEFAULT_RETRY_SETTINGS })
-  );
+  const outbox = memoryOutbox(store, clock);
   return {
     references,
     openReferenceCache: () => references,
@@ -234,9 +245,7 @@ Deno.test("start-up: a configured key pair that does not work, or a store that c
 Deno.test("installIngest takes the store, outbox and clock and returns its command group; the program registers it", async () => {
   const store = new LazyStore(":memory:");
   const clock = systemClock();
-  const outbox = store.open().then(({ kv, batcher }) =>
-    new Outbox({ store: new KvOutboxStore(kv, batcher), clock, retry: DEFAULT_RETRY_SETTINGS })
-  );
+  const outbox = memoryOutbox(store, clock);
   const installed = installIngest({ openStore: () => store.open(), openOutbox: () => outbox, clock }, {
     timeoutMs: 1000,
     ingest: null,

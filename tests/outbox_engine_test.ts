@@ -94,7 +94,14 @@ async function withStore(
 }
 
 function outbox(store: OutboxStore, options: Partial<ConstructorParameters<typeof Outbox>[0]> = {}): Outbox {
-  return new Outbox({ store, clock: systemClock(), retry: FAST, ...options });
+  return new Outbox({
+    store,
+    clock: systemClock(),
+    retry: FAST,
+    leaseMs: 30_000,
+    maxInFlight: 8,
+    ...options,
+  });
 }
 
 async function drained(box: Outbox, timeoutMs = 5000): Promise<void> {

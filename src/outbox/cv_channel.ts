@@ -89,14 +89,16 @@ export function cvDocumentCopies(
 ): NewOutboxEntry[] {
   const reference = String(document.cv.referenceNumber);
   const payload = encodeDocumentPayload(document);
-  return mirrors.map((channel) => ({
-    channel,
-    key: payload.byteLength <= KEYED_DOCUMENT_BYTES ? `scanCVDocument:${reference}` : null,
-    route: "scanCVDocument",
-    label: `the document of ${reference}`,
-    count: 1,
-    payload,
-  }));
+  const key = payload.byteLength <= KEYED_DOCUMENT_BYTES ? `scanCVDocument:${reference}` : null;
+  return copies(mirrors, { key, route: "scanCVDocument", label: `the document of ${reference}`, payload });
+}
+
+/** One entry of one CV request per mirror. */
+function copies(
+  mirrors: readonly string[],
+  copy: Omit<NewOutboxEntry, "channel" | "count">,
+): NewOutboxEntry[] {
+  return mirrors.map((channel) => ({ channel, count: 1, ...copy }));
 }
 
 /** The outbox channel of a server: its location (origin and path prefix), never its key. */
@@ -119,14 +121,7 @@ export function cvChannel(client: RtcvApiClient): string {
 export function cvCopies(mirrors: readonly string[], cv: Record<string, unknown>): NewOutboxEntry[] {
   const reference = String(cv.referenceNumber);
   const payload = encoder.encode(JSON.stringify(cv));
-  return mirrors.map((channel) => ({
-    channel,
-    key: `scanCV:${reference}`,
-    route: "scanCV",
-    label: reference,
-    count: 1,
-    payload,
-  }));
+  return copies(mirrors, { key: `scanCV:${reference}`, route: "scanCV", label: reference, payload });
 }
 
 /**
@@ -148,15 +143,8 @@ export function cvListCopies(
   cvs: readonly Record<string, unknown>[],
 ): NewOutboxEntry[] {
   const text = JSON.stringify({ cvs });
-  const payload = encoder.encode(text);
-  return mirrors.map((channel) => ({
-    channel,
-    key: `allCVs:${text}`,
-    route: "allCVs",
-    label: `a list of ${cvs.length} CVs`,
-    count: 1,
-    payload,
-  }));
+  const label = `a list of ${cvs.length} CVs`;
+  return copies(mirrors, { key: `allCVs:${text}`, route: "allCVs", label, payload: encoder.encode(text) });
 }
 
 /** The sender of a server's channel: one entry per request, on the entry's route. */

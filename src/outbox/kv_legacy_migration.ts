@@ -29,8 +29,9 @@
 
 import { getManyChunked } from "../cache/kv_reads.ts";
 import { isDataType, isPlatform, streamName } from "../ingest/streams.ts";
+import { hexDigest } from "../crypto/hex_digest.ts";
 import { cvCopies } from "./cv_channel.ts";
-import { adoptedId, type Adoption, joinParts, type KvOutboxStore, retryLocked } from "./kv_outbox_store.ts";
+import { type Adoption, joinParts, type KvOutboxStore, retryLocked } from "./kv_outbox_store.ts";
 import type { NewOutboxEntry } from "./outbox_store.ts";
 
 const encoder = new TextEncoder();
@@ -203,10 +204,8 @@ export async function migrateLegacyOutbox(
   return counts;
 }
 
-interface DeadInfo {
-  readonly reason: string;
-  readonly at: number;
-}
+/** Why and when an old entry is a dead letter. */
+type DeadInfo = NonNullable<Adoption["dead"]>;
 
 /** The entry of an old CV copy: keyed by its reference number (an unreadable one: a dead letter). */
 function cvEntry(channel: string, payload: Uint8Array | null): NewOutboxEntry {
@@ -312,6 +311,15 @@ async function dropClaims(kv: Deno.Kv, live: ReadonlySet<string>): Promise<void>
       await retryLocked(() => kv.atomic().check(claim).delete(claim.key).commit());
     }
   }
+}
+
+/**
+ * The id of an entry adopted in steps (see {@link KvOutboxStore.writeAdoptedParts}): the same for every
+ * process and every run, derived from the old row's key; sorted by the entry's creation time.
+ */
+async function adoptedId(oldKey: Deno.KvKey, createdAt: number): Promise<string> {
+  const digest = await hexDigest("SHA-256", oldKey.map(String).join("\u0000"));
+  return `${Math.max(0, createdAt).toString(36).padStart(9, "0")}0000-${digest.slice(0, 16)}`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

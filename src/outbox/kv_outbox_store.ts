@@ -108,6 +108,11 @@ function add(channel: string, name: string, items: number): Deno.KvMutation {
   return { type: "sum", key: countKey(channel, name), value: new Deno.KvU64(value) };
 }
 
+/** The counter moves of `items` no longer pending: delivered or dead. */
+function settled(channel: string, name: "delivered" | "dead", items: number): Deno.KvMutation[] {
+  return [add(channel, "pending", -items), add(channel, name, items)];
+}
+
 /** Sortable ids: time, a sequence within the millisecond, and a random part (unique across processes). */
 function idMaker(): () => string {
   let last = 0;
@@ -119,15 +124,6 @@ function idMaker(): () => string {
     last = now;
     return `${now.toString(36).padStart(9, "0")}${sequence.toString(36).padStart(4, "0")}-${random}`;
   };
-}
-
-/**
- * The id of an entry adopted in steps (see {@link KvOutboxStore.writeAdoptedParts}): the same for every
- * process and every run, derived from the old row's key; sorted by the entry's creation time.
- */
-export async function adoptedId(oldKey: Deno.KvKey, createdAt: number): Promise<string> {
-  const digest = await hexDigest("SHA-256", oldKey.map(String).join("\u0000"));
-  return `${Math.max(0, createdAt).toString(36).padStart(9, "0")}0000-${digest.slice(0, 16)}`;
 }
 
 /** The outbox's storage on a Deno.Kv store shared with the reference cache. */
@@ -161,18 +157,16 @@ export class KvOutboxStore implements OutboxStore {
       }
       return leased;
     }
-    const mutations: Deno.KvMutation[] = [];
-    const made: [NewOutboxEntry, string, Row][] = [];
-    for (const entry of entries) {
-      const id = this.#newId();
-      const row = newRow(entry, owner, until, now);
-      mutations.push(...entryMutations(entry.channel, id, row, entry.payload, 0));
-      mutations.push(add(entry.channel, "pending", entry.count));
-      made.push([entry, id, row]);
-    }
-    mutations.push(...extra); // last: when a write is too big for one commit, these land after the entries
-    const token = await this.#batcher.writeStamped(mutations);
-    return made.map(([entry, id, row]) =>
+    const made = entries.map((entry) => ({
+      entry,
+      id: this.#newId(),
+      row: newRow(entry, owner, until, now),
+    }));
+    const token = await this.#batcher.writeStamped([
+      ...made.flatMap(({ entry, id, row }) => putMutations(entry, id, row, false, null, null)),
+      ...extra, // last: when a write is too big for one commit, these land after the entries
+    ]);
+    return made.map(({ entry, id, row }) =>
       leasedOf(entry.channel, id, row, tokenOf(token, row), entry.payload)
     );
   }
@@ -197,18 +191,14 @@ export class KvOutboxStore implements OutboxStore {
     const puts = await Promise.all(entries.map(async (entry) => {
       const stored = entry.key === null ? null : await storedKey(entry.key);
       // The row keeps the key as stored: a long one (a CV list's text) would not fit in a 64 KiB value.
-      const row = stored === null ? newRow(entry, owner, until, now) : {
-        ...newRow(entry, owner, until, now),
-        k: stored,
-        x: stored,
-      };
-      const indexKey: Deno.KvKey | null = stored === null ? null : [ROOT, "key", entry.channel, stored];
-      const index: Deno.KvEntryMaybe<string> | null = indexKey === null
+      const row = { ...newRow(entry, owner, until, now), k: stored, x: stored };
+      const index = stored === null
         ? null
-        : { key: indexKey, value: null, versionstamp: null } as Deno.KvEntryMaybe<string>;
+        : { key: [ROOT, "key", entry.channel, stored], value: null, versionstamp: null } as Deno.KvEntryMaybe<
+          string
+        >;
       const large = entry.payload.byteLength > largeFrom;
-      const old = null as Deno.KvEntryMaybe<Row> | null;
-      return { entry, row, index, large, newId: this.#newId(), old };
+      return { entry, row, index, large, newId: this.#newId(), old: null as Deno.KvEntryMaybe<Row> | null };
     }));
     const parts = puts.filter((put) => put.large)
       .flatMap((put) => partMutations(put.entry.channel, put.newId, put.row, put.entry.payload));
@@ -216,29 +206,16 @@ export class KvOutboxStore implements OutboxStore {
     for (;;) {
       const checks: Deno.AtomicCheck[] = [];
       const mutations: Deno.KvMutation[] = [];
-      const ids = puts.map((put) => {
-        const { entry, row, index, old } = put;
+      const ids = puts.map(({ entry, row, index, large, newId, old }) => {
         const waitingId = typeof index?.value === "string" ? index.value : null;
-        const id = put.large ? put.newId : waitingId ?? put.newId;
+        const id = large ? newId : waitingId ?? newId;
         if (index !== null) checks.push(index);
         if (old !== null) checks.push(old);
-        const previous = old?.value ?? null;
-        if (!put.large) {
-          mutations.push(...entryMutations(entry.channel, id, row, entry.payload, previous?.p ?? 0));
-        } else {
-          if (waitingId !== null && previous !== null) {
-            const waiting = { channel: entry.channel, id: waitingId, token: "" };
-            mutations.push(...removeMutations(waiting, { ...previous, x: null }));
-          }
-          mutations.push({ type: "set", key: entryKey(entry.channel, id), value: row });
-        }
-        mutations.push(add(entry.channel, "pending", entry.count - (previous?.n ?? 0)));
-        if (index !== null && (index.value === null || id !== waitingId)) {
-          mutations.push({ type: "set", key: index.key, value: id });
-        }
+        const waiting = old?.value ? { id: waitingId!, row: old.value } : null;
+        mutations.push(...putMutations(entry, id, row, large, index?.key ?? null, waiting));
         return id;
       });
-      for (const mutation of extra) mutations.push(mutation);
+      mutations.push(...extra);
       const versionstamp = await retryLocked(() => this.#batcher.writeChecked(checks, mutations));
       if (versionstamp !== null) {
         return puts.map(({ entry, row }, at) =>
@@ -275,11 +252,6 @@ export class KvOutboxStore implements OutboxStore {
       const id = written ?? this.#newId();
       const row = newRow(entry, "", 0, createdAt);
       atomic.check(...guard.checks).mutate(...guard.mutations);
-      // The new entry's row, with its parts unless they were written before.
-      const newEntry = (value: Row): Deno.KvMutation[] =>
-        written === undefined
-          ? entryMutations(entry.channel, id, value, entry.payload, 0)
-          : [{ type: "set", key: entryKey(entry.channel, id), value }];
       if (dead !== null) {
         const letter: DeadRow = { r: row.r, l: row.l, n: row.n, reason: dead.reason, at: dead.at };
         if (written === undefined) atomic.mutate(...partMutations(entry.channel, id, row, entry.payload));
@@ -288,7 +260,7 @@ export class KvOutboxStore implements OutboxStore {
         continue;
       }
       if (entry.key === null) {
-        atomic.mutate(...newEntry(row), add(entry.channel, "pending", entry.count));
+        atomic.mutate(...putMutations(entry, id, row, written !== undefined, null, null));
         continue;
       }
       const stored = await storedKey(entry.key);
@@ -301,26 +273,19 @@ export class KvOutboxStore implements OutboxStore {
         ? await this.#kv.get<Row>(entryKey(entry.channel, index.value))
         : null;
       atomic.check(index);
-      const waiting = old?.value ?? null;
-      const next = { ...row, k: stored, x: stored };
-      if (old !== null && waiting !== null) atomic.check(old);
-      if (waiting !== null && !(waiting.c <= createdAt && (waiting.o === "" || waiting.u <= now))) {
+      const waiting = old?.value ? { id: index.value as string, row: old.value } : null;
+      if (waiting !== null) atomic.check(old!);
+      if (
+        waiting !== null && !(waiting.row.c <= createdAt && (waiting.row.o === "" || waiting.row.u <= now))
+      ) {
         // A newer copy waits, or one is being sent: the old entry just goes (and the parts written for it).
         for (let i = 0; written !== undefined && i < row.p; i++) atomic.delete(partKey(entry.channel, id, i));
-      } else if (waiting !== null && written === undefined) {
-        atomic.mutate(
-          ...entryMutations(entry.channel, index.value as string, next, entry.payload, waiting.p),
-        );
-        atomic.mutate(add(entry.channel, "pending", entry.count - waiting.n));
-      } else {
-        // A new key; or, its parts written before, the entry takes the key from the waiting copy (which goes).
-        if (waiting !== null) {
-          const replaced = { channel: entry.channel, id: index.value as string, token: "" };
-          atomic.mutate(...removeMutations(replaced, { ...waiting, x: null }));
-        }
-        atomic.mutate(...newEntry(next), add(entry.channel, "pending", entry.count - (waiting?.n ?? 0)));
-        atomic.set(indexKey, id);
+        continue;
       }
+      // Over the waiting copy in place; or, its parts written before, it takes the key (the waiting one goes).
+      const target = written ?? waiting?.id ?? id;
+      const next = { ...row, k: stored, x: stored };
+      atomic.mutate(...putMutations(entry, target, next, written !== undefined, indexKey, waiting));
     }
     return (await retryLocked(() => atomic.commit())).ok;
   }
@@ -373,17 +338,17 @@ export class KvOutboxStore implements OutboxStore {
       const id = String(row.key[3]);
       const value = { ...row.value, o: owner, u: until };
       const token = tokenOf(result.versionstamp, value);
-      return leasedOf(channel, id, value, token, await this.#payload(channel, id, value.p));
+      const keys = Array.from({ length: value.p }, (_, index) => partKey(channel, id, index));
+      const parts = await getManyChunked<Uint8Array>(this.#kv, keys);
+      return leasedOf(
+        channel,
+        id,
+        value,
+        token,
+        joinParts(parts.map((part) => part.value ?? new Uint8Array())),
+      );
     }));
     return { taken, nextCheckAt };
-  }
-
-  async #payload(channel: string, id: string, parts: number): Promise<Uint8Array> {
-    const keys = Array.from({ length: parts }, (_, index) => partKey(channel, id, index));
-    const pieces = (await getManyChunked<Uint8Array>(this.#kv, keys)).map((row) =>
-      row.value ?? new Uint8Array()
-    );
-    return joinParts(pieces);
   }
 
   async renew(leases: readonly Lease[], owner: string, until: number): Promise<(Lease | null)[]> {
@@ -410,23 +375,16 @@ export class KvOutboxStore implements OutboxStore {
         mutations.push(...removeMutations(lease, facts));
         items.set(lease.channel, (items.get(lease.channel) ?? 0) + facts.n);
       }
-      for (const [channel, count] of items) {
-        mutations.push(add(channel, "pending", -count), add(channel, "delivered", count));
-      }
+      for (const [channel, count] of items) mutations.push(...settled(channel, "delivered", count));
       writes.push(
         retryLocked(() => this.#batcher.writeChecked(checks, mutations)).then((done) =>
-          done !== null ? undefined : this.#ackRead(group, owner) // some were replaced or taken over
+          done !== null ? undefined : this.#conditional(group, owner, (atomic, lease, row) => {
+            atomic.mutate(...removeMutations(lease, row), ...settled(lease.channel, "delivered", row.n));
+          }) // some were replaced or taken over: ack those still held
         ),
       );
     }
     await Promise.all(writes);
-  }
-
-  async #ackRead(leases: readonly Lease[], owner: string): Promise<void> {
-    await this.#conditional(leases, owner, (atomic, lease, row) => {
-      atomic.mutate(...removeMutations(lease, row));
-      atomic.mutate(add(lease.channel, "pending", -row.n), add(lease.channel, "delivered", row.n));
-    });
   }
 
   async reschedule(lease: Lease, owner: string, change: Reschedule): Promise<void> {
@@ -448,12 +406,8 @@ export class KvOutboxStore implements OutboxStore {
   async bury(lease: Lease, owner: string, reason: string, at: number): Promise<void> {
     await this.#conditional([lease], owner, (atomic, _, row) => {
       const dead: DeadRow = { r: row.r, l: row.l, n: row.n, reason, at };
-      atomic.mutate(...removeMutations(lease, row, true));
-      atomic.set(deadKey(at, lease.channel, lease.id), dead).set(
-        errorKey(lease.channel),
-        reason,
-      );
-      atomic.mutate(add(lease.channel, "pending", -row.n), add(lease.channel, "dead", row.n));
+      atomic.mutate(...removeMutations(lease, row, true), ...settled(lease.channel, "dead", row.n));
+      atomic.set(deadKey(at, lease.channel, lease.id), dead).set(errorKey(lease.channel), reason);
     });
   }
 
@@ -485,7 +439,8 @@ export class KvOutboxStore implements OutboxStore {
         group.forEach((lease, index) => {
           const row = rows[index];
           if (row.value === null) return; // gone: delivered or buried by whoever took it over
-          if (row.versionstamp !== stampOf(lease.token) || row.value.o !== owner) return; // replaced or taken over
+          // Replaced or taken over: left alone.
+          if (row.versionstamp !== factsOf(lease.token).versionstamp || row.value.o !== owner) return;
           atomic.check(row);
           const after = change(atomic, lease, row.value);
           if (after) done.push(after);
@@ -576,6 +531,31 @@ function entryMutations(channel: string, id: string, row: Row, payload: Uint8Arr
   return mutations;
 }
 
+/**
+ * The writes of a put of `row` as entry `id` (its parts too unless `written` before), counted pending: over
+ * `waiting` (the copy under the key at `indexKey`) in place when it has the same id, else replacing it.
+ */
+function putMutations(
+  entry: NewOutboxEntry,
+  id: string,
+  row: Row,
+  written: boolean,
+  indexKey: Deno.KvKey | null,
+  waiting: { id: string; row: Row } | null,
+): Deno.KvMutation[] {
+  const { channel } = entry;
+  const pending = add(channel, "pending", entry.count - (waiting?.row.n ?? 0));
+  if (waiting?.id === id) return [...entryMutations(channel, id, row, entry.payload, waiting.row.p), pending];
+  const mutations = waiting === null
+    ? []
+    : removeMutations({ channel, id: waiting.id, token: "" }, { ...waiting.row, x: null });
+  if (written) mutations.push({ type: "set", key: entryKey(channel, id), value: row });
+  else mutations.push(...entryMutations(channel, id, row, entry.payload, 0));
+  if (indexKey !== null) mutations.push({ type: "set", key: indexKey, value: id });
+  mutations.push(pending); // last: a plain write too big for one commit lands in order
+  return mutations;
+}
+
 function removeMutations(lease: Lease, row: Pick<Row, "p" | "x">, keepParts = false): Deno.KvMutation[] {
   const mutations: Deno.KvMutation[] = [{ type: "delete", key: entryKey(lease.channel, lease.id) }];
   if (!keepParts) {
@@ -590,10 +570,6 @@ function removeMutations(lease: Lease, row: Pick<Row, "p" | "x">, keepParts = fa
 /** A lease token: the versionstamp, then the parts, items and index key of the row it was written with. */
 function tokenOf(versionstamp: string, row: Row): string {
   return `${versionstamp}/${row.p}/${row.n}/${row.x ?? ""}`;
-}
-
-function stampOf(token: string): string {
-  return token.slice(0, token.indexOf("/"));
 }
 
 function factsOf(token: string): { versionstamp: string; p: number; n: number; x: string | null } {

@@ -34,10 +34,10 @@ export interface OutboxOptions {
   readonly store: OutboxStore;
   /** Ages, backoff and leases are measured with it. */
   readonly clock: Clock;
-  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS` (default 30000). */
-  readonly leaseMs?: number;
-  /** Requests in flight per channel (default 8). */
-  readonly maxInFlight?: number;
+  /** `RTCV_SCRAPER_CLIENT_OUTBOX_LEASE_MS`. */
+  readonly leaseMs: number;
+  /** Requests in flight per channel. */
+  readonly maxInFlight: number;
   /** The retry and dead-letter rules. */
   readonly retry: RetrySettings;
   /** Debug log lines. */
@@ -89,8 +89,8 @@ export class Outbox {
   /** Creates the engine; nothing is sent until a channel is {@link serve}d. */
   constructor(options: OutboxOptions) {
     this.#options = options;
-    this.#leaseMs = options.leaseMs ?? 30_000;
-    this.#maxInFlight = Math.max(1, options.maxInFlight ?? 8);
+    this.#leaseMs = options.leaseMs;
+    this.#maxInFlight = Math.max(1, options.maxInFlight);
   }
 
   /** The store behind it (status, dead letters). */

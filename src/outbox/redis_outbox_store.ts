@@ -69,6 +69,13 @@ local function remove(id, v)
   redis.call('ZREM', P .. 'age:' .. ch, id)
   if v[6] and redis.call('HGET', P .. 'k:' .. ch, v[6]) == id then redis.call('HDEL', P .. 'k:' .. ch, v[6]) end
 end
+-- Removes a held entry and moves its items from pending to counter (delivered or dead).
+local function settle(id, v, counter)
+  remove(id, v)
+  local count = tonumber(v[5]) or 0
+  redis.call('HINCRBY', P .. 'n:' .. v[3], 'pending', -count)
+  redis.call('HINCRBY', P .. 'n:' .. v[3], counter, count)
+end
 `;
 
 const SCRIPTS = {
@@ -176,12 +183,7 @@ local owner, n = ARGV[1], tonumber(ARGV[2])
 for i = 0, n - 1 do
   local id = ARGV[3 + i * 2]
   local v = held(id, ARGV[4 + i * 2], owner)
-  if v then
-    remove(id, v)
-    local count = tonumber(v[5]) or 0
-    redis.call('HINCRBY', P .. 'n:' .. v[3], 'pending', -count)
-    redis.call('HINCRBY', P .. 'n:' .. v[3], 'delivered', count)
-  end
+  if v then settle(id, v, 'delivered') end
 end
 return n`,
   /** ARGV: owner, id, token, nextAt, attempts, hasRefusal, refusal, refusals, lastError. */
@@ -203,10 +205,7 @@ if not v then return 0 end
 local f = redis.call('HMGET', P .. 'e:' .. id, 'r', 'l', 'p')
 redis.call('HSET', P .. 'd:' .. id, 'ch', v[3], 'r', f[1], 'l', f[2], 'n', v[5], 'reason', reason, 'at', at, 'p', f[3])
 redis.call('ZADD', P .. 'dead', at, id)
-remove(id, v)
-local count = tonumber(v[5]) or 0
-redis.call('HINCRBY', P .. 'n:' .. v[3], 'pending', -count)
-redis.call('HINCRBY', P .. 'n:' .. v[3], 'dead', count)
+settle(id, v, 'dead')
 redis.call('HSET', P .. 'n:' .. v[3], 'err', reason)
 return 1`,
   /** ARGV: owner, n, then id, token pairs. */
@@ -316,27 +315,11 @@ export class RedisOutboxStore implements OutboxStore {
       (pipeline as unknown as Record<string, (...a: Arg[]) => void>).rtcvObPut(...args);
     });
     const ids = (reply as unknown[]).map(text);
-    return entries.map((entry, index) => {
+    return entries.map(({ payload, ...fields }, index) => {
       const id = ids[index * 2];
-      const stored: OutboxEntry = {
-        id,
-        channel: entry.channel,
-        key: entry.key,
-        route: entry.route,
-        label: entry.label,
-        count: entry.count,
-        createdAt: now,
-        nextAt: now,
-        attempts: 0,
-        refusal: null,
-        refusals: 0,
-        lastError: null,
-      };
-      return {
-        entry: stored,
-        lease: { channel: entry.channel, id, token: ids[index * 2 + 1] },
-        payload: entry.payload,
-      };
+      const fresh = { attempts: 0, refusal: null, refusals: 0, lastError: null };
+      const entry: OutboxEntry = { ...fields, id, createdAt: now, nextAt: now, ...fresh };
+      return { entry, lease: { channel: fields.channel, id, token: ids[index * 2 + 1] }, payload };
     });
   }
 

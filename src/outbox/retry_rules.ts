@@ -1,9 +1,10 @@
 /**
  * What the outbox does after a failed delivery (PROTOCOL.md section 11): a refusal of the request's
  * content (4xx) is a dead letter at once; the same refusal `maxAttempts` times is a dead letter; transient
- * failures (no answer, timeout, 408, 429, 502-504) and a server not taking this client's requests as
- * configured (401/403/404/405: the key, token or address, not the data) are retried until the entry's age
- * limit. Waits grow from `retryMs`, with jitter, honouring `Retry-After`, capped.
+ * failures (no answer, timeout, 408, 429, 502-504) are retried until the entry's age limit. Each adapter
+ * classifies: for CVs every other 4xx is a refusal (`cv_channel.ts`); for job data an ingest server not
+ * taking this client's requests as configured (401/403/404/405: the token or address, not the data) is
+ * transient too (`ingest_channel.ts`). Waits grow from `retryMs`, with jitter, honouring `Retry-After`, capped.
  *
  * @module
  */
