@@ -139,7 +139,8 @@ export class Outbox {
 
   /**
    * Commits entries (leased to this process when their channel is served, else free for whoever serves
-   * it) and starts sending them; resolves once they are durable. `alsoCommit` goes to
+   * it) and sends them from the next macrotask (after the caller's answer); resolves once they are
+   * durable. `alsoCommit` goes to
    * {@link OutboxStore.put} with the entries (store-specific writes that must land with them).
    */
   async enqueue(entries: readonly NewOutboxEntry[], alsoCommit?: unknown): Promise<void> {
