@@ -11,7 +11,12 @@ import { systemClock } from "../src/clock.ts";
 import { KvOutboxStore } from "../src/outbox/kv_outbox_store.ts";
 import { type ChannelSender, Outbox } from "../src/outbox/outbox.ts";
 import type { LeasedEntry, NewOutboxEntry, OutboxStore } from "../src/outbox/outbox_store.ts";
-import { decideRetry, type DeliveryFailure, type RetrySettings } from "../src/outbox/retry_rules.ts";
+import {
+  decideRetry,
+  DEFAULT_RETRY_SETTINGS,
+  type DeliveryFailure,
+  type RetrySettings,
+} from "../src/outbox/retry_rules.ts";
 
 const CHANNEL = "https://mirror.example";
 const FAST: RetrySettings = {
@@ -182,21 +187,24 @@ Deno.test("transient failures are retried until the age limit, then the entry is
   });
 });
 
+/** An entry never tried, for the retry rules. */
+const FRESH_ENTRY = {
+  id: "1",
+  channel: CHANNEL,
+  key: null,
+  route: "scanCV" as const,
+  label: "r",
+  count: 1,
+  createdAt: 0,
+  nextAt: 0,
+  attempts: 0,
+  refusal: null,
+  refusals: 0,
+  lastError: null,
+};
+
 Deno.test("backoff grows with jitter from the first wait, honours Retry-After, and is capped", () => {
-  const entry = {
-    id: "1",
-    channel: CHANNEL,
-    key: null,
-    route: "scanCV" as const,
-    label: "r",
-    count: 1,
-    createdAt: 0,
-    nextAt: 0,
-    attempts: 0,
-    refusal: null,
-    refusals: 0,
-    lastError: null,
-  };
+  const entry = FRESH_ENTRY;
   const settings: RetrySettings = {
     retryMs: 1000,
     maxAttempts: 5,
@@ -216,6 +224,19 @@ Deno.test("backoff grows with jitter from the first wait, honours Retry-After, a
   assert.ok("retry" in asked && asked.retry.nextAt === 7000);
   const capped = decideRetry(entry, { ...transient, retryAfterMs: 10 ** 9 }, 0, settings);
   assert.ok("retry" in capped && capped.retry.nextAt === 60_000);
+});
+
+Deno.test("the default settings jitter: first waits spread over [0.5, 1.5) of RETRY_MS, not one value", () => {
+  const entry = FRESH_ENTRY;
+  const transient: DeliveryFailure = { kind: "transient", message: "busy", retryAfterMs: null };
+  const waits = Array.from({ length: 64 }, () => {
+    const decision = decideRetry(entry, transient, 0, DEFAULT_RETRY_SETTINGS);
+    return "retry" in decision ? decision.retry.nextAt : -1;
+  });
+  const { retryMs } = DEFAULT_RETRY_SETTINGS;
+  for (const wait of waits) assert.ok(wait >= retryMs * 0.5 && wait <= retryMs * 1.5, `wait ${wait}`);
+  // 64 draws of Math.random rounded to whole ms: fewer than 16 distinct values means no real jitter source.
+  assert.ok(new Set(waits).size >= 16, `${new Set(waits).size} distinct first waits of 64`);
 });
 
 Deno.test("at most maxInFlight requests per channel", async () => {
