@@ -28,6 +28,7 @@ import { redisCacheScenario } from "./scenarios/redis_cache.ts";
 import {
   sendCvFanoutScenario,
   sendCvMirrorOverheadScenario,
+  sendCvMirrorUnmatchedScenario,
   sendCvOverheadScenario,
 } from "./scenarios/send_cv.ts";
 import { idleRssScenario, pingScenario, readyScenario } from "./scenarios/startup.ts";
@@ -44,6 +45,7 @@ export const SCENARIOS: readonly Scenario[] = [
   sendCvFanoutScenario,
   sendCvOverheadScenario,
   sendCvMirrorOverheadScenario,
+  sendCvMirrorUnmatchedScenario,
   ingestScenario,
   ingestDedupeScenario,
   floodScenario,
