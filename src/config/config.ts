@@ -32,7 +32,7 @@ export const CONFIG_FILE_ENV_VAR = "RTCV_SCRAPER_CLIENT_ENV_FILE";
 export const DEFAULT_TIMEOUT_MS = 20_000;
 /** Default host the health check server binds to. */
 export const DEFAULT_HEALTH_CHECK_HOST = "127.0.0.1";
-/** Default first wait before retrying a failed mirror delivery (it doubles up to a minute). */
+/** Default first wait before retrying a failed outbox delivery (it doubles, with jitter, up to 5 minutes). */
 export const DEFAULT_OUTBOX_RETRY_MS = 1000;
 /** Default time exit waits for mirror and ingest deliveries. */
 export const DEFAULT_DRAIN_MS = 5000;

@@ -9,6 +9,11 @@
  * @module
  */
 
+import {
+  DEFAULT_OUTBOX_MAX_AGE_MS,
+  DEFAULT_OUTBOX_MAX_ATTEMPTS,
+  DEFAULT_OUTBOX_RETRY_MS,
+} from "../config/config.ts";
 import type { OutboxEntry, Reschedule } from "./outbox_store.ts";
 
 /** How a delivery failed, as the adapter classifies it. */
@@ -35,11 +40,11 @@ export interface RetrySettings {
   readonly random: () => number;
 }
 
-/** Defaults: 1 s first wait, 5 attempts, 72 h age limit, waits capped at 5 minutes. */
+/** Defaults: the config's (1 s first wait, 5 attempts, 72 h age limit), waits capped at 5 minutes. */
 export const DEFAULT_RETRY_SETTINGS: RetrySettings = {
-  retryMs: 1000,
-  maxAttempts: 5,
-  maxAgeMs: 72 * 3600_000,
+  retryMs: DEFAULT_OUTBOX_RETRY_MS,
+  maxAttempts: DEFAULT_OUTBOX_MAX_ATTEMPTS,
+  maxAgeMs: DEFAULT_OUTBOX_MAX_AGE_MS,
   maxDelayMs: 300_000,
   random: Math.random,
 };
