@@ -182,6 +182,28 @@ async function bareScanner(fake: FakeModule, servers: readonly FakeServer[], pre
   return { times, scan };
 }
 
+/**
+ * What the store alone costs a send_cv, done by the driver on a Deno.Kv file of its own in the same kind of
+ * directory as the client's: a read of a new reference number, then (`commits`: a mirror's copy or a match's
+ * cache entry) one atomic commit of a 1 KiB row and a 72 h cache entry. Each call times one step.
+ */
+async function storeFloor(dir: string, commits: boolean) {
+  const kv = await Deno.openKv(`${dir}/floor.kv`);
+  const row = new Uint8Array(1024).fill(7);
+  const times: number[] = [];
+  let index = 0;
+  const step = async () => {
+    const key = `floor-${index++}`;
+    const start = performance.now();
+    await kv.get(["ref", key]);
+    if (commits) {
+      await kv.atomic().set(["copy", key], row).set(["ref", key], 1, { expireIn: 72 * 3_600_000 }).commit();
+    }
+    times.push(performance.now() - start);
+  };
+  return { times, step, commits, close: () => kv.close() };
+}
+
 function isBare(cv: unknown): boolean {
   return String((cv as { referenceNumber?: unknown }).referenceNumber).includes("-bare-");
 }
@@ -289,14 +311,23 @@ function overheadVariant(id: string, alias: string, servers: number, matches: bo
       const { client, fakes, fake } = session;
       try {
         const prefix = `overhead-${Date.now()}`;
-        // One bare fetch before each send_cv, so both see the same moment of the machine.
+        // A bare fetch and a bare store step before each send_cv: all three see the same moment of the machine.
         const bare = await bareScanner(fake, fakes, prefix);
+        const store = await storeFloor(await context.tempDir(), servers === 2 || matches);
+        const between = async () => {
+          await bare.scan();
+          await store.step();
+        };
         const n = count(context, 300, 50);
-        await timeSends(client, 20, `${prefix}-warm`, bare.scan, expected);
-        bare.times.length = 0;
-        const { ms, wrong } = await timeSends(client, n, prefix, bare.scan, expected);
+        const { ms, wrong } = await (async () => {
+          await timeSends(client, 20, `${prefix}-warm`, between, expected);
+          bare.times.length = 0;
+          store.times.length = 0;
+          return await timeSends(client, n, prefix, between, expected);
+        })().finally(() => store.close());
         const sent = summarize(ms);
         const direct = summarize(bare.times);
+        const floor = summarize(store.times).median;
         // send_cv first asks the cache about the number (a store read for a new one): that part alone.
         const lookups: number[] = [];
         for (let i = 0; i < n; i++) {
@@ -314,6 +345,16 @@ function overheadVariant(id: string, alias: string, servers: number, matches: bo
           targeted
             ? measured(id, metric, overhead, "ms", limit, note)
             : info(id, metric, overhead, "ms", note),
+          info(
+            id,
+            `store floor: a bare Deno.Kv read${store.commits ? " and commit" : ""} by the driver (median)`,
+            floor,
+            "ms",
+            `${
+              store.commits ? "the read and the one durable commit" : "the read"
+            } this send_cv cannot skip; ` +
+              `the client adds ${formatNumber(overhead - floor)} ms beyond it`,
+          ),
           info(id, "send_cv round trip p90", sent.p90, "ms", `bare fetch p90 ${formatNumber(direct.p90)} ms`),
           info(
             id,
