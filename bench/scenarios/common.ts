@@ -44,9 +44,17 @@ export async function timeExit(client: ClientProcess): Promise<number> {
   return ms;
 }
 
-/** The argv of the floor program (`floor_echo.ts` under `deno run`). */
-export function floorCommand(context: ScenarioContext): string[] {
-  return [Deno.execPath(), "run", `${context.benchDir}/floor_echo.ts`];
+/**
+ * The argv of the floor program (`floor_echo.ts` under `deno run`); with `fetch`, in its fetch mode, POSTing
+ * each line to `fetch.url` (network access to 127.0.0.1 only).
+ */
+export function floorCommand(
+  context: ScenarioContext,
+  fetch?: { url: string; authorization: string },
+): string[] {
+  const program = `${context.benchDir}/floor_echo.ts`;
+  if (fetch === undefined) return [Deno.execPath(), "run", program];
+  return [Deno.execPath(), "run", "--allow-net=127.0.0.1", program, "fetch", fetch.url, fetch.authorization];
 }
 
 /**

@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { check, formatNumber, info, measured, type Row, skipped, summarize } from "../report.ts";
 import type { Scenario, ScenarioContext } from "../scenario.ts";
 import type { ClientProcess } from "../client_process.ts";
-import { answerMessage, count, spawnReady, timeExit } from "./common.ts";
+import { answerMessage, count, floorCommand, spawnReady, timeExit } from "./common.ts";
 
 /** What the bench uses of a running fake RT-CV (see `tests/fake_rtcv.ts`). */
 export interface FakeServer {
@@ -179,7 +179,7 @@ async function bareScanner(fake: FakeModule, servers: readonly FakeServer[], pre
     }));
     times.push(performance.now() - start);
   };
-  return { times, scan };
+  return { times, scan, primary: targets[0] };
 }
 
 /**
@@ -311,11 +311,23 @@ function overheadVariant(id: string, alias: string, servers: number, matches: bo
       const { client, fakes, fake } = session;
       try {
         const prefix = `overhead-${Date.now()}`;
-        // A bare fetch and a bare store step before each send_cv: all three see the same moment of the machine.
+        // Before each send_cv, a bare fetch, the same request through a minimal child process, and a bare store
+        // step: all of them see the same moment of the machine.
         const bare = await bareScanner(fake, fakes, prefix);
         const store = await storeFloor(await context.tempDir(), servers === 2 || matches);
+        const { url, headers: { authorization } } = bare.primary;
+        const child = (await spawnReady(context, { command: floorCommand(context, { url, authorization }) }))
+          .client;
+        const hops: number[] = [];
         const between = async () => {
           await bare.scan();
+          const body = JSON.stringify({ cv: sampleCv(`${prefix}-hop-${hops.length}`) }) + "\n";
+          const start = performance.now();
+          const answer = await child.request(body);
+          hops.push(performance.now() - start);
+          if (answer !== '{"type":"ok"}') {
+            throw new Error(`the fetching floor answered ${answer.slice(0, 160)}`);
+          }
           await store.step();
         };
         const n = count(context, 300, 50);
@@ -323,11 +335,16 @@ function overheadVariant(id: string, alias: string, servers: number, matches: bo
           await timeSends(client, 20, `${prefix}-warm`, between, expected);
           bare.times.length = 0;
           store.times.length = 0;
+          hops.length = 0;
           return await timeSends(client, n, prefix, between, expected);
-        })().finally(() => store.close());
+        })().finally(async () => {
+          store.close();
+          await timeExit(child).catch(() => {});
+        });
         const sent = summarize(ms);
         const direct = summarize(bare.times);
         const floor = summarize(store.times).median;
+        const hop = summarize(hops).median;
         // send_cv first asks the cache about the number (a store read for a new one): that part alone.
         const lookups: number[] = [];
         for (let i = 0; i < n; i++) {
@@ -350,10 +367,16 @@ function overheadVariant(id: string, alias: string, servers: number, matches: bo
             `store floor: a bare Deno.Kv read${store.commits ? " and commit" : ""} by the driver (median)`,
             floor,
             "ms",
-            `${
-              store.commits ? "the read and the one durable commit" : "the read"
-            } this send_cv cannot skip; ` +
-              `the client adds ${formatNumber(overhead - floor)} ms beyond it`,
+            `${store.commits ? "the read and the one durable commit" : "the read"} this send_cv cannot skip`,
+          ),
+          info(
+            id,
+            "process floor: the primary's request through a minimal child process (median)",
+            hop,
+            "ms",
+            `a line in, one fetch, a line out; send_cv takes ${
+              formatNumber(sent.median - hop - floor)
+            } ms more than it and the store floor together`,
           ),
           info(id, "send_cv round trip p90", sent.p90, "ms", `bare fetch p90 ${formatNumber(direct.p90)} ms`),
           info(
