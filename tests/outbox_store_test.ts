@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { CommitBatcher } from "../src/cache/commit_batcher.ts";
 import { KvOutboxStore } from "../src/outbox/kv_outbox_store.ts";
-import type { NewOutboxEntry } from "../src/outbox/outbox_store.ts";
+import type { NewOutboxEntry, OutboxStore } from "../src/outbox/outbox_store.ts";
 
 const encoder = new TextEncoder();
 
@@ -44,6 +44,11 @@ function entry(
 
 const CHANNEL = "https://mirror.example";
 
+/** Takes `store`'s free and due entries of {@link CHANNEL} as `owner` at `now`, leased until `until`. */
+function takeAs(store: OutboxStore, owner: string, now: number, until: number, limit = 10) {
+  return store.take(CHANNEL, { owner, now, until, limit, skip: new Set() });
+}
+
 Deno.test("two processes taking at the same moment never get the same entry", async () => {
   await withStores(2, async ([a, b]) => {
     const now = Date.now();
@@ -75,13 +80,7 @@ Deno.test("a keyed put replaces the waiting copy: one entry, counted once, the n
     const [second] = await store.put([entry("ref-1", "scanCV:ref-1", '{"v":2}')], "", 0, now + 5);
     assert.equal(first.entry.id, second.entry.id);
     assert.equal((await store.status()).get(CHANNEL)?.pending, 1);
-    const { taken } = await store.take(CHANNEL, {
-      owner: "A",
-      now: now + 10,
-      until: now + 1000,
-      limit: 10,
-      skip: new Set(),
-    });
+    const { taken } = await takeAs(store, "A", now + 10, now + 1000);
     assert.equal(taken.length, 1);
     assert.equal(new TextDecoder().decode(taken[0].payload), '{"v":2}');
     // The stale lease of the first copy acks nothing; the current one does.
@@ -117,22 +116,10 @@ Deno.test("reschedule frees the entry until its next time; bury keeps it as a de
       refusals: 0,
       lastError: "could not be reached",
     });
-    const early = await store.take(CHANNEL, {
-      owner: "B",
-      now: now + 100,
-      until: now + 1000,
-      limit: 10,
-      skip: new Set(),
-    });
+    const early = await takeAs(store, "B", now + 100, now + 1000);
     assert.equal(early.taken.length, 0);
     assert.equal(early.nextCheckAt, now + 500);
-    const due = await store.take(CHANNEL, {
-      owner: "B",
-      now: now + 500,
-      until: now + 1000,
-      limit: 10,
-      skip: new Set(),
-    });
+    const due = await takeAs(store, "B", now + 500, now + 1000);
     assert.deepEqual(due.taken.map((item) => [item.entry.label, item.entry.attempts]), [["ra", 1]]);
     await store.bury(b.lease, "A", "answered 400: bad cv", now + 1);
     await store.bury(due.taken[0].lease, "B", "answered 500: parsing time", now + 2);
@@ -151,13 +138,7 @@ Deno.test("a payload bigger than a store value comes back whole", async () => {
     const now = Date.now();
     const big = "履历".repeat(100_000); // ~600 KB of UTF-8
     await store.put([{ ...entry("big"), payload: encoder.encode(big) }], "", 0, now);
-    const { taken } = await store.take(CHANNEL, {
-      owner: "A",
-      now,
-      until: now + 1000,
-      limit: 1,
-      skip: new Set(),
-    });
+    const { taken } = await takeAs(store, "A", now, now + 1000, 1);
     assert.equal(new TextDecoder().decode(taken[0].payload), big);
   });
 });
@@ -166,26 +147,14 @@ Deno.test("renew extends held leases; a lease another process took over is not r
   await withStores(1, async ([store]) => {
     const now = Date.now();
     const [mine, lost] = await store.put([entry("m"), entry("l")], "A", now + 100, now);
-    const stolen = await store.take(CHANNEL, {
-      owner: "B",
-      now: now + 101,
-      until: now + 1000,
-      limit: 10,
-      skip: new Set(),
-    });
+    const stolen = await takeAs(store, "B", now + 101, now + 1000);
     assert.equal(stolen.taken.length, 2);
     const renewed = await store.renew([mine.lease, lost.lease], "A", now + 5000);
     assert.deepEqual(renewed, [null, null]);
     const again = await store.renew(stolen.taken.map((item) => item.lease), "B", now + 5000);
     assert.ok(again.every((lease) => lease !== null));
     assert.equal(
-      (await store.take(CHANNEL, {
-        owner: "C",
-        now: now + 1001,
-        until: now + 2000,
-        limit: 10,
-        skip: new Set(),
-      })).taken.length,
+      (await takeAs(store, "C", now + 1001, now + 2000)).taken.length,
       0,
     );
   });
@@ -209,13 +178,7 @@ Deno.test("a keyed put of a payload bigger than one atomic operation replaces th
       now + 5,
     );
     assert.equal((await store.status()).get(CHANNEL)?.pending, 1);
-    const { taken } = await store.take(CHANNEL, {
-      owner: "A",
-      now: now + 10,
-      until: now + 1000,
-      limit: 10,
-      skip: new Set(),
-    });
+    const { taken } = await takeAs(store, "A", now + 10, now + 1000);
     assert.equal(taken.length, 1);
     assert.equal(new TextDecoder().decode(taken[0].payload), big(2));
     await store.ack([taken[0].lease], "A");
